@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is the daemon's configuration after every source has been applied.
+type Config struct {
+	BindAddresses []string
+	Port          int
+	DataDir       string
+	MySQLDSN      string
+	TLSCert       string
+	TLSKey        string
+	AdminPassword string
+	LogLevel      string
+	ShutdownGrace time.Duration
+}
+
+// setting is one configuration key: its name in files and the environment, its
+// flag, default, and how a value is applied. Every source goes through set, so
+// a value is checked the same way wherever it comes from.
+type setting struct {
+	key, flag, def, usage string
+	// secret settings are never echoed back in errors or logs.
+	secret bool
+	set    func(c *Config, v string) error
+}
+
+func settings() []setting {
+	return []setting{
+		{key: "RPC_BIND_ADDRESSES", flag: "rpc-bind-addresses", def: "127.0.0.1",
+			usage: "comma-separated IP addresses to serve RPC v2 on (IPv6 too)", set: setBindAddresses},
+		{key: "RPC_PORT", flag: "rpc-port", def: "9501", usage: "TLS port for RPC v2",
+			set: func(c *Config, v string) error {
+				p, err := strconv.Atoi(v)
+				if err != nil || p < 1 || p > 65535 {
+					return fmt.Errorf("%q is not a port number from 1 to 65535", v)
+				}
+				c.Port = p
+				return nil
+			}},
+		{key: "CMON_DATA_DIR", flag: "data-dir", def: defaultDataDir(),
+			usage: "directory for the embedded database, generated certificate and initial password",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					return errors.New("must not be empty")
+				}
+				c.DataDir = v
+				return nil
+			}},
+		{key: "CMON_MYSQL_DSN", flag: "mysql-dsn", secret: true,
+			usage: "MySQL/MariaDB DSN user:password@tcp(host:port)/db; empty uses SQLite in the data directory (prefer the file or environment: flags show in the process list)",
+			set:   func(c *Config, v string) error { c.MySQLDSN = v; return nil }},
+		{key: "CMON_TLS_CERT", flag: "tls-cert", usage: "PEM certificate; empty generates a self-signed one in the data directory",
+			set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
+		{key: "CMON_TLS_KEY", flag: "tls-key", usage: "PEM private key of --tls-cert",
+			set: func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{key: "CMON_ADMIN_PASSWORD", flag: "admin-password", secret: true,
+			usage: "password of the admin user created on first start; empty generates one (prefer the file or environment: flags show in the process list)",
+			set:   func(c *Config, v string) error { c.AdminPassword = v; return nil }},
+		{key: "CMON_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error":
+					c.LogLevel = strings.ToLower(v)
+					return nil
+				}
+				return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+			}},
+		{key: "CMON_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "10s",
+			usage: "how long a stop waits for in-flight requests", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+	}
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration such as 30s or 5m", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func setBindAddresses(c *Config, v string) error {
+	var addrs []string
+	for a := range strings.SplitSeq(v, ",") {
+		a = strings.Trim(strings.TrimSpace(a), "[]")
+		if a == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return fmt.Errorf("%q is not an IP address", a)
+		}
+		addrs = append(addrs, ip.String())
+	}
+	if len(addrs) == 0 {
+		return errors.New("no address given")
+	}
+	c.BindAddresses = addrs
+	return nil
+}
+
+// defaultDataDir is /var/lib/cmon for root, else the user's state directory.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/cmon"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "cmon")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "cmon")
+	}
+	return "cmon-data"
+}
+
+// configError names the key and the source, and never the value of a secret.
+func configError(s setting, source string, err error) error {
+	if s.secret {
+		return fmt.Errorf("config: %s (%s): invalid value", s.key, source)
+	}
+	return fmt.Errorf("config: %s (%s): %w", s.key, source, err)
+}
+
+// loadConfig applies, lowest to highest precedence: defaults, the --config
+// file, the environment, and flags.
+func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.FlagSet, error) {
+	fs := pflag.NewFlagSet("cmon", pflag.ContinueOnError)
+	fs.SortFlags = false
+	all := settings()
+	flagValues := map[string]*string{}
+	for _, s := range all {
+		flagValues[s.key] = fs.String(s.flag, s.def, s.usage+" ["+s.key+"]")
+	}
+	configFile := fs.String("config", "", "etc/default/cmon-style file of KEY=\"value\" lines")
+	fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, fs, fmt.Errorf("flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
+	}
+
+	c := &Config{}
+	for _, s := range all {
+		if err := s.set(c, s.def); err != nil && s.def != "" {
+			return nil, fs, configError(s, "default", err)
+		}
+	}
+	if *configFile != "" {
+		values, err := readConfigFile(*configFile)
+		if err != nil {
+			return nil, fs, err
+		}
+		for _, s := range all {
+			if v, ok := values[s.key]; ok {
+				if err := s.set(c, v); err != nil {
+					return nil, fs, configError(s, *configFile, err)
+				}
+			}
+		}
+	}
+	for _, s := range all {
+		if v := getenv(s.key); v != "" {
+			if err := s.set(c, v); err != nil {
+				return nil, fs, configError(s, "environment", err)
+			}
+		}
+	}
+	for _, s := range all {
+		if fs.Changed(s.flag) {
+			if err := s.set(c, *flagValues[s.key]); err != nil {
+				return nil, fs, configError(s, "--"+s.flag, err)
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, fs, errors.New("config: CMON_TLS_CERT and CMON_TLS_KEY must be set together")
+	}
+	return c, fs, nil
+}
+
+// readConfigFile reads KEY="value" lines; '#' starts a comment line. Unknown
+// keys are errors, so a typo never silently falls back to a default.
+func readConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	return parseConfig(f, path)
+}
+
+func parseConfig(r io.Reader, name string) (map[string]string, error) {
+	known := map[string]bool{}
+	for _, s := range settings() {
+		known[s.key] = true
+	}
+	values := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, value, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" {
+			return nil, fmt.Errorf("config: %s line %d: expected KEY=\"value\"", name, n)
+		}
+		if !known[key] {
+			return nil, fmt.Errorf("config: %s line %d: unknown key %s", name, n, key)
+		}
+		value, err := unquote(strings.TrimSpace(value))
+		if err != nil {
+			return nil, fmt.Errorf("config: %s line %d: %s: %w", name, n, key, err)
+		}
+		values[key] = value
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("config: cannot read %s: %w", name, err)
+	}
+	return values, nil
+}
+
+func unquote(v string) (string, error) {
+	if len(v) >= 1 && (v[0] == '"' || v[0] == '\'') {
+		if len(v) < 2 || v[len(v)-1] != v[0] {
+			return "", errors.New("unterminated quote")
+		}
+		return v[1 : len(v)-1], nil
+	}
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = strings.TrimSpace(v[:i])
+	}
+	return v, nil
+}

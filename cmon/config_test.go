@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cmon")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, "# comment\nRPC_PORT=\"9600\"\nRPC_BIND_ADDRESSES='127.0.0.1, ::1'\nCMON_LOG_LEVEL=warn\n")
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantPort int
+		wantBind []string
+		wantLog  string
+	}{
+		{name: "defaults", wantPort: 9501, wantBind: []string{"127.0.0.1"}, wantLog: "info"},
+		{name: "file over defaults", args: []string{"--config", file}, wantPort: 9600, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn"},
+		{name: "env over file", args: []string{"--config", file}, env: map[string]string{"RPC_PORT": "9700"},
+			wantPort: 9700, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn"},
+		{name: "flag over env", args: []string{"--config", file, "--rpc-port", "9800", "--rpc-bind-addresses", "[::1]"},
+			env: map[string]string{"RPC_PORT": "9700"}, wantPort: 9800, wantBind: []string{"::1"}, wantLog: "warn"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := loadConfig(tt.args, func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Port != tt.wantPort || !slices.Equal(c.BindAddresses, tt.wantBind) || c.LogLevel != tt.wantLog {
+				t.Fatalf("got port %d bind %v log %s; want %d %v %s", c.Port, c.BindAddresses, c.LogLevel, tt.wantPort, tt.wantBind, tt.wantLog)
+			}
+		})
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		env     map[string]string
+		wantKey string
+		absent  string
+	}{
+		{name: "unknown key in file", file: "RPC_PROT=9501\n", wantKey: "RPC_PROT"},
+		{name: "port out of range", file: "RPC_PORT=70000\n", wantKey: "RPC_PORT"},
+		{name: "port not a number", env: map[string]string{"RPC_PORT": "nine"}, wantKey: "RPC_PORT"},
+		{name: "bad address", args: []string{"--rpc-bind-addresses", "127.0.0.1,not-an-ip"}, wantKey: "RPC_BIND_ADDRESSES"},
+		{name: "empty address list", file: "RPC_BIND_ADDRESSES=\" , \"\n", wantKey: "RPC_BIND_ADDRESSES"},
+		{name: "unterminated quote", file: "RPC_PORT=\"9501\n", wantKey: "RPC_PORT"},
+		{name: "line without equals", file: "RPC_PORT\n", wantKey: "line 1"},
+		{name: "unreadable file", args: []string{"--config", "/nonexistent/cmon"}, wantKey: "/nonexistent/cmon"},
+		{name: "cert without key", env: map[string]string{"CMON_TLS_CERT": "/x.crt"}, wantKey: "CMON_TLS_KEY"},
+		{name: "bad log level", file: "CMON_LOG_LEVEL=loud\n", wantKey: "CMON_LOG_LEVEL"},
+		{name: "unexpected argument", args: []string{"serve"}, wantKey: "serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"--config", writeConfig(t, tt.file)}, args...)
+			}
+			_, _, err := loadConfig(args, func(k string) string { return tt.env[k] })
+			if err == nil {
+				t.Fatal("loadConfig accepted bad input")
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q should be one line naming %s", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestSecretValuesStayOutOfErrors(t *testing.T) {
+	for _, s := range settings() {
+		if !s.secret {
+			continue
+		}
+		err := configError(s, "environment", os.ErrInvalid)
+		if !strings.Contains(err.Error(), s.key) || strings.Contains(err.Error(), os.ErrInvalid.Error()) {
+			t.Errorf("%s: error %q should name the key and nothing of the value", s.key, err)
+		}
+	}
+}
+
+func TestShippedConfigFileParses(t *testing.T) {
+	path := filepath.Join("..", "etc", "default", "cmon")
+	if _, err := readConfigFile(path); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings() {
+		if !strings.Contains(string(body), s.key+"=") {
+			t.Errorf("etc/default/cmon does not document %s", s.key)
+		}
+	}
+}

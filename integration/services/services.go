@@ -1,0 +1,164 @@
+// Package services starts the real services cmon's tests need (MariaDB, OpenSSH
+// sshd) on loopback, on spare ports, in temporary directories, installing the
+// Debian package when the program is missing, and stops them afterwards.
+//
+// Outside CI a service that cannot be had skips the tests that need it; with
+// CI=true it fails them, so a missing service never passes as a skip.
+package services
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InCI tells whether the run is under CI, where missing services are failures.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v == "true" || v == "1" || v == "yes"
+}
+
+// Unavailable fails the test under CI and skips it elsewhere.
+func Unavailable(t testing.TB, what string, err error) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("%s is required under CI: %v", what, err)
+	}
+	t.Skipf("%s unavailable (set CI=true to make this a failure): %v", what, err)
+}
+
+// registry holds the services started lazily by a test binary, so that Main
+// can stop them when its tests are done. A test binary is one process, and this
+// is its only shared state.
+var registry struct {
+	sync.Mutex
+	stops []func()
+}
+
+func onStop(stop func()) {
+	registry.Lock()
+	defer registry.Unlock()
+	registry.stops = append(registry.stops, stop)
+}
+
+// Main runs a package's tests and then stops every service they started. Use it
+// from TestMain: func TestMain(m *testing.M) { os.Exit(services.Main(m)) }.
+func Main(m *testing.M) int {
+	code := m.Run()
+	registry.Lock()
+	defer registry.Unlock()
+	for i := len(registry.stops) - 1; i >= 0; i-- {
+		registry.stops[i]()
+	}
+	registry.stops = nil
+	return code
+}
+
+// Install makes sure program is on the machine, installing the Debian package
+// when it is missing. Concurrent test binaries serialize on a lock file, so
+// that apt-get runs once.
+func Install(ctx context.Context, program, pkg string) (string, error) {
+	if p, err := lookPath(program); err == nil {
+		return p, nil
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "cmon-test-apt.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("apt lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("apt lock: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if p, err := lookPath(program); err == nil {
+		return p, nil // installed by another test binary while we waited
+	}
+	var prefix []string
+	if os.Geteuid() != 0 {
+		prefix = []string{"sudo", "-n"}
+	}
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	for _, args := range [][]string{{"apt-get", "update", "-qq"}, {"apt-get", "install", "-y", "-qq", "--no-install-recommends", pkg}} {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		if prefix != nil {
+			cmd = exec.CommandContext(ctx, prefix[0], append(prefix[1:], args...)...)
+		}
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLines(out, 5))
+		}
+	}
+	return lookPath(program)
+}
+
+// lookPath also searches the sbin folders, which a non-root PATH may lack.
+func lookPath(program string) (string, error) {
+	if p, err := exec.LookPath(program); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := filepath.Join(dir, program)
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", program)
+}
+
+// FreePort asks the kernel for a TCP port that is free on addr at the moment.
+func FreePort(addr string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port on %s: %w", addr, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitFor polls ready until it returns nil or the timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, ready func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var err error
+	for {
+		if err = ready(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %s: %w", timeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func lastLines(out []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// stopProcess ends a service process: SIGTERM, then SIGKILL if it lingers.
+func stopProcess(cmd *exec.Cmd, done <-chan error) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+

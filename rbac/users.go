@@ -1,0 +1,308 @@
+// Package rbac holds who may use cmon and what they may do: users, groups,
+// passwords, public keys and the access-control policies.
+package rbac
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/cmon-dev/cmon/sql"
+)
+
+// AdminsGroup is the superusers' group: its members pass every access check.
+const AdminsGroup = "admins"
+
+// AdminUser is the superuser created on the first start.
+const AdminUser = "admin"
+
+// User is a cmon user. The password hash stays inside this package's callers
+// that verify logins; replies never carry it.
+type User struct {
+	ID              int64
+	Name            string
+	FirstName       string
+	LastName        string
+	Email           string
+	PasswordHash    string
+	Origin          string
+	Timezone        string
+	Disabled        bool
+	Suspended       bool
+	Created         time.Time
+	LastLogin       time.Time
+	LastFailedLogin time.Time
+	NFailedLogins   int
+	Groups          []Group
+}
+
+// Group is a named set of users.
+type Group struct {
+	ID      int64
+	Name    string
+	Created time.Time
+}
+
+// IsSuperuser tells whether the user is in the admins group.
+func (u *User) IsSuperuser() bool {
+	for _, g := range u.Groups {
+		if g.Name == AdminsGroup {
+			return true
+		}
+	}
+	return false
+}
+
+// InGroup tells whether the user belongs to the named group.
+func (u *User) InGroup(name string) bool {
+	for _, g := range u.Groups {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors the store returns; the RPC layer maps them to request statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Store keeps users and groups in the database.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// NewStore makes a Store over db.
+func NewStore(db *sql.DB) *Store {
+	return &Store{db: db, now: time.Now}
+}
+
+// ValidateName checks a user or group name: 1 to 64 characters, no control
+// characters, no white space at the ends, and none of the characters that ACL
+// strings and tree paths use as separators.
+func ValidateName(kind, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is empty", kind)
+	case len(name) > 64:
+		return fmt.Errorf("%s name is longer than 64 characters", kind)
+	case strings.TrimSpace(name) != name:
+		return fmt.Errorf("%s name has white space at its ends", kind)
+	case strings.ContainsAny(name, ":,/"):
+		return fmt.Errorf("%s name contains one of ':', ',' or '/'", kind)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("%s name contains a control or invalid character", kind)
+		}
+	}
+	return nil
+}
+
+const userColumns = `user_id, user_name, first_name, last_name, email_address, password_hash, origin,
+	timezone, disabled, suspended, created, last_login, last_failed_login, n_failed_logins`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanUser(r rowScanner) (*User, error) {
+	var u User
+	var created, lastLogin, lastFailed int64
+	if err := r.Scan(&u.ID, &u.Name, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash, &u.Origin,
+		&u.Timezone, &u.Disabled, &u.Suspended, &created, &lastLogin, &lastFailed, &u.NFailedLogins); err != nil {
+		return nil, err
+	}
+	u.Created, u.LastLogin, u.LastFailedLogin = sql.Time(created), sql.Time(lastLogin), sql.Time(lastFailed)
+	return &u, nil
+}
+
+// UserByName loads a user and its groups; ErrNotFound when there is none.
+func (s *Store) UserByName(ctx context.Context, name string) (*User, error) {
+	return s.loadUser(ctx, "user_name = ?", name)
+}
+
+// UserByID loads a user and its groups; ErrNotFound when there is none.
+func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
+	return s.loadUser(ctx, "user_id = ?", id)
+}
+
+func (s *Store) loadUser(ctx context.Context, where string, arg any) (*User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE "+where, arg))
+	if errors.Is(err, stdsql.ErrNoRows) {
+		return nil, fmt.Errorf("user: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	if u.Groups, err = s.groupsOf(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Store) groupsOf(ctx context.Context, userID int64) ([]Group, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT g.group_id, g.group_name, g.created FROM user_groups g
+		JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = ? ORDER BY g.group_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("load groups of user %d: %w", userID, err)
+	}
+	return scanGroups(rows)
+}
+
+func scanGroups(rows *stdsql.Rows) ([]Group, error) {
+	defer rows.Close()
+	var out []Group
+	for rows.Next() {
+		var g Group
+		var created int64
+		if err := rows.Scan(&g.ID, &g.Name, &created); err != nil {
+			return nil, fmt.Errorf("scan group: %w", err)
+		}
+		g.Created = sql.Time(created)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// GroupByName loads a group; ErrNotFound when there is none.
+func (s *Store) GroupByName(ctx context.Context, name string) (*Group, error) {
+	var g Group
+	var created int64
+	err := s.db.QueryRowContext(ctx, "SELECT group_id, group_name, created FROM user_groups WHERE group_name = ?", name).
+		Scan(&g.ID, &g.Name, &created)
+	if errors.Is(err, stdsql.ErrNoRows) {
+		return nil, fmt.Errorf("group: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load group: %w", err)
+	}
+	g.Created = sql.Time(created)
+	return &g, nil
+}
+
+// CreateGroup adds a group; ErrExists when the name is taken.
+func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
+	if err := ValidateName("group", name); err != nil {
+		return nil, err
+	}
+	return createGroup(ctx, s.db, name, s.now())
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error)
+}
+
+func createGroup(ctx context.Context, db execer, name string, now time.Time) (*Group, error) {
+	res, err := db.ExecContext(ctx, "INSERT INTO user_groups (group_name, created) VALUES (?, ?)", name, sql.Millis(now))
+	if sql.IsUniqueViolation(err) {
+		return nil, fmt.Errorf("group %q: %w", name, ErrExists)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	return &Group{ID: id, Name: name, Created: now.UTC()}, nil
+}
+
+// NewUser is what CreateUser needs; PasswordHash is already hashed.
+type NewUser struct {
+	Name, FirstName, LastName, Email, PasswordHash, Timezone string
+	// Groups the user joins; missing groups are created when CreateGroups is set.
+	Groups       []string
+	CreateGroups bool
+}
+
+// CreateUser adds a user and its memberships in one transaction, so that a
+// failure leaves nothing half-created.
+func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	if err := ValidateName("user", nu.Name); err != nil {
+		return nil, err
+	}
+	if nu.Timezone == "" {
+		nu.Timezone = "UTC"
+	}
+	now := s.now()
+	var id int64
+	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO users (user_name, first_name, last_name, email_address,
+			password_hash, timezone, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			nu.Name, nu.FirstName, nu.LastName, nu.Email, nu.PasswordHash, nu.Timezone, sql.Millis(now))
+		if sql.IsUniqueViolation(err) {
+			return fmt.Errorf("user %q: %w", nu.Name, ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		for _, name := range nu.Groups {
+			if err := joinGroup(ctx, tx, id, name, nu.CreateGroups, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.UserByID(ctx, id)
+}
+
+func joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, create bool, now time.Time) error {
+	var groupID int64
+	err := tx.QueryRowContext(ctx, "SELECT group_id FROM user_groups WHERE group_name = ?", group).Scan(&groupID)
+	switch {
+	case errors.Is(err, stdsql.ErrNoRows) && create:
+		if err := ValidateName("group", group); err != nil {
+			return err
+		}
+		g, err := createGroup(ctx, tx, group, now)
+		if err != nil {
+			return err
+		}
+		groupID = g.ID
+	case errors.Is(err, stdsql.ErrNoRows):
+		return fmt.Errorf("group %q: %w", group, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("look up group %q: %w", group, err)
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO group_members (user_id, group_id) VALUES (?, ?)", userID, groupID)
+	if err != nil && !sql.IsUniqueViolation(err) {
+		return fmt.Errorf("add user %d to group %q: %w", userID, group, err)
+	}
+	return nil
+}
+
+// CountUsers tells how many users exist.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// CreateAdmin creates the superuser admin in group admins and tells whether it
+// did. When two controllers start on one empty database at once, one creates it
+// and the other finds it exists.
+func (s *Store) CreateAdmin(ctx context.Context, passwordHash string) (bool, error) {
+	_, err := s.CreateUser(ctx, NewUser{Name: AdminUser, FirstName: "Admin", LastName: "User",
+		PasswordHash: passwordHash, Groups: []string{AdminsGroup}, CreateGroups: true})
+	if errors.Is(err, ErrExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create %s user: %w", AdminUser, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,132 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cmon-dev/cmon/rbac"
+)
+
+// Status is an RPC v2 request_status.
+type Status string
+
+// The request statuses of the RPC v2 protocol.
+const (
+	StatusOk             Status = "Ok"
+	StatusInvalidRequest Status = "InvalidRequest"
+	StatusObjectNotFound Status = "ObjectNotFound"
+	StatusAccessDenied   Status = "AccessDenied"
+	StatusAuthRequired   Status = "AuthRequired"
+	StatusTryAgain       Status = "TryAgain"
+	StatusUnknownError   Status = "UnknownError"
+)
+
+// TimeFormat is the only timestamp format clients parse: UTC with milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// Timestamp renders t for a reply; the zero time is the empty string, as the
+// original controller renders "never".
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeFormat)
+}
+
+// Error is an RPC failure with the status and the error_string the client sees.
+// Other errors reaching the envelope become UnknownError without their text,
+// which may hold internals.
+type Error struct {
+	Status  Status
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Status) + ": " + e.Message }
+
+func newError(status Status, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidRequest reports input the operation cannot accept.
+func InvalidRequest(format string, args ...any) *Error {
+	return newError(StatusInvalidRequest, format, args...)
+}
+
+// NotFound reports a missing object.
+func NotFound(format string, args ...any) *Error {
+	return newError(StatusObjectNotFound, format, args...)
+}
+
+// AccessDenied reports an operation the caller may not do.
+func AccessDenied(format string, args ...any) *Error {
+	return newError(StatusAccessDenied, format, args...)
+}
+
+// Reply holds an operation's own reply fields; the envelope adds the rest.
+type Reply map[string]any
+
+// Request is one decoded RPC v2 request.
+type Request struct {
+	Module    string
+	Operation string
+	// Caller is the authenticated user, nil for operations that need none.
+	Caller   *rbac.User
+	RemoteIP string
+	HTTP     *http.Request
+	// Writer lets operations that start or end sessions set cookies.
+	Writer http.ResponseWriter
+
+	body   []byte
+	fields map[string]json.RawMessage
+}
+
+// Decode reads the request's fields into v (a pointer to a struct with json
+// tags), turning type mismatches into a clear InvalidRequest.
+func (r *Request) Decode(v any) error {
+	if err := json.Unmarshal(r.body, v); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
+// Has tells whether the request carries the named top-level field.
+func (r *Request) Has(field string) bool {
+	_, ok := r.fields[field]
+	return ok
+}
+
+func decodeError(err error) *Error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if field == "" {
+			return InvalidRequest("The request must be a JSON object.")
+		}
+		return InvalidRequest("Field '%s' must be %s, not %s.", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return InvalidRequest("The request is not valid JSON: %s at byte %d.", syntaxErr.Error(), syntaxErr.Offset)
+	}
+	return InvalidRequest("The request could not be read: %s.", strings.TrimSuffix(err.Error(), "."))
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+		return "a number"
+	case kind == "bool":
+		return "a boolean"
+	case kind == "string":
+		return "a string"
+	case kind == "slice", kind == "array":
+		return "an array"
+	default:
+		return "an object"
+	}
+}

@@ -1,0 +1,296 @@
+// Package rpc serves the RPC v2 protocol: TLS listeners, the request/reply
+// envelope, authentication, and one operation table per module.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/cmon-dev/cmon/rbac"
+)
+
+// MaxBodyBytes bounds a request body; larger requests are refused unread.
+const MaxBodyBytes = 1 << 20
+
+// Handler runs one operation for an already authenticated and authorized caller.
+type Handler func(ctx context.Context, req *Request) (Reply, error)
+
+// AuthMode says whether an operation needs an authenticated caller.
+type AuthMode int
+
+const (
+	// AuthRequired, the zero value, refuses requests without valid credentials.
+	AuthRequired AuthMode = iota
+	// AuthOptional identifies the caller when it can and answers anyway (ping).
+	AuthOptional
+	// AuthNone never looks at credentials (the login steps themselves).
+	AuthNone
+)
+
+// Operation is one row of a module's table: the name clients send, whether it
+// needs an authenticated caller, and the handler.
+type Operation struct {
+	Name    string
+	Auth    AuthMode
+	Handler Handler
+}
+
+// Module is one /v2/<name> path and its operations, looked up case-insensitively.
+type Module struct {
+	Name string
+	ops  map[string]Operation
+}
+
+// Authenticator finds the caller of a request: from an inline authenticate
+// object or from the session cookie. It returns an *Error (AuthRequired or
+// AccessDenied) when the request carries no valid credentials.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *Request) (*rbac.User, error)
+}
+
+// Server is the RPC v2 HTTP handler.
+type Server struct {
+	log          *slog.Logger
+	version      string
+	controllerID string
+	auth         Authenticator
+	modules      map[string]*Module
+}
+
+// Options wire a Server.
+type Options struct {
+	Log          *slog.Logger
+	Version      string
+	ControllerID string
+	// Auth may be nil: then every non-public operation answers AuthRequired.
+	Auth Authenticator
+}
+
+// infoModule is the name the protocol gives to the bare /v2 path.
+const infoModule = "info"
+
+// NewServer makes a Server with the controller module; callers add the others.
+func NewServer(o Options) *Server {
+	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, auth: o.Auth, modules: map[string]*Module{}}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.Handle(infoModule)
+	s.Handle("controller", s.controllerOperations()...)
+	return s
+}
+
+// Handle adds operations to a module, creating it on first use.
+func (s *Server) Handle(module string, ops ...Operation) {
+	m := s.modules[module]
+	if m == nil {
+		m = &Module{Name: module, ops: map[string]Operation{}}
+		s.modules[module] = m
+	}
+	for _, op := range ops {
+		key := strings.ToLower(op.Name)
+		if _, dup := m.ops[key]; dup {
+			panic(fmt.Sprintf("rpc: operation %s registered twice on /v2/%s", op.Name, module)) // a wiring bug, found at start-up
+		}
+		m.ops[key] = op
+	}
+}
+
+// ServeHTTP answers every request with an RPC v2 envelope.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := &Request{HTTP: r, Writer: w, RemoteIP: remoteIP(r)}
+	reply, err := s.serve(r.Context(), req)
+	status := s.write(w, req, reply, err)
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "rpc request",
+		slog.String("module", req.Module), slog.String("operation", req.Operation),
+		slog.String("status", string(status)), slog.String("remote", req.RemoteIP),
+		slog.String("user", callerName(req.Caller)), slog.Duration("took", time.Since(start)))
+}
+
+func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("rpc operation panicked", "module", req.Module, "operation", req.Operation,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			reply, err = nil, &Error{Status: StatusUnknownError, Message: "Internal error."}
+		}
+	}()
+	module, err := s.route(req.HTTP.URL.Path)
+	if err != nil {
+		return nil, err
+	}
+	req.Module = module.Name
+	if err := s.readBody(req); err != nil {
+		return nil, err
+	}
+	if module.Name != infoModule && req.HTTP.Method != http.MethodPost {
+		return nil, InvalidRequest("Method %s is not supported on '/v2/%s': send POST with a JSON body.", req.HTTP.Method, module.Name)
+	}
+	op, ok := module.ops[strings.ToLower(req.Operation)]
+	if !ok {
+		return nil, InvalidRequest("Invalid operation '%s' on '/v2/%s'.", req.Operation, module.Name)
+	}
+	switch op.Auth {
+	case AuthRequired:
+		if req.Caller, err = s.authenticate(ctx, req); err != nil {
+			return nil, err
+		}
+	case AuthOptional:
+		req.Caller, _ = s.authenticate(ctx, req)
+	}
+	return op.Handler(ctx, req)
+}
+
+func (s *Server) authenticate(ctx context.Context, req *Request) (*rbac.User, error) {
+	if s.auth == nil {
+		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
+	}
+	return s.auth.Authenticate(ctx, req)
+}
+
+// route maps /v2, /v2/ and /v2/<module>[/] to a module.
+func (s *Server) route(path string) (*Module, error) {
+	rest, ok := strings.CutPrefix(path, "/v2")
+	if !ok || (rest != "" && rest[0] != '/') {
+		return nil, NotFound("Path '%s' is not an RPC v2 path; use /v2/<module>.", path)
+	}
+	name := strings.Trim(rest, "/")
+	if name == "" {
+		name = infoModule
+	}
+	m, ok := s.modules[name]
+	if !ok {
+		return nil, InvalidRequest("Invalid module '/v2/%s'.", name)
+	}
+	return m, nil
+}
+
+// readBody reads the JSON body whatever the Content-Type says (curl -d sends a
+// form type), and the envelope fields every operation shares.
+func (s *Server) readBody(req *Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, req.HTTP.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return InvalidRequest("The request body is larger than %d bytes.", MaxBodyBytes)
+	}
+	if err != nil {
+		return InvalidRequest("The request body could not be read.")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	req.body = body
+	if err := json.Unmarshal(body, &req.fields); err != nil {
+		if req.fields == nil && !json.Valid(body) {
+			return decodeError(err)
+		}
+		return InvalidRequest("The request must be a JSON object.")
+	}
+	if raw, ok := req.fields["operation"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &req.Operation); err != nil {
+			return InvalidRequest("Field 'operation' must be a string.")
+		}
+	}
+	return nil
+}
+
+// write renders the envelope around reply or err and returns the status sent.
+func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err error) Status {
+	out := map[string]any{}
+	for k, v := range reply {
+		out[k] = v
+	}
+	status := StatusOk
+	if err != nil {
+		var rpcErr *Error
+		if !errors.As(err, &rpcErr) {
+			s.log.Error("rpc operation failed", "module", req.Module, "operation", req.Operation, "err", err)
+			rpcErr = &Error{Status: StatusUnknownError, Message: "Internal error."}
+		}
+		status = rpcErr.Status
+		if rpcErr.Message != "" {
+			out["error_string"] = rpcErr.Message
+		}
+		if status == StatusInvalidRequest && req.Module != "" {
+			out["request_operation"] = req.Operation
+			out["request_path"] = requestPath(req.HTTP.URL.Path)
+		}
+	}
+	out["request_status"] = status
+	out["controller_id"] = s.controllerID
+	out["request_processed"] = time.Now().UTC().Format(TimeFormat)
+	for _, echo := range []string{"request_id", "request_created"} {
+		if raw, ok := req.fields[echo]; ok {
+			out[echo] = raw
+		}
+	}
+	if req.Caller != nil {
+		out["request_user_id"] = req.Caller.ID
+		out["debug_messages"] = []string{fmt.Sprintf("RPC V2 authenticated user is '%s'.", req.Caller.Name)}
+	}
+	body, err := json.MarshalIndent(out, "", "    ")
+	if err != nil {
+		s.log.Error("encode rpc reply", "module", req.Module, "operation", req.Operation, "err", err)
+		body = []byte(`{"request_status": "UnknownError", "error_string": "Internal error."}`)
+		status = StatusUnknownError
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Server", "cmon/"+s.version)
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	// An explicit length keeps HTTP/1.0 clients, which read until EOF, off chunking.
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(httpStatus(status, req.Module))
+	_, _ = w.Write(body)
+	return status
+}
+
+func httpStatus(status Status, module string) int {
+	switch {
+	case status == StatusAuthRequired:
+		return http.StatusUnauthorized // one known client re-authenticates on 401
+	case module == "" && status == StatusObjectNotFound:
+		return http.StatusNotFound // not an RPC path at all
+	default:
+		return http.StatusOK
+	}
+}
+
+// requestPath splits the URL path the way the original controller reports it.
+func requestPath(path string) []string {
+	var parts []string
+	for p := range strings.SplitSeq(path, "/") {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func callerName(u *rbac.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.Name
+}

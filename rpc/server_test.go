@@ -1,0 +1,149 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmon-dev/cmon/rbac"
+)
+
+type fixedAuth struct{ user *rbac.User }
+
+func (a fixedAuth) Authenticate(context.Context, *Request) (*rbac.User, error) {
+	if a.user == nil {
+		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
+	}
+	return a.user, nil
+}
+
+func testServer(auth Authenticator) *Server {
+	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid", Auth: auth})
+	s.Handle("test",
+		Operation{Name: "echoNumber", Handler: func(_ context.Context, req *Request) (Reply, error) {
+			var in struct {
+				Number int `json:"number"`
+			}
+			if err := req.Decode(&in); err != nil {
+				return nil, err
+			}
+			return Reply{"number": in.Number}, nil
+		}},
+		Operation{Name: "boom", Handler: func(context.Context, *Request) (Reply, error) { panic("boom") }},
+		Operation{Name: "internal", Handler: func(context.Context, *Request) (Reply, error) {
+			return nil, io.ErrUnexpectedEOF
+		}},
+	)
+	return s
+}
+
+func call(t *testing.T, h http.Handler, method, path, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var out map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("reply is not JSON: %v: %s", err, rec.Body.String())
+	}
+	return rec.Code, rec.Header(), out
+}
+
+func TestEnvelope(t *testing.T) {
+	alice := &rbac.User{ID: 4, Name: "alice"}
+	tests := []struct {
+		name       string
+		auth       Authenticator
+		method     string
+		path       string
+		body       string
+		wantHTTP   int
+		wantStatus Status
+		wantError  string
+		check      func(t *testing.T, out map[string]any)
+	}{
+		{name: "bare v2 get", method: "GET", path: "/v2", wantHTTP: 200, wantStatus: StatusInvalidRequest,
+			wantError: "Invalid operation '' on '/v2/info'.",
+			check: func(t *testing.T, out map[string]any) {
+				if out["request_operation"] != "" || len(out["request_path"].([]any)) != 1 {
+					t.Errorf("request_operation/request_path = %v %v", out["request_operation"], out["request_path"])
+				}
+			}},
+		{name: "ping without auth, trailing slash, any case", method: "POST", path: "/v2/controller/",
+			body: `{"operation":"PiNg","request_id":42,"request_created":"2021-02-09T09:24:47.552Z"}`, wantHTTP: 200, wantStatus: StatusOk,
+			check: func(t *testing.T, out map[string]any) {
+				if out["request_id"] != float64(42) || out["request_created"] != "2021-02-09T09:24:47.552Z" {
+					t.Errorf("request_id/created not echoed: %v", out)
+				}
+				if out["authenticated"] != false || out["rpc_version"] != "2.0" || out["package_version"] != "1.2.3" {
+					t.Errorf("ping reply %v", out)
+				}
+				if _, err := time.Parse(TimeFormat, out["request_processed"].(string)); err != nil {
+					t.Errorf("request_processed: %v", err)
+				}
+				if _, ok := out["request_user_id"]; ok {
+					t.Error("request_user_id on an unauthenticated reply")
+				}
+			}},
+		{name: "unknown module", method: "POST", path: "/v2/nope", body: `{"operation":"x"}`, wantHTTP: 200,
+			wantStatus: StatusInvalidRequest, wantError: "Invalid module '/v2/nope'."},
+		{name: "unknown operation", method: "POST", path: "/v2/test", body: `{"operation":"fly"}`, wantHTTP: 200,
+			wantStatus: StatusInvalidRequest, wantError: "Invalid operation 'fly' on '/v2/test'."},
+		{name: "not an rpc path", method: "POST", path: "/v3/test", body: `{}`, wantHTTP: 404, wantStatus: StatusObjectNotFound},
+		{name: "auth required", method: "POST", path: "/v2/test", body: `{"operation":"echoNumber"}`,
+			wantHTTP: 401, wantStatus: StatusAuthRequired},
+		{name: "authenticated call", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":7}`,
+			wantHTTP: 200, wantStatus: StatusOk,
+			check: func(t *testing.T, out map[string]any) {
+				if out["number"] != float64(7) || out["request_user_id"] != float64(4) {
+					t.Errorf("reply %v", out)
+				}
+				if dm := out["debug_messages"].([]any); dm[0] != "RPC V2 authenticated user is 'alice'." {
+					t.Errorf("debug_messages %v", dm)
+				}
+			}},
+		{name: "wrong field type", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":"7"}`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'number' must be a number, not string."},
+		{name: "operation not a string", method: "POST", path: "/v2/test", body: `{"operation":5}`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'operation' must be a string."},
+		{name: "malformed json", method: "POST", path: "/v2/test", body: `{"operation":`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest},
+		{name: "json array", method: "POST", path: "/v2/test", body: `[1,2]`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "The request must be a JSON object."},
+		{name: "trailing garbage", method: "POST", path: "/v2/test", body: `{"operation":"x"} {}`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest},
+		{name: "body over 1 MiB", method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","pad":"` + strings.Repeat("a", MaxBodyBytes) + `"}`,
+			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "The request body is larger than 1048576 bytes."},
+		{name: "get on a module", method: "GET", path: "/v2/test", wantHTTP: 200, wantStatus: StatusInvalidRequest,
+			wantError: "Method GET is not supported on '/v2/test': send POST with a JSON body."},
+		{name: "panic becomes UnknownError", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"boom"}`,
+			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
+		{name: "internal error text is not leaked", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"internal"}`,
+			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, hdr, out := call(t, testServer(tt.auth), tt.method, tt.path, tt.body)
+			if code != tt.wantHTTP {
+				t.Errorf("HTTP status %d, want %d", code, tt.wantHTTP)
+			}
+			if out["request_status"] != string(tt.wantStatus) {
+				t.Fatalf("request_status %v, want %s: %v", out["request_status"], tt.wantStatus, out)
+			}
+			if tt.wantError != "" && out["error_string"] != tt.wantError {
+				t.Errorf("error_string %q, want %q", out["error_string"], tt.wantError)
+			}
+			if out["controller_id"] != "cid" || hdr.Get("Server") != "cmon/1.2.3" || hdr.Get("Content-Length") == "" {
+				t.Errorf("envelope headers/fields missing: %v %v", hdr, out)
+			}
+			if tt.check != nil {
+				tt.check(t, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,181 @@
+// Package sql opens cmon's database (embedded SQLite or MySQL/MariaDB) and keeps
+// its schema current. It knows nothing of cmon's domain: the other packages write
+// their queries against *DB and keep backend differences in the few helpers here.
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the backend, for the few statements the two do not share.
+type Dialect string
+
+const (
+	SQLite Dialect = "sqlite"
+	MySQL  Dialect = "mysql"
+)
+
+// DB is a database/sql handle that knows its dialect.
+type DB struct {
+	*stdsql.DB
+	Dialect Dialect
+	// Where is a printable description of the database without secrets.
+	Where string
+}
+
+// SQLiteFile is the embedded database's file name inside the data directory.
+const SQLiteFile = "cmon.db"
+
+// Open connects to MySQL/MariaDB when mysqlDSN is set, else to the SQLite file
+// in dataDir, and checks that the database answers.
+func Open(ctx context.Context, mysqlDSN, dataDir string) (*DB, error) {
+	if mysqlDSN != "" {
+		return openMySQL(ctx, mysqlDSN)
+	}
+	return OpenSQLite(ctx, filepath.Join(dataDir, SQLiteFile))
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path.
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	// The database holds password hashes: create it private (SQLite gives its
+	// -wal and -shm files the main file's mode).
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database file: %w", err)
+	}
+	f.Close()
+	// WAL lets readers run beside the single writer; busy_timeout makes writers
+	// queue instead of failing; _txlock=immediate takes the write lock at BEGIN so
+	// read-then-write transactions (claiming a job) cannot deadlock on upgrade.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := stdsql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	d := &DB{DB: db, Dialect: SQLite, Where: "sqlite:" + path}
+	if err := d.ping(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func openMySQL(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		// The driver's message may quote the DSN, password included: say only what is wrong.
+		return nil, errors.New("CMON_MYSQL_DSN is not a valid MySQL DSN (user:password@tcp(host:port)/dbname)")
+	}
+	cfg.ParseTime = false // times are stored as integer milliseconds on both backends
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql connector: %w", err)
+	}
+	db := stdsql.OpenDB(connector)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetMaxIdleConns(8)
+	d := &DB{DB: db, Dialect: MySQL, Where: fmt.Sprintf("mysql:%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName)}
+	if err := d.ping(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (db *DB) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return fmt.Errorf("connect to %s: %w", db.Where, err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil.
+func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ForUpdateSkipLocked is the locking clause for claiming queue rows: MySQL and
+// MariaDB lock rows and skip those another controller holds; SQLite has one
+// writer at a time (the transaction holds the write lock from BEGIN), so it needs none.
+func (db *DB) ForUpdateSkipLocked() string {
+	if db.Dialect == MySQL {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// IsUniqueViolation tells whether err is a duplicate-key error on either backend.
+func IsUniqueViolation(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// Millis converts a time to the integer milliseconds stored in the database; the
+// zero time is stored as 0.
+func Millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// Time converts stored milliseconds back; 0 is the zero time.
+func Time(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// EnsureSetting returns the stored value of an installation-wide setting,
+// storing value first if the setting does not exist yet. Controllers sharing a
+// database all end up with the value the first one stored.
+func (db *DB) EnsureSetting(ctx context.Context, name, value string) (string, error) {
+	_, err := db.ExecContext(ctx, "INSERT INTO controller_settings (name, value) VALUES (?, ?)", name, value)
+	if err != nil && !IsUniqueViolation(err) {
+		return "", fmt.Errorf("store setting %s: %w", name, err)
+	}
+	var stored string
+	if err := db.QueryRowContext(ctx, "SELECT value FROM controller_settings WHERE name = ?", name).Scan(&stored); err != nil {
+		return "", fmt.Errorf("read setting %s: %w", name, err)
+	}
+	return stored, nil
+}
