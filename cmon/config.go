@@ -26,6 +26,12 @@ type Config struct {
 	AdminPassword string
 	LogLevel      string
 	ShutdownGrace time.Duration
+	SessionIdle   time.Duration
+	SessionMax    time.Duration
+	// LoginMaxFailures failed logins within LoginLockout lock a user name or
+	// client address out for LoginLockout; half as many start slowing it.
+	LoginMaxFailures int
+	LoginLockout     time.Duration
 }
 
 // setting is one configuration key: its name in files and the environment, its
@@ -81,6 +87,22 @@ func settings() []setting {
 			}},
 		{key: "CMON_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "10s",
 			usage: "how long a stop waits for in-flight requests", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+		{key: "CMON_SESSION_IDLE_TIMEOUT", flag: "session-idle-timeout", def: "1h",
+			usage: "a session unused this long ends", set: durationSetter(func(c *Config) *time.Duration { return &c.SessionIdle })},
+		{key: "CMON_SESSION_MAX_LIFETIME", flag: "session-max-lifetime", def: "24h",
+			usage: "a session ends this long after login however used", set: durationSetter(func(c *Config) *time.Duration { return &c.SessionMax })},
+		{key: "CMON_LOGIN_MAX_FAILURES", flag: "login-max-failures", def: "10",
+			usage: "failed logins per user name or client address before a lockout (half as many start slowing)",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 2 || n > 1000 {
+					return fmt.Errorf("%q is not a number from 2 to 1000", v)
+				}
+				c.LoginMaxFailures = n
+				return nil
+			}},
+		{key: "CMON_LOGIN_LOCKOUT", flag: "login-lockout", def: "15m",
+			usage: "how long a locked-out user name or address is refused", set: durationSetter(func(c *Config) *time.Duration { return &c.LoginLockout })},
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
+	_ "time/tzdata" // user time zones resolve on machines without zoneinfo
 
 	"github.com/google/uuid"
 	"github.com/spf13/pflag"
@@ -88,7 +90,12 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID})
+	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
+	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
+		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
+		Lockout: cfg.LoginLockout, Step: 500 * time.Millisecond, MaxDelay: 3 * time.Second}})
+	go purgeSessions(ctx, log, sessions)
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, cfg.ShutdownGrace)
@@ -134,6 +141,24 @@ func ensureAdmin(ctx context.Context, log *slog.Logger, cfg *Config, users *rbac
 	}
 	log.Info("created the admin user with a generated password", "user", rbac.AdminUser, "password_file", path)
 	return nil
+}
+
+// purgeSessions deletes expired sessions every few minutes until ctx ends.
+func purgeSessions(ctx context.Context, log *slog.Logger, sessions *rbac.Sessions) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := sessions.Purge(ctx); err != nil {
+				log.Warn("purge expired sessions", "err", err)
+			} else if n > 0 {
+				log.Debug("purged expired sessions", "count", n)
+			}
+		}
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -262,3 +262,9 @@ func runCurl(args ...string) (string, error) {
 	err := cmd.Run()
 	return out.String(), err
 }
+
+// sharedDSN is a fresh database on the shared MariaDB, for several controllers.
+func sharedDSN(t *testing.T) string {
+	t.Helper()
+	return services.SharedMariaDB(t).NewDatabase(t)
+}

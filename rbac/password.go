@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -22,7 +23,13 @@ type Hasher struct {
 	// dummy is a hash of a random password, compared against when the user is
 	// unknown so that a login for an unknown user costs as much as for a known one.
 	dummy []byte
+	// verifications counts bcrypt comparisons: the expensive step that
+	// session checks and cached inline credentials avoid.
+	verifications atomic.Int64
 }
+
+// Verifications is how many password comparisons this Hasher has made.
+func (h *Hasher) Verifications() int64 { return h.verifications.Load() }
 
 // NewHasher makes a Hasher; cost 0 means DefaultBcryptCost.
 func NewHasher(cost int) (*Hasher, error) {
@@ -61,6 +68,7 @@ func (h *Hasher) Hash(password string) (string, error) {
 // (unknown user, or a user without a password) is compared against the dummy
 // hash, so the answer takes as long and is false.
 func (h *Hasher) Verify(hash, password string) bool {
+	h.verifications.Add(1)
 	if len(password) > MaxPasswordLen {
 		password = password[:MaxPasswordLen] // bounded work; the comparison still fails below
 		hash = ""

@@ -106,51 +106,86 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-const userColumns = `user_id, user_name, first_name, last_name, email_address, password_hash, origin,
-	timezone, disabled, suspended, created, last_login, last_failed_login, n_failed_logins`
+// userSelect loads users with their groups in one statement: one row per
+// membership, merged by scanUsers. Checking a session or an inline credential
+// costs this one indexed query and no more.
+const userSelect = `SELECT u.user_id, u.user_name, u.first_name, u.last_name, u.email_address, u.password_hash,
+	u.origin, u.timezone, u.disabled, u.suspended, u.created, u.last_login, u.last_failed_login, u.n_failed_logins,
+	g.group_id, g.group_name, g.created
+	FROM users u
+	LEFT JOIN group_members m ON m.user_id = u.user_id
+	LEFT JOIN user_groups g ON g.group_id = m.group_id`
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanUser(r rowScanner) (*User, error) {
-	var u User
-	var created, lastLogin, lastFailed int64
-	if err := r.Scan(&u.ID, &u.Name, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash, &u.Origin,
-		&u.Timezone, &u.Disabled, &u.Suspended, &created, &lastLogin, &lastFailed, &u.NFailedLogins); err != nil {
-		return nil, err
+// scanUsers merges userSelect rows into users, in row order; extra receives
+// columns selected before the user's (the session's, for example) of the first row.
+func scanUsers(rows *stdsql.Rows, extra ...any) ([]*User, error) {
+	defer rows.Close()
+	var out []*User
+	for rows.Next() {
+		var u User
+		var created, lastLogin, lastFailed int64
+		var gid, gcreated stdsql.NullInt64
+		var gname stdsql.NullString
+		dest := append(append([]any{}, extra...), &u.ID, &u.Name, &u.FirstName, &u.LastName, &u.Email,
+			&u.PasswordHash, &u.Origin, &u.Timezone, &u.Disabled, &u.Suspended, &created, &lastLogin, &lastFailed,
+			&u.NFailedLogins, &gid, &gname, &gcreated)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("scan user: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != u.ID {
+			u.Created, u.LastLogin, u.LastFailedLogin = sql.Time(created), sql.Time(lastLogin), sql.Time(lastFailed)
+			out = append(out, &u)
+		}
+		if gid.Valid {
+			last := out[len(out)-1]
+			last.Groups = append(last.Groups, Group{ID: gid.Int64, Name: gname.String, Created: sql.Time(gcreated.Int64)})
+		}
 	}
-	u.Created, u.LastLogin, u.LastFailedLogin = sql.Time(created), sql.Time(lastLogin), sql.Time(lastFailed)
-	return &u, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("scan users: %w", err)
+	}
+	return out, nil
 }
 
 // UserByName loads a user and its groups; ErrNotFound when there is none.
 func (s *Store) UserByName(ctx context.Context, name string) (*User, error) {
-	return s.loadUser(ctx, "user_name = ?", name)
+	return s.loadUser(ctx, "u.user_name = ?", name)
 }
 
 // UserByID loads a user and its groups; ErrNotFound when there is none.
 func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
-	return s.loadUser(ctx, "user_id = ?", id)
+	return s.loadUser(ctx, "u.user_id = ?", id)
 }
 
 func (s *Store) loadUser(ctx context.Context, where string, arg any) (*User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE "+where, arg))
-	if errors.Is(err, stdsql.ErrNoRows) {
-		return nil, fmt.Errorf("user: %w", ErrNotFound)
-	}
+	rows, err := s.db.QueryContext(ctx, userSelect+" WHERE "+where+" ORDER BY g.group_id", arg)
 	if err != nil {
 		return nil, fmt.Errorf("load user: %w", err)
 	}
-	if u.Groups, err = s.groupsOf(ctx, u.ID); err != nil {
+	users, err := scanUsers(rows)
+	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	if len(users) == 0 {
+		return nil, fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return users[0], nil
 }
 
-func (s *Store) groupsOf(ctx context.Context, userID int64) ([]Group, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT g.group_id, g.group_name, g.created FROM user_groups g
-		JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = ? ORDER BY g.group_id`, userID)
+// Users lists every user with its groups, by id.
+func (s *Store) Users(ctx context.Context) ([]*User, error) {
+	rows, err := s.db.QueryContext(ctx, userSelect+" ORDER BY u.user_id, g.group_id")
 	if err != nil {
-		return nil, fmt.Errorf("load groups of user %d: %w", userID, err)
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return scanUsers(rows)
+}
+
+// Groups lists every group, by id.
+func (s *Store) Groups(ctx context.Context) ([]Group, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT group_id, group_name, created FROM user_groups ORDER BY group_id")
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
 	}
 	return scanGroups(rows)
 }
@@ -219,6 +254,8 @@ type NewUser struct {
 	// Groups the user joins; missing groups are created when CreateGroups is set.
 	Groups       []string
 	CreateGroups bool
+	// Keys are login keys registered with the user, already parsed.
+	Keys []*PublicKey
 }
 
 // CreateUser adds a user and its memberships in one transaction, so that a
@@ -247,6 +284,11 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		}
 		for _, name := range nu.Groups {
 			if err := joinGroup(ctx, tx, id, name, nu.CreateGroups, now); err != nil {
+				return err
+			}
+		}
+		for _, k := range nu.Keys {
+			if err := insertKey(ctx, tx, id, k, now); err != nil {
 				return err
 			}
 		}

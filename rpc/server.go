@@ -72,8 +72,9 @@ type Options struct {
 	Log          *slog.Logger
 	Version      string
 	ControllerID string
-	// Auth may be nil: then every non-public operation answers AuthRequired.
-	Auth Authenticator
+	// Authn checks logins and sessions; with none, every operation that needs
+	// a caller answers AuthRequired.
+	Authn *rbac.Authn
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -81,12 +82,18 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, auth: o.Auth, modules: map[string]*Module{}}
+	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.Handle(infoModule)
 	s.Handle("controller", s.controllerOperations()...)
+	if o.Authn != nil {
+		a := newAuthenticator(o.Authn)
+		s.auth = a
+		s.Handle("auth", a.authOperations()...)
+		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
+	}
 	return s
 }
 

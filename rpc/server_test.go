@@ -24,7 +24,8 @@ func (a fixedAuth) Authenticate(context.Context, *Request) (*rbac.User, error) {
 }
 
 func testServer(auth Authenticator) *Server {
-	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid", Auth: auth})
+	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid"})
+	s.auth = auth
 	s.Handle("test",
 		Operation{Name: "echoNumber", Handler: func(_ context.Context, req *Request) (Reply, error) {
 			var in struct {

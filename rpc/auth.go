@@ -1,0 +1,248 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/cmon-dev/cmon/rbac"
+)
+
+// SessionCookie is the session cookie's name in the RPC v2 protocol.
+const SessionCookie = "cmon-sid"
+
+// tokenPattern is the shape of the tokens cmon issues; anything else in the
+// cookie is refused without a database lookup.
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// sessionStore is a gorilla/sessions Store whose session data lives in the
+// database (rbac.Sessions): the cookie carries only the random session token.
+type sessionStore struct {
+	sessions *rbac.Sessions
+	options  sessions.Options
+}
+
+var _ sessions.Store = (*sessionStore)(nil)
+
+func newSessionStore(s *rbac.Sessions) *sessionStore {
+	return &sessionStore{sessions: s, options: sessions.Options{
+		Path:     "/",
+		MaxAge:   int(s.Limits().Absolute.Seconds()),
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+	}}
+}
+
+// Get returns the request's session, cached per request by gorilla's registry.
+func (s *sessionStore) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(s, name)
+}
+
+// New reads the token from the cookie; the session is new when there is none.
+func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, error) {
+	sess := sessions.NewSession(s, name)
+	opts := s.options
+	sess.Options = &opts
+	sess.IsNew = true
+	if c, err := r.Cookie(name); err == nil && tokenPattern.MatchString(c.Value) {
+		sess.ID = c.Value
+		sess.IsNew = false
+	}
+	return sess, nil
+}
+
+// Save sets the cookie for the session's token, or with MaxAge < 0 deletes the
+// session server-side and expires the cookie.
+func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	if sess.Options.MaxAge < 0 {
+		if sess.ID != "" {
+			if err := s.sessions.Delete(r.Context(), sess.ID); err != nil {
+				return err
+			}
+		}
+		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
+		return nil
+	}
+	http.SetCookie(w, sessions.NewCookie(sess.Name(), sess.ID, sess.Options))
+	return nil
+}
+
+// authenticator identifies callers by inline credentials or by session cookie.
+type authenticator struct {
+	authn *rbac.Authn
+	store *sessionStore
+}
+
+func newAuthenticator(authn *rbac.Authn) *authenticator {
+	return &authenticator{authn: authn, store: newSessionStore(authn.Sessions())}
+}
+
+// credentials are a user name (either spelling) and a password.
+type credentials struct {
+	UserName string `json:"user_name"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (c credentials) name() string {
+	if c.UserName != "" {
+		return c.UserName
+	}
+	return c.Username
+}
+
+// validate refuses credentials that could never be right, before any work.
+func (c credentials) validate() error {
+	if err := rbac.ValidateName("user", c.name()); err != nil {
+		return InvalidRequest("Invalid user name: %s.", err)
+	}
+	if err := rbac.CheckPasswordInput(c.Password); err != nil {
+		return InvalidRequest("Invalid password: %s.", err)
+	}
+	return nil
+}
+
+func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.User, error) {
+	if req.Has("authenticate") {
+		var in struct {
+			Authenticate credentials `json:"authenticate"`
+		}
+		if err := req.Decode(&in); err != nil {
+			return nil, err
+		}
+		if err := in.Authenticate.validate(); err != nil {
+			return nil, err
+		}
+		u, err := a.authn.Inline(ctx, in.Authenticate.name(), in.Authenticate.Password, req.RemoteIP)
+		return u, loginError(err)
+	}
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	if sess.IsNew {
+		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
+	}
+	u, err := a.authn.Sessions().User(ctx, sess.ID)
+	if errors.Is(err, rbac.ErrNoSession) {
+		return nil, &Error{Status: StatusAuthRequired, Message: "The session is expired, logged out or unknown; log in again."}
+	}
+	return u, err
+}
+
+// loginError maps a failed login to the protocol: AccessDenied without an
+// error_string, so the reply never tells which of name or password was wrong.
+func loginError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rbac.ErrBadCredentials):
+		return &Error{Status: StatusAccessDenied}
+	case errors.Is(err, rbac.ErrThrottled):
+		return AccessDenied("Too many failed login attempts; try again later.")
+	default:
+		return err
+	}
+}
+
+// authOperations is the /v2/auth table.
+func (a *authenticator) authOperations() []Operation {
+	return []Operation{
+		{Name: "authenticateWithPassword", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+			var in credentials
+			if err := req.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(); err != nil {
+				return nil, err
+			}
+			u, err := a.authn.Password(ctx, in.name(), in.Password, req.RemoteIP)
+			if err != nil {
+				return nil, loginError(err)
+			}
+			return a.startSession(ctx, req, u)
+		}},
+		{Name: "authenticate", Auth: AuthNone, Handler: a.challenge},
+		{Name: "authenticateResponse", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+			return a.respond(ctx, req)
+		}},
+		{Name: "response", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+			return a.respond(ctx, req)
+		}},
+		{Name: "logout", Auth: AuthNone, Handler: a.logout},
+	}
+}
+
+// startSession logs u in: any session the client held ends, and a new token is
+// issued, so a token planted before login is worth nothing after it.
+func (a *authenticator) startSession(ctx context.Context, req *Request, u *rbac.User) (Reply, error) {
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	if !sess.IsNew {
+		if err := a.authn.Sessions().Delete(ctx, sess.ID); err != nil {
+			return nil, err
+		}
+	}
+	token, err := a.authn.Sessions().Create(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	sess.ID = token
+	if err := sess.Save(req.HTTP, req.Writer); err != nil {
+		return nil, err
+	}
+	req.Caller = u
+	return Reply{"is_superuser": u.IsSuperuser(), "user": renderUser(u)}, nil
+}
+
+func (a *authenticator) challenge(ctx context.Context, req *Request) (Reply, error) {
+	var in credentials
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	if err := rbac.ValidateName("user", in.name()); err != nil {
+		return nil, InvalidRequest("Invalid user name: %s.", err)
+	}
+	token, challenge, err := a.authn.Challenge(ctx, in.name(), req.RemoteIP)
+	if err != nil {
+		return nil, loginError(err)
+	}
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	sess.ID = token
+	sess.Options.MaxAge = int(rbac.ChallengeTTL.Seconds())
+	if err := sess.Save(req.HTTP, req.Writer); err != nil {
+		return nil, err
+	}
+	return Reply{"challenge": challenge, "user_name": in.name()}, nil
+}
+
+func (a *authenticator) respond(ctx context.Context, req *Request) (Reply, error) {
+	var in struct {
+		Signature string `json:"signature"`
+	}
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	if in.Signature == "" || len(in.Signature) > 4096 {
+		return nil, InvalidRequest("Field 'signature' must be a base64 RSA signature of the challenge.")
+	}
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	if sess.IsNew {
+		return nil, InvalidRequest("No challenge to answer: call 'authenticate' first and send its cookie.")
+	}
+	u, err := a.authn.Respond(ctx, sess.ID, in.Signature, req.RemoteIP)
+	if err != nil {
+		return nil, loginError(err)
+	}
+	sess.IsNew = true // the challenge session is gone; startSession issues a new token
+	return a.startSession(ctx, req, u)
+}
+
+func (a *authenticator) logout(ctx context.Context, req *Request) (Reply, error) {
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	sess.Options.MaxAge = -1
+	if err := sess.Save(req.HTTP, req.Writer); err != nil {
+		return nil, err
+	}
+	return Reply{}, nil
+}
