@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/pflag"
 
+	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc"
 	"github.com/cmon-dev/cmon/sql"
@@ -95,7 +96,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
 		Lockout: cfg.LoginLockout, Step: 500 * time.Millisecond, MaxDelay: 3 * time.Second}})
 	go purgeSessions(ctx, log, sessions)
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn})
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn,
+		Inventory: hosts.NewInventory(db)})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, cfg.ShutdownGrace)

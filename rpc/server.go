@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -75,6 +76,10 @@ type Options struct {
 	// Authn checks logins and sessions; with none, every operation that needs
 	// a caller answers AuthRequired.
 	Authn *rbac.Authn
+	// Inventory holds the clusters; with none, /v2/clusters is not served.
+	Inventory *hosts.Inventory
+	// Jobs counts jobs per cluster for job_statistics; optional.
+	Jobs JobCounter
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -93,6 +98,9 @@ func NewServer(o Options) *Server {
 		s.auth = a
 		s.Handle("auth", a.authOperations()...)
 		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
+	}
+	if o.Inventory != nil {
+		s.Handle("clusters", (&clusters{inventory: o.Inventory, jobs: o.Jobs, version: o.Version}).operations()...)
 	}
 	return s
 }

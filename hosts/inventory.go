@@ -1,0 +1,383 @@
+package hosts
+
+import (
+	"context"
+	stdsql "database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cmon-dev/cmon/sql"
+)
+
+// Cluster types cmon knows; requests name them in any case.
+var ClusterTypes = []string{"GALERA", "REPLICATION", "POSTGRESQL_SINGLE", "MONGODB", "MYSQL_SINGLE", "REDIS", "GENERIC"}
+
+// Cluster states, derived from its hosts' statuses.
+const (
+	StateStarted  = "STARTED"
+	StateDegraded = "DEGRADED"
+	StateFailure  = "FAILURE"
+	StateUnknown  = "UNKNOWN"
+)
+
+// Host statuses as the protocol names them.
+const (
+	HostOnline  = "CmonHostOnline"
+	HostOffline = "CmonHostOffline"
+	HostUnknown = "CmonHostUnknown"
+)
+
+// Cluster is a managed cluster and how cmon reaches its nodes.
+type Cluster struct {
+	ID           int64
+	Name         string
+	Type         string
+	Vendor       string
+	Version      string
+	Tags         []string
+	OwnerUserID  int64
+	OwnerGroupID int64
+	SSHUser      string
+	SSHKeyFile   string
+	SSHPort      int
+	Sudo         bool
+	// ServiceName and ServiceCommand start, stop and restart a node's service:
+	// the command template's {action} and {service} are filled in.
+	ServiceName    string
+	ServiceCommand string
+	State          string
+	StatusText     string
+	Created        time.Time
+	Hosts          []Host
+}
+
+// Host is one node of a cluster.
+type Host struct {
+	ID        int64
+	ClusterID int64
+	Hostname  string
+	IP        string
+	Port      int
+	Role      string
+	NodeType  string
+	Tags      []string
+	Status    string
+	LastSeen  time.Time
+	Message   string
+	OS        string
+	Kernel    string
+	CPUs      int
+	MemoryMB  int64
+	Created   time.Time
+}
+
+// ErrClusterNotFound is returned for a cluster id or name that does not exist.
+var ErrClusterNotFound = errors.New("cluster was not found")
+
+// ErrClusterExists is returned when a cluster name is taken.
+var ErrClusterExists = errors.New("a cluster with this name exists")
+
+// DefaultServiceCommand is the service template when a cluster names none.
+const DefaultServiceCommand = "systemctl {action} {service}"
+
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+// ValidHostname accepts an IP address or a DNS host name.
+func ValidHostname(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	return len(h) <= 253 && hostnamePattern.MatchString(h)
+}
+
+// Validate checks a cluster before it is stored, with a message for each flaw.
+func (c *Cluster) Validate() error {
+	c.Type = strings.ToUpper(c.Type)
+	switch {
+	case c.Name == "" || len(c.Name) > 255 || strings.ContainsAny(c.Name, "/:,\x00") || strings.TrimSpace(c.Name) != c.Name:
+		return errors.New("cluster_name must be 1 to 255 characters without '/', ':' or ','")
+	case !slices.Contains(ClusterTypes, c.Type):
+		return fmt.Errorf("cluster_type %q is not one of %s", c.Type, strings.Join(ClusterTypes, ", "))
+	case c.SSHUser == "" || strings.ContainsAny(c.SSHUser, " \t\n'\"\\$`;"):
+		return errors.New("ssh_user is required and must be a plain user name")
+	case c.SSHPort < 1 || c.SSHPort > 65535:
+		return fmt.Errorf("ssh_port %d is out of range 1-65535", c.SSHPort)
+	case len(c.Hosts) == 0:
+		return errors.New("nodes must list at least one node")
+	}
+	seen := map[string]bool{}
+	for _, h := range c.Hosts {
+		if !ValidHostname(h.Hostname) {
+			return fmt.Errorf("node hostname %q is not a valid host name or IP address", h.Hostname)
+		}
+		if h.Port < 0 || h.Port > 65535 {
+			return fmt.Errorf("node %s: port %d is out of range", h.Hostname, h.Port)
+		}
+		if seen[h.Hostname] {
+			return fmt.Errorf("node %s is listed twice", h.Hostname)
+		}
+		seen[h.Hostname] = true
+	}
+	return nil
+}
+
+// Inventory stores clusters and their hosts.
+type Inventory struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// NewInventory makes an Inventory over db.
+func NewInventory(db *sql.DB) *Inventory { return &Inventory{db: db, now: time.Now} }
+
+func tagsJSON(tags []string) string {
+	if tags == nil {
+		tags = []string{}
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
+}
+
+func parseTags(s string) []string {
+	var tags []string
+	_ = json.Unmarshal([]byte(s), &tags)
+	return tags
+}
+
+// Create stores a validated cluster with its hosts in one transaction.
+func (inv *Inventory) Create(ctx context.Context, c *Cluster) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.ServiceCommand == "" {
+		c.ServiceCommand = DefaultServiceCommand
+	}
+	now := inv.now().UTC()
+	c.Created = now
+	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO clusters (cluster_name, cluster_type, vendor, version, tags,
+			owner_user_id, owner_group_id, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command,
+			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Type, c.Vendor, c.Version, tagsJSON(c.Tags), c.OwnerUserID, c.OwnerGroupID, c.SSHUser,
+			c.SSHKeyFile, c.SSHPort, c.Sudo, c.ServiceName, c.ServiceCommand, c.State, c.StatusText, sql.Millis(now))
+		if sql.IsUniqueViolation(err) {
+			return ErrClusterExists
+		}
+		if err != nil {
+			return fmt.Errorf("create cluster: %w", err)
+		}
+		if c.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create cluster: %w", err)
+		}
+		for i := range c.Hosts {
+			if err := insertHost(ctx, tx, c.ID, &c.Hosts[i], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func insertHost(ctx context.Context, tx *stdsql.Tx, clusterID int64, h *Host, now time.Time) error {
+	h.ClusterID, h.Created = clusterID, now
+	if h.Status == "" {
+		h.Status = HostUnknown
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO cluster_hosts (cluster_id, hostname, ip, port, role, nodetype, tags,
+		status, last_seen, message, os, kernel, cpus, memory_mb, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		clusterID, h.Hostname, h.IP, h.Port, h.Role, h.NodeType, tagsJSON(h.Tags), h.Status, sql.Millis(h.LastSeen),
+		h.Message, h.OS, h.Kernel, h.CPUs, h.MemoryMB, sql.Millis(now))
+	if sql.IsUniqueViolation(err) {
+		return fmt.Errorf("host %s is already in the cluster", h.Hostname)
+	}
+	if err != nil {
+		return fmt.Errorf("add host %s: %w", h.Hostname, err)
+	}
+	h.ID, err = res.LastInsertId()
+	return err
+}
+
+// AddHost adds one node to an existing cluster.
+func (inv *Inventory) AddHost(ctx context.Context, clusterID int64, h *Host) error {
+	if !ValidHostname(h.Hostname) {
+		return fmt.Errorf("node hostname %q is not a valid host name or IP address", h.Hostname)
+	}
+	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		return insertHost(ctx, tx, clusterID, h, inv.now().UTC())
+	})
+}
+
+// RemoveHost removes one node from a cluster.
+func (inv *Inventory) RemoveHost(ctx context.Context, clusterID int64, hostname string) error {
+	res, err := inv.db.ExecContext(ctx, "DELETE FROM cluster_hosts WHERE cluster_id = ? AND hostname = ?", clusterID, hostname)
+	if err != nil {
+		return fmt.Errorf("remove host %s: %w", hostname, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("host %s is not in cluster %d", hostname, clusterID)
+	}
+	return nil
+}
+
+// Delete removes a cluster and its hosts.
+func (inv *Inventory) Delete(ctx context.Context, id int64) error {
+	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM cluster_hosts WHERE cluster_id = ?", id); err != nil {
+			return fmt.Errorf("delete hosts of cluster %d: %w", id, err)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM clusters WHERE cluster_id = ?", id)
+		if err != nil {
+			return fmt.Errorf("delete cluster %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrClusterNotFound
+		}
+		return nil
+	})
+}
+
+const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, owner_user_id, owner_group_id,
+	ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, state, status_text, created`
+
+// Get loads a cluster with its hosts by id.
+func (inv *Inventory) Get(ctx context.Context, id int64) (*Cluster, error) {
+	return inv.one(ctx, "cluster_id = ?", id)
+}
+
+// GetByName loads a cluster with its hosts by name.
+func (inv *Inventory) GetByName(ctx context.Context, name string) (*Cluster, error) {
+	return inv.one(ctx, "cluster_name = ?", name)
+}
+
+func (inv *Inventory) one(ctx context.Context, where string, arg any) (*Cluster, error) {
+	list, err := inv.list(ctx, " WHERE "+where, arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, ErrClusterNotFound
+	}
+	return list[0], nil
+}
+
+// List loads every cluster with its hosts, by id.
+func (inv *Inventory) List(ctx context.Context) ([]*Cluster, error) {
+	return inv.list(ctx, "")
+}
+
+func (inv *Inventory) list(ctx context.Context, where string, args ...any) ([]*Cluster, error) {
+	rows, err := inv.db.QueryContext(ctx, "SELECT "+clusterColumns+" FROM clusters"+where+" ORDER BY cluster_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []*Cluster
+	byID := map[int64]*Cluster{}
+	for rows.Next() {
+		var c Cluster
+		var tags string
+		var created int64
+		if err := rows.Scan(&c.ID, &c.Name, &c.Type, &c.Vendor, &c.Version, &tags, &c.OwnerUserID, &c.OwnerGroupID,
+			&c.SSHUser, &c.SSHKeyFile, &c.SSHPort, &c.Sudo, &c.ServiceName, &c.ServiceCommand, &c.State, &c.StatusText, &created); err != nil {
+			return nil, fmt.Errorf("scan cluster: %w", err)
+		}
+		c.Tags, c.Created = parseTags(tags), sql.Time(created)
+		out = append(out, &c)
+		byID[c.ID] = &c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return out, nil
+	}
+	hostWhere, hostArgs := "", []any{}
+	if len(out) == 1 {
+		hostWhere, hostArgs = " WHERE cluster_id = ?", []any{out[0].ID}
+	}
+	hrows, err := inv.db.QueryContext(ctx, `SELECT host_id, cluster_id, hostname, ip, port, role, nodetype, tags, status,
+		last_seen, message, os, kernel, cpus, memory_mb, created FROM cluster_hosts`+hostWhere+" ORDER BY host_id", hostArgs...)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	defer hrows.Close()
+	for hrows.Next() {
+		var h Host
+		var tags string
+		var lastSeen, created int64
+		if err := hrows.Scan(&h.ID, &h.ClusterID, &h.Hostname, &h.IP, &h.Port, &h.Role, &h.NodeType, &tags, &h.Status,
+			&lastSeen, &h.Message, &h.OS, &h.Kernel, &h.CPUs, &h.MemoryMB, &created); err != nil {
+			return nil, fmt.Errorf("scan host: %w", err)
+		}
+		h.Tags, h.LastSeen, h.Created = parseTags(tags), sql.Time(lastSeen), sql.Time(created)
+		if c := byID[h.ClusterID]; c != nil {
+			c.Hosts = append(c.Hosts, h)
+		}
+	}
+	return out, hrows.Err()
+}
+
+// HostCheck is what one health check found out about a host.
+type HostCheck struct {
+	HostID  int64
+	Online  bool
+	Message string
+	At      time.Time
+}
+
+// RecordChecks stores host check results and the cluster state they imply,
+// and returns the cluster's state before and after.
+func (inv *Inventory) RecordChecks(ctx context.Context, clusterID int64, checks []HostCheck) (before, after string, err error) {
+	err = inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "SELECT state FROM clusters WHERE cluster_id = ?", clusterID).Scan(&before); err != nil {
+			if errors.Is(err, stdsql.ErrNoRows) {
+				return ErrClusterNotFound
+			}
+			return fmt.Errorf("read cluster state: %w", err)
+		}
+		for _, c := range checks {
+			status, q := HostOffline, "UPDATE cluster_hosts SET status = ?, message = ? WHERE host_id = ?"
+			args := []any{status, c.Message, c.HostID}
+			if c.Online {
+				q = "UPDATE cluster_hosts SET status = ?, message = ?, last_seen = ? WHERE host_id = ?"
+				args = []any{HostOnline, c.Message, sql.Millis(c.At), c.HostID}
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("record host check: %w", err)
+			}
+		}
+		var online, total int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0), COUNT(*)
+			FROM cluster_hosts WHERE cluster_id = ?`, HostOnline, clusterID).Scan(&online, &total); err != nil {
+			return fmt.Errorf("count online hosts: %w", err)
+		}
+		var text string
+		after, text = DeriveState(online, total)
+		if _, err := tx.ExecContext(ctx, "UPDATE clusters SET state = ?, status_text = ? WHERE cluster_id = ?", after, text, clusterID); err != nil {
+			return fmt.Errorf("update cluster state: %w", err)
+		}
+		return nil
+	})
+	return before, after, err
+}
+
+// DeriveState is a cluster's state from how many of its hosts are online.
+func DeriveState(online, total int) (state, text string) {
+	switch {
+	case total == 0:
+		return StateUnknown, "The cluster has no hosts."
+	case online == total:
+		return StateStarted, fmt.Sprintf("All %d nodes are online.", total)
+	case online == 0:
+		return StateFailure, fmt.Sprintf("All %d nodes are offline.", total)
+	default:
+		return StateDegraded, fmt.Sprintf("%d of %d nodes are offline.", total-online, total)
+	}
+}

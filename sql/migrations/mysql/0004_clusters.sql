@@ -1,0 +1,40 @@
+CREATE TABLE IF NOT EXISTS clusters (
+    cluster_id      BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    cluster_name    VARCHAR(255) NOT NULL UNIQUE,
+    cluster_type    VARCHAR(64) NOT NULL,
+    vendor          VARCHAR(64) NOT NULL DEFAULT '',
+    version         VARCHAR(64) NOT NULL DEFAULT '',
+    tags            TEXT NOT NULL,
+    owner_user_id   BIGINT NOT NULL,
+    owner_group_id  BIGINT NOT NULL DEFAULT 0,
+    ssh_user        VARCHAR(64) NOT NULL,
+    ssh_key_file    VARCHAR(1024) NOT NULL DEFAULT '',
+    ssh_port        INT NOT NULL DEFAULT 22,
+    sudo            TINYINT NOT NULL DEFAULT 0,
+    service_name    VARCHAR(255) NOT NULL DEFAULT '',
+    service_command VARCHAR(1024) NOT NULL DEFAULT '',
+    state           VARCHAR(32) NOT NULL DEFAULT 'UNKNOWN',
+    status_text     VARCHAR(1024) NOT NULL DEFAULT '',
+    created         BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE IF NOT EXISTS cluster_hosts (
+    host_id     BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    cluster_id  BIGINT NOT NULL,
+    hostname    VARCHAR(255) NOT NULL,
+    ip          VARCHAR(64) NOT NULL DEFAULT '',
+    port        INT NOT NULL DEFAULT 0,
+    role        VARCHAR(64) NOT NULL DEFAULT '',
+    nodetype    VARCHAR(64) NOT NULL DEFAULT '',
+    tags        TEXT NOT NULL,
+    status      VARCHAR(32) NOT NULL DEFAULT 'CmonHostUnknown',
+    last_seen   BIGINT NOT NULL DEFAULT 0,
+    message     VARCHAR(1024) NOT NULL DEFAULT '',
+    os          VARCHAR(255) NOT NULL DEFAULT '',
+    kernel      VARCHAR(255) NOT NULL DEFAULT '',
+    cpus        INT NOT NULL DEFAULT 0,
+    memory_mb   BIGINT NOT NULL DEFAULT 0,
+    created     BIGINT NOT NULL,
+    UNIQUE KEY cluster_hosts_name (cluster_id, hostname),
+    FOREIGN KEY (cluster_id) REFERENCES clusters(cluster_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
