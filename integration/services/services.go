@@ -161,4 +161,3 @@ func stopProcess(cmd *exec.Cmd, done <-chan error) {
 		<-done
 	}
 }
-
