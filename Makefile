@@ -36,8 +36,10 @@ vet:
 test: fmt-check vet build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# Speed targets are ratios against a baseline measured in the same run, never
+# timed assertions in tests.
 bench: build
-	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./...
+	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
 
 clean:
 	rm -rf bin $(RUN_DIR)
