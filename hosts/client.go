@@ -1,0 +1,563 @@
+package hosts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Config sets up a Client. Zero durations and sizes take the defaults below.
+type Config struct {
+	// KnownHosts holds the nodes' host keys. Required.
+	KnownHosts KnownHosts
+	// LearnHostKeys trusts and records the key of a node that has none on
+	// record (registration mode). Off, such a node is refused (strict mode).
+	// A key on record is always checked, whatever this says.
+	LearnHostKeys bool
+	// KeyFile is the private key used when a Target names none.
+	KeyFile string
+	// AgentSocket is an ssh-agent socket (the daemon passes $SSH_AUTH_SOCK),
+	// used when neither the Target nor KeyFile names a key.
+	AgentSocket string
+	// Filters decide which commands may be sent, per cluster.
+	Filters Filters
+	// ConnectTimeout bounds dialing and the SSH handshake (default 10s).
+	ConnectTimeout time.Duration
+	// KeepOpen is how long an idle connection stays pooled (default 60s);
+	// Request.KeepOpen overrides it per connection.
+	KeepOpen time.Duration
+	// KeepAlive is the interval of keep-alive requests on pooled connections,
+	// and how long one may go unanswered (default 15s).
+	KeepAlive time.Duration
+	// MaxSessions bounds the sessions open at once on one connection; keep it
+	// at or below the nodes' sshd MaxSessions (default 10, OpenSSH's default).
+	// One of them is kept back for ending timed-out commands; commands beyond
+	// the rest wait for a free session (within their context and timeout).
+	MaxSessions int
+	// OutputLimit is the default per-stream output limit (DefaultOutputLimit).
+	OutputLimit int
+	// KillGrace is how long a timed-out command has between SIGTERM and
+	// SIGKILL (default 2s).
+	KillGrace time.Duration
+	// Dial opens TCP connections; tests count connections through it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Logger receives the package's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Target is one node to run a command on.
+type Target struct {
+	Host string `json:"hostname"`
+	// Port defaults to 22.
+	Port int    `json:"port,omitempty"`
+	User string `json:"username"`
+	// KeyFile is the private key for this node (default Config.KeyFile, then the agent).
+	KeyFile string `json:"key_file,omitempty"`
+	// Cluster selects the cluster's command filter, if one is configured.
+	Cluster string `json:"cluster,omitempty"`
+	// HostKeyFingerprints, when given ("SHA256:..."), are the only host keys
+	// accepted; a matching key not yet on record is recorded even in strict mode.
+	HostKeyFingerprints []string `json:"host_key_fingerprints,omitempty"`
+}
+
+// TargetOf is how cmon reaches host h of cluster c: with the cluster's SSH
+// user, key and port, under the cluster's name for its command filter.
+func TargetOf(c *Cluster, h Host) Target {
+	return Target{Host: h.Hostname, Port: c.SSHPort, User: c.SSHUser, KeyFile: c.SSHKeyFile, Cluster: c.Name}
+}
+
+// Addr is the node's "host:port", the name it has in results and errors.
+func (t Target) Addr() string {
+	port := t.Port
+	if port == 0 {
+		port = 22
+	}
+	return hostPort(t.Host, port)
+}
+
+// Request is a command to run and how.
+type Request struct {
+	// Command is shell text, run by /bin/sh on the node.
+	Command string
+	// Env is exported to the command. It travels over stdin, never on the
+	// command line, and its values are never logged.
+	Env []EnvVar
+	// Stdin is given to the command as its standard input.
+	Stdin []byte
+	// Dir is the working directory (default: the login directory).
+	Dir string
+	// Sudo runs the command as root.
+	Sudo Sudo
+	// Timeout ends the command, on the node too, after this long (0: the
+	// context's deadline only). It counts from the call, connecting included.
+	Timeout time.Duration
+	// OutputLimit is how many bytes of each stream are kept and passed on
+	// (default Config.OutputLimit); the rest is read and dropped.
+	OutputLimit int
+	// OnOutput, when set, receives output while the command runs, up to the
+	// limit. Calls are serialized.
+	OnOutput func(Chunk)
+	// KeepOpen sets how long this connection stays open once idle (PrivX's
+	// keep_open_sec); 0 leaves it as it is.
+	KeepOpen time.Duration
+	// Close closes the connection once no command uses it (PrivX's close).
+	Close bool
+}
+
+// Result is what a command did. Run returns one even with an error, holding
+// whatever was known (output so far, times).
+type Result struct {
+	Node string `json:"node"`
+	// ExitStatus is the command's exit status; 128+n when signal n ended it;
+	// -1 when unknown (the command never ran or the node sent none).
+	ExitStatus        int       `json:"exit_status"`
+	ExitSignal        string    `json:"exit_signal,omitempty"`
+	ExitSignalMessage string    `json:"exit_signal_message,omitempty"`
+	Stdout            []byte    `json:"stdout"`
+	Stderr            []byte    `json:"stderr"`
+	StdoutTruncated   bool      `json:"stdout_truncated"`
+	StderrTruncated   bool      `json:"stderr_truncated"`
+	Started           time.Time `json:"started"`
+	Ended             time.Time `json:"ended"`
+}
+
+// Client runs commands on nodes over pooled SSH connections. It is safe for
+// concurrent use; Close it to end its connections.
+type Client struct {
+	cfg  Config
+	log  *slog.Logger
+	pool *pool
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) (*Client, error) {
+	if cfg.KnownHosts == nil {
+		return nil, errors.New("hosts client needs a known hosts store")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.KeepOpen <= 0 {
+		cfg.KeepOpen = 60 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 10
+	}
+	cfg.MaxSessions = max(cfg.MaxSessions, 2)
+	if cfg.OutputLimit <= 0 {
+		cfg.OutputLimit = DefaultOutputLimit
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 2 * time.Second
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{cfg: cfg, log: log.With("component", "hosts")}
+	c.pool = newPool(cfg, c.log, c.connect)
+	return c, nil
+}
+
+// Close ends every pooled connection.
+func (c *Client) Close() error {
+	c.pool.close()
+	return nil
+}
+
+// Run runs one command on one node and waits for it. A non-zero exit status
+// is not an error; errors are *Error with one of the Err* kinds.
+func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error) {
+	node := t.Addr()
+	res := &Result{Node: node, ExitStatus: -1}
+	if t.Host == "" || t.User == "" || t.Port < 0 || t.Port > 65535 {
+		return res, newError(ErrInvalid, node, errors.New("target needs a host, a user and a valid port"))
+	}
+	if err := c.cfg.Filters.For(t.Cluster).Check(req.Command); err != nil {
+		c.log.WarnContext(ctx, "command refused by filter", "node", node, "cluster", t.Cluster,
+			"command", clip(req.Command), "reason", err)
+		return res, newError(ErrRefused, node, err)
+	}
+	inv, err := newInvocation(req.Command, req.Dir, req.Env, req.Sudo, req.Stdin)
+	if err != nil {
+		return res, newError(ErrInvalid, node, err)
+	}
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, errDeadline)
+		defer cancel()
+	}
+	keyFile := c.keyFile(t)
+	cn, sess, release, err := c.open(ctx, poolKey{user: t.User, addr: node, keyFile: keyFile}, t)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		release()
+		c.pool.release(cn, req.KeepOpen, req.Close)
+	}()
+
+	limit := req.OutputLimit
+	if limit <= 0 {
+		limit = c.cfg.OutputLimit
+	}
+	outs := newOutputs(node, limit, req.OnOutput)
+	stdout := newPgidWriter(streamWriter{outs, Stdout})
+	sess.Stdout = stdout
+	sess.Stderr = streamWriter{outs, Stderr}
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return res, newError(ErrConnLost, node, err)
+	}
+	log := c.log.With("node", node, "user", t.User, "sudo", req.Sudo.on())
+	log.DebugContext(ctx, "running command", "command", clip(req.Command), "env", envKeys(req.Env), "dir", req.Dir)
+	res.Started = time.Now()
+	if err := sess.Start(inv.line); err != nil {
+		return res, newError(ErrConnLost, node, fmt.Errorf("start command: %w", err))
+	}
+	go func() {
+		// The command may exit without reading its stdin: a failed write is
+		// no error of ours. The session's close unblocks a write left hanging.
+		_, _ = stdin.Write(inv.stdin)
+		_ = stdin.Close()
+	}()
+	waited, waitErr, stopped := c.await(ctx, cn, sess, stdout.pgid, req.Sudo, log)
+	res.Ended = time.Now()
+	if waited {
+		stdout.flush()
+	}
+	outs.seal(res)
+
+	cause := exitOf(res, waited, waitErr)
+	attrs := []any{"exit_status", res.ExitStatus, "duration", res.Ended.Sub(res.Started)}
+	if res.ExitSignal != "" {
+		attrs = append(attrs, "exit_signal", res.ExitSignal)
+	}
+	if stopped != nil {
+		log.WarnContext(ctx, "command ended early", append(attrs, "why", stopped)...)
+		return res, newError(stopped, node, cause)
+	}
+	if cause != nil {
+		log.WarnContext(ctx, "command outcome unknown", append(attrs, "error", cause)...)
+		return res, newError(ErrConnLost, node, cause)
+	}
+	log.DebugContext(ctx, "command finished", attrs...)
+	return res, nil
+}
+
+// await waits for the command, or for ctx: then it ends the command on the
+// node. stopped is ErrTimeout or ErrKilled in that case; waited is false when
+// even closing the session did not make it report an end.
+func (c *Client) await(ctx context.Context, cn *conn, sess *ssh.Session, pgid <-chan int, sudo Sudo, log *slog.Logger) (waited bool, waitErr, stopped error) {
+	waitc := make(chan error, 1)
+	go func() { waitc <- sess.Wait() }()
+	select {
+	case err := <-waitc:
+		return true, err, nil
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-waitc:
+		// It ended by itself just now: its process group may be gone and
+		// its number free for another, so no kill.
+		return true, err, nil
+	default:
+	}
+	stopped = stopKind(ctx)
+	log.WarnContext(ctx, "ending remote command", "why", stopped)
+	c.endRemote(cn, pgid, sudo, log)
+	waited, waitErr = c.waitAfterKill(sess, waitc)
+	return waited, waitErr, stopped
+}
+
+// exitOf fills in how the command ended; it returns why that is unknown.
+func exitOf(res *Result, waited bool, waitErr error) error {
+	var exit *ssh.ExitError
+	switch {
+	case !waited:
+		return errors.New("the session did not end after the kill")
+	case waitErr == nil:
+		res.ExitStatus = 0
+	case errors.As(waitErr, &exit):
+		res.ExitStatus = exit.ExitStatus()
+		res.ExitSignal = exit.Signal()
+		res.ExitSignalMessage = exit.Msg()
+	default:
+		// No exit status (*ssh.ExitMissingError) or the connection broke.
+		return waitErr
+	}
+	return nil
+}
+
+// errDeadline is the cause of a Request.Timeout running out.
+var errDeadline = errors.New("command timeout")
+
+// stopKind tells a timeout from a cancellation.
+func stopKind(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errDeadline) || errors.Is(cause, context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ErrKilled
+}
+
+// open takes a pooled connection and a session on it. A pooled connection
+// that turns out broken is replaced once, transparently: nothing ran on it.
+func (c *Client) open(ctx context.Context, key poolKey, t Target) (*conn, *ssh.Session, func(), error) {
+	node := key.addr
+	for attempt := 0; ; attempt++ {
+		cn, fresh, err := c.pool.acquire(ctx, key, t)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, nil, newError(stopKind(ctx), node, fmt.Errorf("while connecting: %w", err))
+			}
+			var e *Error
+			if errors.As(err, &e) {
+				return nil, nil, nil, e
+			}
+			return nil, nil, nil, newError(ErrConnect, node, err)
+		}
+		sess, release, err := c.session(ctx, cn)
+		if err == nil {
+			return cn, sess, release, nil
+		}
+		c.pool.release(cn, 0, false)
+		if ctx.Err() != nil {
+			return nil, nil, nil, newError(stopKind(ctx), node, fmt.Errorf("while waiting for a session: %w", err))
+		}
+		// A refused channel comes from a live peer: the connection is sound
+		// and must not be dropped under other commands.
+		var refused *ssh.OpenChannelError
+		if errors.As(err, &refused) || fresh || attempt > 0 {
+			return nil, nil, nil, newError(ErrConnect, node, fmt.Errorf("open session: %w", err))
+		}
+		c.log.InfoContext(ctx, "pooled ssh connection is broken, reconnecting", "node", node, "error", err)
+		c.pool.discard(cn)
+	}
+}
+
+// session opens a command session. sshd counts a closed session against
+// MaxSessions until it has collected it, which can lag behind our close (it
+// answers "open failed" then): a refused session is retried briefly before
+// the refusal counts.
+func (c *Client) session(ctx context.Context, cn *conn) (*ssh.Session, func(), error) {
+	const tries = 6
+	for try := 1; ; try++ {
+		sess, release, err := cn.session(ctx, false)
+		var refused *ssh.OpenChannelError
+		if err == nil || try == tries || !errors.As(err, &refused) {
+			return sess, release, err
+		}
+		c.log.DebugContext(ctx, "session refused, retrying", "node", cn.node, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		}
+	}
+}
+
+// waitAfterKill gives the session time to report how the command ended, then
+// closes it; it reports false if even that did not end it.
+func (c *Client) waitAfterKill(sess *ssh.Session, waitc <-chan error) (ended bool, err error) {
+	select {
+	case err := <-waitc:
+		return true, err
+	case <-time.After(c.cfg.KillGrace + time.Second):
+	}
+	_ = sess.Close()
+	select {
+	case err := <-waitc:
+		return true, err
+	case <-time.After(2 * time.Second):
+		return false, nil
+	}
+}
+
+// endRemote ends the command's process group on the node over a second
+// session on the same connection, as the same user (with sudo when the
+// command used it).
+func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.KillGrace+10*time.Second)
+	defer cancel()
+	var pgid int
+	select {
+	case g, ok := <-pgidc:
+		if !ok {
+			log.Warn("cannot end remote command: its process group is unknown")
+			return
+		}
+		pgid = g
+	case <-time.After(5 * time.Second):
+		log.Warn("cannot end remote command: it never reported its process group")
+		return
+	}
+	inv, err := newInvocation(killScript(pgid, c.cfg.KillGrace), "", nil, sudo, nil)
+	if err != nil {
+		log.Warn("cannot end remote command", "error", err)
+		return
+	}
+	sess, release, err := cn.session(ctx, true)
+	if err != nil {
+		log.Warn("cannot end remote command: no session", "pgid", pgid, "error", err)
+		return
+	}
+	defer release()
+	var stderr strings.Builder
+	sess.Stdin = strings.NewReader(string(inv.stdin))
+	sess.Stderr = &stderr
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(inv.line) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		log.Warn("ending remote command failed", "pgid", pgid, "error", err, "stderr", clip(stderr.String()))
+		return
+	}
+	log.Info("ended remote command", "pgid", pgid)
+}
+
+func (c *Client) keyFile(t Target) string {
+	if t.KeyFile != "" {
+		return t.KeyFile
+	}
+	return c.cfg.KeyFile
+}
+
+// connect dials a node, checks its host key and logs in. Its errors are
+// *Error, classified.
+func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
+	node := t.Addr()
+	known, err := c.cfg.KnownHosts.Lookup(ctx, node)
+	if err != nil {
+		return nil, newError(ErrConnect, node, fmt.Errorf("read known host keys: %w", err))
+	}
+	auth, done, err := c.auth(ctx, t)
+	if err != nil {
+		return nil, newError(ErrAuth, node, err)
+	}
+	defer done()
+	check := &hostKeyCheck{known: known, fingerprints: t.HostKeyFingerprints, learn: c.cfg.LearnHostKeys}
+	nc, err := c.cfg.Dial(ctx, "tcp", node)
+	if err != nil {
+		return nil, newError(ErrConnect, node, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	// A handshake has no context: a deadline in the past interrupts it.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, node, &ssh.ClientConfig{
+		User:              t.User,
+		Auth:              auth,
+		HostKeyCallback:   check.callback,
+		HostKeyAlgorithms: hostKeyAlgorithms(known),
+	})
+	interrupted := !stop()
+	if err != nil {
+		nc.Close()
+		switch {
+		case check.refused != nil:
+			c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "error", err)
+			return nil, newError(check.refused, node, unwrapHandshake(err))
+		case interrupted:
+			return nil, newError(ErrConnect, node, fmt.Errorf("handshake: %w", ctx.Err()))
+		case check.verified:
+			// The key exchange passed: what failed is the login.
+			return nil, newError(ErrAuth, node, unwrapHandshake(err))
+		case strings.Contains(err.Error(), "no common algorithm for host key"):
+			c.log.ErrorContext(ctx, "refusing node: it offers none of the host key types on record", "node", node, "error", err)
+			return nil, newError(ErrHostKey, node, unwrapHandshake(err))
+		default:
+			return nil, newError(ErrConnect, node, unwrapHandshake(err))
+		}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	if check.record {
+		if err := c.cfg.KnownHosts.Record(ctx, node, check.presented); err != nil {
+			sc.Close()
+			if errors.Is(err, ErrHostKey) {
+				c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "error", err)
+				return nil, newError(ErrHostKey, node, err)
+			}
+			return nil, newError(ErrConnect, node, fmt.Errorf("record host key: %w", err))
+		}
+		c.log.InfoContext(ctx, "learned host key", "node", node, "key_type", check.presented.Type(),
+			"fingerprint", ssh.FingerprintSHA256(check.presented))
+	}
+	c.log.DebugContext(ctx, "ssh connection open", "node", node, "user", t.User)
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// unwrapHandshake drops x/crypto's "ssh: handshake failed: " prefix, which
+// the error kind already says.
+func unwrapHandshake(err error) error {
+	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), "ssh: handshake failed: ") {
+		return inner
+	}
+	return err
+}
+
+// auth gives the login methods for a target: its key file, the default key
+// file, or the agent. done releases the agent connection after the handshake.
+func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, done func(), err error) {
+	if path := c.keyFile(t); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read private key: %w", err)
+		}
+		signer, err := ssh.ParsePrivateKey(pem)
+		var protected *ssh.PassphraseMissingError
+		if errors.As(err, &protected) {
+			return nil, nil, fmt.Errorf("private key %s is protected by a passphrase: load it into ssh-agent instead", path)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse private key %s: %w", path, err)
+		}
+		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, func() {}, nil
+	}
+	if c.cfg.AgentSocket != "" {
+		var d net.Dialer
+		ac, err := d.DialContext(ctx, "unix", c.cfg.AgentSocket)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to ssh-agent: %w", err)
+		}
+		return []ssh.AuthMethod{ssh.PublicKeysCallback(agent.NewClient(ac).Signers)}, func() { ac.Close() }, nil
+	}
+	return nil, nil, errors.New("no private key file and no ssh-agent configured")
+}
+
+// clip shortens a command for a log line.
+func clip(s string) string {
+	const keep = 200
+	if len(s) <= keep {
+		return s
+	}
+	return s[:keep] + "..." + strconv.Itoa(len(s)-keep) + " more bytes"
+}
+
+func envKeys(env []EnvVar) []string {
+	keys := make([]string, 0, len(env))
+	for _, e := range env {
+		keys = append(keys, e.Key)
+	}
+	return keys
+}

@@ -1,0 +1,160 @@
+package hosts
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// FanOut says how a command runs over many nodes (RPort's multi-client options).
+type FanOut struct {
+	// Concurrent runs on up to Parallelism nodes at once; otherwise nodes run
+	// one after another in the order given.
+	Concurrent bool
+	// Parallelism bounds concurrent runs (default DefaultParallelism).
+	Parallelism int
+	// AbortOnError starts no further node after the first failure (an error
+	// or a non-zero exit status). Runs already started finish; the nodes not
+	// started are Pending. In concurrent mode the nodes already running when
+	// the failure is seen still finish.
+	AbortOnError bool
+	// OnNodeDone, when set, is called as each node finishes (serialized).
+	OnNodeDone func(NodeResult)
+}
+
+// DefaultParallelism bounds a concurrent fan-out that names no bound.
+const DefaultParallelism = 10
+
+// Outcome is the bucket a node lands in after a fan-out.
+type Outcome string
+
+const (
+	// Responded: the command ran (whatever its exit status, timeouts included).
+	Responded Outcome = "responded"
+	// Unreachable: no connection, login refused, host key refused, connection lost.
+	Unreachable Outcome = "unreachable"
+	// Unapproved: refused before reaching the node (command filter, invalid request).
+	Unapproved Outcome = "unapproved"
+	// Pending: never started, because of abort_on_error or cancellation.
+	Pending Outcome = "pending"
+)
+
+// NodeResult is one node's part of a fan-out.
+type NodeResult struct {
+	Target  Target  `json:"target"`
+	Outcome Outcome `json:"outcome"`
+	Result  *Result `json:"result,omitempty"`
+	Err     error   `json:"-"`
+}
+
+// Failed tells whether the node counts as a failure for AbortOnError.
+func (n NodeResult) Failed() bool {
+	return n.Err != nil || n.Result == nil || n.Result.ExitStatus != 0
+}
+
+// FanOutResult lists every node's result in the order of the targets, and
+// the nodes ("host:port") by outcome.
+type FanOutResult struct {
+	Nodes       []NodeResult `json:"nodes"`
+	Responded   []string     `json:"responded"`
+	Unreachable []string     `json:"unreachable"`
+	Unapproved  []string     `json:"unapproved"`
+	Pending     []string     `json:"pending"`
+}
+
+// RunMany runs one request on many nodes.
+func (c *Client) RunMany(ctx context.Context, targets []Target, req Request, opt FanOut) *FanOutResult {
+	return fanOut(ctx, targets, opt, func(ctx context.Context, t Target) (*Result, error) {
+		return c.Run(ctx, t, req)
+	})
+}
+
+type runFunc func(ctx context.Context, t Target) (*Result, error)
+
+func fanOut(ctx context.Context, targets []Target, opt FanOut, run runFunc) *FanOutResult {
+	parallel := 1
+	if opt.Concurrent {
+		parallel = opt.Parallelism
+		if parallel <= 0 {
+			parallel = DefaultParallelism
+		}
+	}
+	nodes := make([]NodeResult, len(targets))
+	for i, t := range targets {
+		nodes[i] = NodeResult{Target: t, Outcome: Pending}
+	}
+	var (
+		failed atomic.Bool
+		wg     sync.WaitGroup
+		mu     sync.Mutex // serializes OnNodeDone
+		sem    = make(chan struct{}, parallel)
+	)
+start:
+	for i, t := range targets {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break start
+		}
+		// Checked after the slot is taken: in sequential mode that is after
+		// the previous node has finished.
+		if (opt.AbortOnError && failed.Load()) || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := run(ctx, t)
+			n := NodeResult{Target: t, Result: res, Err: err, Outcome: outcomeOf(res, err)}
+			if n.Failed() {
+				failed.Store(true)
+			}
+			nodes[i] = n
+			if opt.OnNodeDone != nil {
+				mu.Lock()
+				opt.OnNodeDone(n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	out := &FanOutResult{Nodes: nodes}
+	for _, n := range nodes {
+		addr := n.Target.Addr()
+		switch n.Outcome {
+		case Responded:
+			out.Responded = append(out.Responded, addr)
+		case Unreachable:
+			out.Unreachable = append(out.Unreachable, addr)
+		case Unapproved:
+			out.Unapproved = append(out.Unapproved, addr)
+		default:
+			out.Pending = append(out.Pending, addr)
+		}
+	}
+	return out
+}
+
+// outcomeOf sorts one node's result into its bucket.
+func outcomeOf(res *Result, err error) Outcome {
+	switch {
+	case err == nil:
+		return Responded
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrInvalid):
+		return Unapproved
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrKilled):
+		if res != nil && !res.Started.IsZero() {
+			return Responded
+		}
+		if errors.Is(err, ErrKilled) {
+			return Pending // cancelled before the command started
+		}
+		return Unreachable // out of time while connecting
+	default:
+		return Unreachable
+	}
+}
