@@ -1,0 +1,113 @@
+package jobs
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Clock tells the time. The engine reads every stored time and every scheduling
+// decision from it, so tests can move time forward; context deadlines
+// (timeouts) and loop intervals use the real clock.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Config tunes a Service. Zero values take the defaults named on each field.
+type Config struct {
+	// ControllerID names this controller among those sharing the database; it
+	// must differ between controllers. Required.
+	ControllerID string
+	// Workers is how many jobs run at once on this controller (default 4;
+	// negative: none, the Service only serves the API and the scheduler).
+	Workers int
+	// PollInterval is how often idle workers look for jobs created by other
+	// controllers, and how often kills requested through them are noticed
+	// (default 1s). Jobs created through this Service start at once.
+	PollInterval time.Duration
+	// SchedulerInterval is how often due scheduled and recurring jobs are
+	// started (default 1s).
+	SchedulerInterval time.Duration
+	// HeartbeatInterval is how often this controller says it is alive
+	// (default 5s); StaleAfter is how long a controller may stay silent before
+	// the jobs it runs are failed by the others (default 6 heartbeats). It must
+	// cover clock differences between the controllers' hosts.
+	HeartbeatInterval time.Duration
+	StaleAfter        time.Duration
+	// MaxRunTime bounds every job, whatever its timeout_sec (default 24h).
+	MaxRunTime time.Duration
+	// KillGrace is how long a cancelled handler may take to return before the
+	// job is ended without it (default 10s).
+	KillGrace time.Duration
+	// DrainTimeout bounds Stop's wait for running jobs when its context has no
+	// deadline (default 30s).
+	DrainTimeout time.Duration
+	Retention    Retention
+	Clock        Clock        // default the real clock
+	Logger       *slog.Logger // default slog.Default()
+}
+
+// Retention deletes ended jobs (FINISHED, FAILED, ABORTED) and their messages.
+type Retention struct {
+	// MaxAge deletes jobs that ended longer ago (default 30 days, negative: never).
+	MaxAge time.Duration
+	// MaxCount keeps at most this many ended jobs, the newest (0: no limit).
+	MaxCount int
+	// BatchSize bounds each delete statement (default 500 rows).
+	BatchSize int
+	// MaxBatches bounds the work of one pass (default 20); the rest waits for
+	// the next pass.
+	MaxBatches int
+	// Interval between passes (default 10 minutes, negative: no passes).
+	Interval time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ControllerID == "" {
+		return c, errors.New("jobs: controller id is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.Workers < 0 {
+		c.Workers = 0
+	}
+	def(&c.PollInterval, time.Second)
+	def(&c.SchedulerInterval, time.Second)
+	def(&c.HeartbeatInterval, 5*time.Second)
+	def(&c.StaleAfter, 6*c.HeartbeatInterval)
+	if c.StaleAfter < 2*c.HeartbeatInterval {
+		return c, errors.New("jobs: stale-after must be at least two heartbeat intervals")
+	}
+	def(&c.MaxRunTime, 24*time.Hour)
+	def(&c.KillGrace, 10*time.Second)
+	def(&c.DrainTimeout, 30*time.Second)
+	if c.Retention.MaxAge == 0 {
+		c.Retention.MaxAge = 30 * 24 * time.Hour
+	}
+	if c.Retention.BatchSize <= 0 {
+		c.Retention.BatchSize = 500
+	}
+	if c.Retention.MaxBatches <= 0 {
+		c.Retention.MaxBatches = 20
+	}
+	if c.Retention.Interval == 0 {
+		c.Retention.Interval = 10 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

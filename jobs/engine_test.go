@@ -1,0 +1,459 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cmon-dev/cmon/sql"
+	"github.com/cmon-dev/cmon/sql/sqltest"
+)
+
+func TestOutcomes(t *testing.T) {
+	stubborn := make(chan struct{})
+	t.Cleanup(func() { close(stubborn) })
+	cmds := []Command{
+		sleepCommand(),
+		{Name: "panic", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { panic("boom") })},
+		{Name: "report", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+			log.Progress(ctx, 40)
+			log.StatusText(ctx, "Halfway")
+			log.Message(ctx, MessageDebug, "working")
+			return map[string]int{"nodes": 3}, nil
+		})},
+		{Name: "scalar", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { return 7, nil })},
+		{Name: "stubborn", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
+			<-stubborn // ignores its context
+			return nil, nil
+		})},
+	}
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		cfg := testConfig("c1")
+		cfg.Workers = 8
+		cfg.MaxRunTime = 1500 * time.Millisecond
+		cfg.KillGrace = 200 * time.Millisecond
+		s := newService(t, db, cfg, true, cmds...)
+		tests := []struct {
+			name       string
+			command    string
+			data       string
+			wantStatus Status
+			wantText   string
+			wantExit   int
+			wantResult string
+			wantLog    string // the last message
+		}{
+			{name: "success", command: "success", wantStatus: StatusFinished, wantText: TextFinished},
+			{name: "fail", command: "fail", wantStatus: StatusFailed, wantText: "job failed as requested", wantExit: 1,
+				wantLog: "job failed as requested"},
+			{name: "fail with exit code", command: "fail", data: `{"message": "no disk", "exit_code": 3}`,
+				wantStatus: StatusFailed, wantText: "no disk", wantExit: 3},
+			{name: "result and progress", command: "report", wantStatus: StatusFinished, wantText: TextFinished,
+				wantResult: `{"nodes":3}`, wantLog: "working"},
+			{name: "non-object result is wrapped", command: "scalar", wantStatus: StatusFinished, wantResult: `{"result":7}`},
+			{name: "panic", command: "panic", wantStatus: StatusFailed, wantText: "job command panicked: boom", wantExit: 1},
+			{name: "job timeout", command: "sleep", data: `{"ms": 60000, "timeout_sec": 0.3}`, wantStatus: StatusFailed,
+				wantText: "Job timed out after 0.3 s.", wantExit: 124, wantLog: "Job timed out after 0.3 s."},
+			{name: "controller maximum", command: "sleep", data: `{"ms": 60000, "timeout_sec": 3600}`, wantStatus: StatusFailed,
+				wantText: "Job timed out after 1.5 s.", wantExit: 124},
+			{name: "handler ignoring its context is abandoned", command: "stubborn", data: `{"timeout_sec": 0.2}`,
+				wantStatus: StatusFailed, wantText: "Job timed out after 0.2 s.", wantExit: 124},
+		}
+		ids := make([]int64, len(tests))
+		for i, tc := range tests {
+			ids[i] = create(t, s, CreateRequest{Command: tc.command, JobData: json.RawMessage(tc.data)}).ID
+		}
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				j := waitEnded(t, s, ids[i])
+				if j.Status != tc.wantStatus || j.ExitCode != tc.wantExit || (tc.wantText != "" && j.StatusText != tc.wantText) {
+					t.Errorf("got %s %q exit %d, want %s %q exit %d", j.Status, j.StatusText, j.ExitCode,
+						tc.wantStatus, tc.wantText, tc.wantExit)
+				}
+				if string(j.Result) != tc.wantResult {
+					t.Errorf("result %s, want %s", j.Result, tc.wantResult)
+				}
+				if j.Started.IsZero() || j.Ended.Before(j.Started) || j.ControllerID != "c1" {
+					t.Errorf("started %v ended %v controller %q", j.Started, j.Ended, j.ControllerID)
+				}
+				if j.Status == StatusFinished && (!j.HasProgress || j.Progress != 100) {
+					t.Errorf("finished job progress %v %d", j.HasProgress, j.Progress)
+				}
+				if tc.wantLog != "" {
+					l, err := s.Log(context.Background(), j.ID, MessageQuery{Limit: 1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(l.Messages) != 1 || l.Messages[0].Text != tc.wantLog {
+						t.Errorf("last message %+v, want %q", l.Messages, tc.wantLog)
+					}
+				}
+			})
+		}
+		// The process survived the panic and the abandoned handler: jobs still run.
+		j := waitEnded(t, s, create(t, s, CreateRequest{Command: "success"}).ID)
+		if j.Status != StatusFinished {
+			t.Errorf("job after the failures is %s", j.Status)
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM jobs WHERE exclusive_lock IS NOT NULL"); n != 0 {
+			t.Errorf("%d cluster locks left", n)
+		}
+	})
+}
+
+func TestProgressWhileRunning(t *testing.T) {
+	g := newGate()
+	progress := Command{Name: "progress", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+		log.Progress(ctx, 55)
+		log.StatusText(ctx, "Copying")
+		return g.command("x").Handler.Run(ctx, j, log)
+	})}
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		s := newService(t, db, testConfig("c1"), true, progress)
+		id := create(t, s, CreateRequest{Command: "progress"}).ID
+		g.waitStarted(t)
+		j := waitJob(t, s, id, 5*time.Second, StatusRunning)
+		var l *JobLog
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var err error
+			if l, err = s.Log(context.Background(), id, MessageQuery{Ascending: true}); err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Messages) > 0 || time.Now().After(deadline) {
+				break // the gate logs its message right after it reports the start
+			}
+		}
+		if !j.HasProgress || j.Progress != 55 || j.StatusText != "Copying" || len(l.Messages) != 1 {
+			t.Errorf("running job: progress %v %d text %q messages %d", j.HasProgress, j.Progress, j.StatusText, len(l.Messages))
+		}
+		g.release <- struct{}{}
+		waitEnded(t, s, id)
+	})
+}
+
+func TestClaimExactlyOnce(t *testing.T) {
+	const jobs = 200
+	forEachShared(t, func(t *testing.T, db1, db2 *sql.DB) {
+		var mu sync.Mutex
+		runs := map[int64]int{}
+		by := map[string]int{}
+		count := Command{Name: "count", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+			mu.Lock()
+			runs[j.ID]++
+			mu.Unlock()
+			return nil, nil
+		})}
+		s1 := newService(t, db1, testConfig("c1"), true, count)
+		s2 := newService(t, db2, testConfig("c2"), true, count)
+
+		var wg sync.WaitGroup
+		ids := make(chan int64, jobs)
+		for g := range 10 {
+			wg.Go(func() {
+				s := []*Service{s1, s2}[g%2]
+				for range jobs / 10 {
+					j, err := s.Create(context.Background(), CreateRequest{Command: "count"})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					ids <- j.ID
+				}
+			})
+		}
+		wg.Wait()
+		close(ids)
+		for id := range ids {
+			j := waitEnded(t, s1, id)
+			if j.Status != StatusFinished {
+				t.Errorf("job %d is %s %q", id, j.Status, j.StatusText)
+			}
+			by[j.ControllerID]++
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(runs) != jobs {
+			t.Errorf("%d jobs ran, want %d", len(runs), jobs)
+		}
+		for id, n := range runs {
+			if n != 1 {
+				t.Errorf("job %d ran %d times", id, n)
+			}
+		}
+		t.Logf("jobs run per controller: %v", by)
+	})
+}
+
+func TestWakeUp(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		started := make(chan time.Time, 1)
+		mark := Command{Name: "mark", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
+			started <- time.Now()
+			return nil, nil
+		})}
+		cfg := testConfig("c1")
+		cfg.PollInterval = 5 * time.Second
+		s := newService(t, db, cfg, true, mark)
+		time.Sleep(200 * time.Millisecond) // let the workers go idle
+		created := time.Now()
+		id := create(t, s, CreateRequest{Command: "mark"}).ID
+		select {
+		case at := <-started:
+			t.Logf("job started %s after create", at.Sub(created))
+		case <-time.After(4 * time.Second):
+			t.Fatalf("job not started within 4s with a 5s poll: the wake-up did not work")
+		}
+		waitEnded(t, s, id)
+	})
+}
+
+func TestExclusive(t *testing.T) {
+	forEachShared(t, func(t *testing.T, db1, db2 *sql.DB) {
+		var mu sync.Mutex
+		active := map[int64]int{}
+		most := map[int64]int{}
+		var shared atomic.Int32
+		var sharedMost atomic.Int32
+		change := Command{Name: "change", Exclusive: true, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+			mu.Lock()
+			active[j.ClusterID]++
+			most[j.ClusterID] = max(most[j.ClusterID], active[j.ClusterID])
+			mu.Unlock()
+			time.Sleep(40 * time.Millisecond)
+			mu.Lock()
+			active[j.ClusterID]--
+			mu.Unlock()
+			return nil, nil
+		})}
+		look := Command{Name: "look", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+			n := shared.Add(1)
+			for {
+				m := sharedMost.Load()
+				if n <= m || sharedMost.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(150 * time.Millisecond)
+			shared.Add(-1)
+			return nil, nil
+		})}
+		s1 := newService(t, db1, testConfig("c1"), true, change, look)
+		s2 := newService(t, db2, testConfig("c2"), true, change, look)
+		var ids []int64
+		for i := range 12 {
+			ids = append(ids, create(t, []*Service{s1, s2}[i%2], CreateRequest{ClusterID: int64(1 + i%2), Command: "change"}).ID)
+		}
+		for range 3 {
+			ids = append(ids, create(t, s1, CreateRequest{ClusterID: 1, Command: "look"}).ID)
+		}
+		for _, id := range ids {
+			if j := waitEnded(t, s1, id); j.Status != StatusFinished {
+				t.Errorf("job %d is %s %q", id, j.Status, j.StatusText)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if most[1] != 1 || most[2] != 1 {
+			t.Errorf("most exclusive jobs at once per cluster: %v, want 1 each", most)
+		}
+		if sharedMost.Load() < 2 {
+			t.Errorf("non-exclusive jobs on one cluster never ran together (most %d)", sharedMost.Load())
+		}
+	})
+}
+
+func TestKill(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		g := newGate()
+		s := newService(t, db, testConfig("c1"), true, g.command("wait"))
+		id := create(t, s, CreateRequest{Command: "wait"}).ID
+		if got := g.waitStarted(t); got != id {
+			t.Fatalf("started job %d, want %d", got, id)
+		}
+		waitJob(t, s, id, 5*time.Second, StatusRunning)
+		k, err := s.Kill(ctx, id, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !k.KillRequested || k.KilledBy != "alice" {
+			t.Errorf("kill reply: requested %v by %q", k.KillRequested, k.KilledBy)
+		}
+		select {
+		case cause := <-g.cancelled:
+			if !errors.Is(cause, ErrKilled) {
+				t.Errorf("handler's context cause %v, want ErrKilled", cause)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler's context was not cancelled")
+		}
+		j := waitEnded(t, s, id)
+		if j.Status != StatusAborted || j.StatusText != "Job was aborted by user alice." || j.Ended.IsZero() {
+			t.Errorf("killed job is %s %q", j.Status, j.StatusText)
+		}
+		if _, err := s.Kill(ctx, 9999, "alice"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("kill missing job: %v", err)
+		}
+	})
+}
+
+func TestKillThroughOtherController(t *testing.T) {
+	forEachShared(t, func(t *testing.T, db1, db2 *sql.DB) {
+		g := newGate()
+		s1 := newService(t, db1, testConfig("c1"), true, g.command("wait"))
+		s2 := newService(t, db2, testConfig("c2"), true) // does not know "wait": never claims it
+		id := create(t, s1, CreateRequest{Command: "wait"}).ID
+		g.waitStarted(t)
+		waitJob(t, s2, id, 5*time.Second, StatusRunning)
+		if _, err := s2.Kill(context.Background(), id, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-g.cancelled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the running controller did not notice the kill")
+		}
+		j := waitEnded(t, s1, id)
+		if j.Status != StatusAborted || j.StatusText != "Job was aborted by user bob." || j.ControllerID != "c1" {
+			t.Errorf("job is %s %q on %q", j.Status, j.StatusText, j.ControllerID)
+		}
+	})
+}
+
+func TestStopFailsRunningJobs(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		g := newGate()
+		cfg := testConfig("c1")
+		reg, err := NewRegistry(g.command("wait"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(db, reg, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		id := create(t, s, CreateRequest{Command: "wait"}).ID
+		g.waitStarted(t)
+		waitJob(t, s, id, 5*time.Second, StatusRunning)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if cause := <-g.cancelled; !errors.Is(cause, ErrControllerStopped) {
+			t.Errorf("cause %v, want ErrControllerStopped", cause)
+		}
+		j, err := s.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != StatusFailed || j.StatusText != TextControllerStopped {
+			t.Errorf("job after stop is %s %q", j.Status, j.StatusText)
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM job_controllers"); n != 0 {
+			t.Errorf("%d controller rows after stop", n)
+		}
+	})
+}
+
+func TestRestartRecovery(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		api := newService(t, db, testConfig("c1"), false)
+		now := time.Now()
+		// running fakes a job claimed by a controller run, and its heartbeat row.
+		running := func(controller, instance string, heartbeat time.Time) int64 {
+			j := create(t, api, CreateRequest{Command: "success", ClusterID: 5})
+			if _, err := db.ExecContext(ctx, `UPDATE jobs SET status = ?, controller_id = ?, instance_id = ?, started = ?
+				WHERE job_id = ?`, StatusRunning, controller, instance, sql.Millis(now), j.ID); err != nil {
+				t.Fatal(err)
+			}
+			if !heartbeat.IsZero() {
+				if _, err := db.ExecContext(ctx, `INSERT INTO job_controllers (controller_id, instance_id, started, heartbeat)
+					VALUES (?, ?, ?, ?)`, controller, instance, sql.Millis(now), sql.Millis(heartbeat)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return j.ID
+		}
+		tests := []struct {
+			name       string
+			id         int64
+			wantStatus Status
+		}{
+			{name: "controller without a heartbeat row", id: running("gone", "i1", time.Time{}), wantStatus: StatusFailed},
+			{name: "stale heartbeat", id: running("c9", "i2", now.Add(-time.Hour)), wantStatus: StatusFailed},
+			{name: "this controller's previous run", id: running("c1", "old", now), wantStatus: StatusFailed},
+			{name: "live other controller", id: running("c2", "i3", now.Add(time.Minute)), wantStatus: StatusRunning},
+			{name: "defined job runs after restart", id: create(t, api, CreateRequest{Command: "success"}).ID,
+				wantStatus: StatusFinished},
+		}
+		s := newService(t, db, testConfig("c1"), true)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				j := waitJob(t, s, tc.id, 10*time.Second, tc.wantStatus)
+				if tc.wantStatus == StatusFailed {
+					l, err := s.Log(ctx, j.ID, MessageQuery{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if j.StatusText != TextControllerStopped || j.Ended.IsZero() || len(l.Messages) != 1 ||
+						l.Messages[0].Status != MessageFailed {
+						t.Errorf("recovered job: %q ended %v messages %+v", j.StatusText, j.Ended, l.Messages)
+					}
+				}
+			})
+		}
+		// The live controller dies: its heartbeat goes stale and the survivor fails its job.
+		if _, err := db.ExecContext(ctx, "UPDATE job_controllers SET heartbeat = ? WHERE controller_id = 'c2'",
+			sql.Millis(now.Add(-time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		j := waitJob(t, s, tests[3].id, 10*time.Second, StatusFailed)
+		if j.StatusText != TextControllerStopped {
+			t.Errorf("job of the dead controller: %q", j.StatusText)
+		}
+		if n := countRows(t, db, "SELECT COUNT(*) FROM jobs WHERE exclusive_lock IS NOT NULL"); n != 0 {
+			t.Errorf("%d cluster locks left", n)
+		}
+	})
+}
+
+func TestExclusiveLockReleasedOnRecovery(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		change := Command{Name: "change", Exclusive: true, Handler: SuccessCommand().Handler}
+		api := newService(t, db, testConfig("c1"), false, change)
+		stuck := create(t, api, CreateRequest{Command: "change", ClusterID: 7})
+		if _, err := db.ExecContext(ctx, `UPDATE jobs SET status = ?, controller_id = 'gone', instance_id = 'x',
+			exclusive_lock = 7 WHERE job_id = ?`, StatusRunning, stuck.ID); err != nil {
+			t.Fatal(err)
+		}
+		next := create(t, api, CreateRequest{Command: "change", ClusterID: 7})
+		s := newService(t, db, testConfig("c1"), true, change)
+		if j := waitEnded(t, s, next.ID); j.Status != StatusFinished {
+			t.Errorf("exclusive job after the dead one: %s %q", j.Status, j.StatusText)
+		}
+		if j := waitEnded(t, s, stuck.ID); j.Status != StatusFailed {
+			t.Errorf("dead controller's job: %s", j.Status)
+		}
+	})
+}
+
+func ExampleService_Create() {
+	// The RPC layer decodes job_spec with Spec and renders the job with Wire.
+	var spec Spec
+	_ = json.Unmarshal([]byte(`{"command": "success", "job_dat": {"message": "hi"}}`), &spec)
+	req := CreateRequest{Title: "Simulated Success", Command: spec.Command, JobData: spec.JobData}
+	fmt.Println(req.Command, strings.TrimSpace(string(req.JobData)))
+	// Output: success {"message": "hi"}
+}

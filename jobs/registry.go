@@ -1,0 +1,95 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Handler runs one job. It returns when the work is done or ctx is cancelled
+// (kill, timeout, controller stop: see context.Cause), with an optional result
+// that is stored as the job's JSON object result, also on error. A nil error
+// finishes the job; an error fails it with the error's message as status_text
+// (an *ExitError sets the exit code).
+type Handler interface {
+	Run(ctx context.Context, job *Job, log Logger) (result any, err error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *Job, log Logger) (any, error)
+
+// Run calls f.
+func (f HandlerFunc) Run(ctx context.Context, job *Job, log Logger) (any, error) {
+	return f(ctx, job, log)
+}
+
+// Logger is a running job's log and progress. Writes are best effort: a failure
+// to store a line is logged by the engine and never fails the job. They still
+// land when ctx is already cancelled (a handler reports how it stopped after a
+// kill), each bounded by a timeout of its own.
+type Logger interface {
+	// Message appends a job message, readable at once by getJobLog.
+	Message(ctx context.Context, status MessageStatus, text string)
+	// Progress sets the job's progress in percent (0..100).
+	Progress(ctx context.Context, percent int)
+	// StatusText replaces the job's status_text while it runs.
+	StatusText(ctx context.Context, text string)
+}
+
+// Command is a job command: its names, how it runs, and what it needs.
+type Command struct {
+	Name    string   // canonical name, stored with the job
+	Aliases []string // other names clients may use
+	// Exclusive commands change their cluster: two of them never run at the same
+	// time on one cluster (jobs with cluster_id 0 are not restricted).
+	Exclusive bool
+	// Validate checks job_data (a JSON object) at create time, so that bad input
+	// is refused before anything is queued. Its error message, lower case, is
+	// shown to the client. Nil accepts anything.
+	Validate func(jobData json.RawMessage) error
+	Handler  Handler
+}
+
+// Registry maps command names and aliases to commands. It is built once and
+// not changed afterwards, so controllers can share it without locking.
+type Registry struct {
+	byName map[string]*Command
+	names  []string
+}
+
+// NewRegistry builds a registry; names and aliases are case-insensitive and
+// must be unique.
+func NewRegistry(cmds ...Command) (*Registry, error) {
+	r := &Registry{byName: map[string]*Command{}}
+	for i := range cmds {
+		c := cmds[i]
+		if c.Name == "" || c.Handler == nil {
+			return nil, fmt.Errorf("job command %q needs a name and a handler", c.Name)
+		}
+		c.Name = strings.ToLower(c.Name)
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			n = strings.ToLower(n)
+			if _, dup := r.byName[n]; dup {
+				return nil, fmt.Errorf("job command name %q registered twice", n)
+			}
+			r.byName[n] = &c
+		}
+		r.names = append(r.names, c.Name)
+	}
+	slices.Sort(r.names)
+	return r, nil
+}
+
+// Lookup finds a command by name or alias, case-insensitively.
+func (r *Registry) Lookup(name string) (*Command, bool) {
+	c, ok := r.byName[strings.ToLower(strings.TrimSpace(name))]
+	return c, ok
+}
+
+// Names lists the canonical command names, sorted.
+func (r *Registry) Names() []string { return slices.Clone(r.names) }
+
+// Builtin lists the commands that need nothing but the engine: success and fail.
+func Builtin() []Command { return []Command{SuccessCommand(), FailCommand()} }

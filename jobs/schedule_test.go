@@ -1,0 +1,310 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cmon-dev/cmon/sql"
+	"github.com/cmon-dev/cmon/sql/sqltest"
+)
+
+// children lists a template's children, oldest first.
+func children(t *testing.T, s *Service, id int64) []*Job {
+	t.Helper()
+	js, _, err := s.List(context.Background(), Filter{ParentJobID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := 0, len(js)-1; i < j; i, j = i+1, j-1 {
+		js[i], js[j] = js[j], js[i]
+	}
+	return js
+}
+
+func fireAt(t *testing.T, s *Service, clock *fakeClock, at string) int {
+	t.Helper()
+	clock.Set(mustTime(t, at))
+	n, err := s.fireDue(context.Background())
+	if err != nil {
+		t.Fatalf("fire at %s: %v", at, err)
+	}
+	return n
+}
+
+func TestRecurring(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
+		cfg := testConfig("c1")
+		cfg.Clock = clock
+		s := newService(t, db, cfg, true)
+		tmpl := create(t, s, CreateRequest{ClusterID: 2, Title: "Nightly", Command: "success", Recurrence: "* * * * *",
+			JobData: json.RawMessage(`{"message": "tick"}`), Tags: []string{"cron"}, Owner: Owner{UserName: "pipas"}})
+
+		if n := fireAt(t, s, clock, "2030-01-01T10:00:59Z"); n != 0 {
+			t.Errorf("fired %d before its time", n)
+		}
+		steps := []struct {
+			name, at, wantNext string
+		}{
+			{name: "first firing", at: "2030-01-01T10:01:00Z", wantNext: "2030-01-01T10:02:00Z"},
+			{name: "second firing, late", at: "2030-01-01T10:02:40Z", wantNext: "2030-01-01T10:03:00Z"},
+			{name: "missed firings are not made up", at: "2030-01-01T11:30:10Z", wantNext: "2030-01-01T11:31:00Z"},
+		}
+		for i, st := range steps {
+			t.Run(st.name, func(t *testing.T) {
+				if n := fireAt(t, s, clock, st.at); n != 1 {
+					t.Fatalf("fired %d, want 1", n)
+				}
+				if n := fireAt(t, s, clock, st.at); n != 0 {
+					t.Errorf("fired again at the same time: %d", n)
+				}
+				cs := children(t, s, tmpl.ID)
+				if len(cs) != i+1 {
+					t.Fatalf("%d children, want %d", len(cs), i+1)
+				}
+				c := waitEnded(t, s, cs[i].ID)
+				if c.Status != StatusFinished || c.ParentJobID != tmpl.ID || c.Title != "Nightly" || c.ClusterID != 2 ||
+					c.Recurrence != "" || c.UserName != "pipas" || string(c.JobData) != `{"message": "tick"}` || len(c.Tags) != 1 {
+					t.Errorf("child = %+v", c)
+				}
+				tm, err := s.Get(context.Background(), tmpl.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tm.Status != StatusScheduled || !tm.NextFireAt.Equal(mustTime(t, st.wantNext)) {
+					t.Errorf("template %s next %s, want SCHEDULED next %s", tm.Status, tm.NextFireAt, st.wantNext)
+				}
+			})
+		}
+	})
+}
+
+func TestRecurringSkipsWhilePreviousRuns(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		g := newGate()
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
+		cfg := testConfig("c1")
+		cfg.Clock = clock
+		s := newService(t, db, cfg, true, g.command("wait"))
+		tmpl := create(t, s, CreateRequest{Command: "wait", Recurrence: "*/2 * * * *"})
+
+		fireAt(t, s, clock, "2030-01-01T10:02:00Z")
+		first := g.waitStarted(t)
+		fireAt(t, s, clock, "2030-01-01T10:04:00Z")
+		if cs := children(t, s, tmpl.ID); len(cs) != 1 {
+			t.Fatalf("%d children while the first runs, want 1", len(cs))
+		}
+		l, err := s.Log(ctx, tmpl.ID, MessageQuery{Ascending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Messages) != 1 || l.Messages[0].Status != MessageWarning ||
+			!strings.Contains(l.Messages[0].Text, "Skipped the run due at 2030-01-01T10:04:00.000Z") {
+			t.Errorf("template messages %+v, want one skip warning", l.Messages)
+		}
+		g.release <- struct{}{}
+		waitEnded(t, s, first)
+		fireAt(t, s, clock, "2030-01-01T10:06:00Z")
+		cs := children(t, s, tmpl.ID)
+		if len(cs) != 2 {
+			t.Fatalf("%d children after the first ended, want 2", len(cs))
+		}
+		g.waitStarted(t)
+		g.release <- struct{}{}
+		waitEnded(t, s, cs[1].ID)
+	})
+}
+
+func TestPausedDoesNotFire(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
+		cfg := testConfig("c1")
+		cfg.Clock = clock
+		s := newService(t, db, cfg, true)
+		tmpl := create(t, s, CreateRequest{Command: "success", Recurrence: "0 * * * *"})
+		if _, err := s.SetStatus(ctx, tmpl.ID, StatusPaused); err != nil {
+			t.Fatal(err)
+		}
+		if n := fireAt(t, s, clock, "2030-01-01T11:00:00Z"); n != 0 {
+			t.Errorf("paused template fired %d", n)
+		}
+		if cs := children(t, s, tmpl.ID); len(cs) != 0 {
+			t.Errorf("paused template has %d children", len(cs))
+		}
+		if _, err := s.SetStatus(ctx, tmpl.ID, StatusScheduled); err != nil {
+			t.Fatal(err)
+		}
+		if n := fireAt(t, s, clock, "2030-01-01T12:00:00Z"); n != 1 {
+			t.Errorf("resumed template fired %d, want 1", n)
+		}
+		// Killing a template ends its schedule.
+		k, err := s.Kill(ctx, tmpl.ID, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Status != StatusAborted {
+			t.Errorf("killed template is %s", k.Status)
+		}
+		if n := fireAt(t, s, clock, "2030-01-01T13:00:00Z"); n != 0 {
+			t.Errorf("aborted template fired %d", n)
+		}
+	})
+}
+
+func TestScheduledOnce(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:00Z"))
+		cfg := testConfig("c1")
+		cfg.Clock = clock
+		s := newService(t, db, cfg, true)
+		j := create(t, s, CreateRequest{Command: "success", Scheduled: mustTime(t, "2030-01-01T10:30:00Z")})
+		if n := fireAt(t, s, clock, "2030-01-01T10:29:59Z"); n != 0 {
+			t.Errorf("fired %d early", n)
+		}
+		if got := waitJob(t, s, j.ID, time.Second, StatusScheduled); !got.Started.IsZero() {
+			t.Errorf("scheduled job started early")
+		}
+		if n := fireAt(t, s, clock, "2030-01-01T10:30:00Z"); n != 1 {
+			t.Errorf("fired %d at its time, want 1", n)
+		}
+		got := waitEnded(t, s, j.ID)
+		if got.Status != StatusFinished || got.ParentJobID != 0 || !got.Scheduled.Equal(mustTime(t, "2030-01-01T10:30:00Z")) {
+			t.Errorf("scheduled job = %s parent %d scheduled %s", got.Status, got.ParentJobID, got.Scheduled)
+		}
+	})
+}
+
+func TestFiringOnceAcrossControllers(t *testing.T) {
+	forEachShared(t, func(t *testing.T, db1, db2 *sql.DB) {
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
+		cfg1, cfg2 := testConfig("c1"), testConfig("c2")
+		cfg1.Clock, cfg2.Clock = clock, clock
+		s1 := newService(t, db1, cfg1, false)
+		s2 := newService(t, db2, cfg2, false)
+		var tmpls []int64
+		for range 5 {
+			tmpls = append(tmpls, create(t, s1, CreateRequest{Command: "success", Recurrence: "* * * * *"}).ID)
+		}
+		for minute := 1; minute <= 3; minute++ {
+			clock.Set(mustTime(t, "2030-01-01T10:00:00Z").Add(time.Duration(minute) * time.Minute))
+			var wg sync.WaitGroup
+			for _, s := range []*Service{s1, s2, s1, s2} {
+				wg.Go(func() {
+					if _, err := s.fireDue(context.Background()); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			// Nothing runs the children: each firing after the first is skipped.
+		}
+		for _, id := range tmpls {
+			if cs := children(t, s1, id); len(cs) != 1 {
+				t.Errorf("template %d has %d children, want 1", id, len(cs))
+			}
+			l, err := s1.Log(context.Background(), id, MessageQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Total != 2 {
+				t.Errorf("template %d has %d skip warnings, want 2", id, l.Total)
+			}
+		}
+	})
+}
+
+func TestParseSchedule(t *testing.T) {
+	from := mustTime(t, "2030-03-10T12:00:00Z")
+	tests := []struct {
+		name, expr, tz, want string
+	}{
+		{name: "utc by default", expr: "0 9 * * *", want: "2030-03-11T09:00:00Z"},
+		{name: "in a time zone", expr: "0 9 * * *", tz: "Asia/Tokyo", want: "2030-03-11T00:00:00Z"},
+		{name: "descriptor", expr: "@hourly", want: "2030-03-10T13:00:00Z"},
+		{name: "every 15 minutes", expr: "*/15 * * * *", want: "2030-03-10T12:15:00Z"},
+		{name: "weekdays", expr: "30 6 * * 1-5", want: "2030-03-11T06:30:00Z"}, // the 10th is a Sunday
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := parseSchedule(tc.expr, tc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.next(from); !got.Equal(mustTime(t, tc.want)) {
+				t.Errorf("next = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRetention(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:00Z"))
+		cfg := testConfig("c1")
+		cfg.Clock = clock
+		cfg.Retention = Retention{MaxAge: 24 * time.Hour, BatchSize: 2, MaxBatches: 100, Interval: -1}
+		s := newService(t, db, cfg, true)
+
+		var ids []int64
+		for i := range 5 {
+			j := create(t, s, CreateRequest{Command: "success", Tags: []string{"old"},
+				JobData: json.RawMessage(`{"message": "m` + string(rune('0'+i)) + `"}`)})
+			waitEnded(t, s, j.ID)
+			(&jobLogger{s: s, jobID: j.ID}).Message(context.Background(), MessageDebug, "more")
+			ids = append(ids, j.ID)
+		}
+		tmpl := create(t, s, CreateRequest{Command: "success", Recurrence: "0 0 1 1 *"})
+		clock.Set(mustTime(t, "2030-01-02T09:00:00Z"))
+		young := waitEnded(t, s, create(t, s, CreateRequest{Command: "success"}).ID)
+
+		if n, err := s.retain(ctx); err != nil || n != 0 {
+			t.Fatalf("retain before the jobs are a day old: %d, %v", n, err)
+		}
+		clock.Set(mustTime(t, "2030-01-02T10:00:01Z"))
+		n, err := s.retain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 5 {
+			t.Errorf("deleted %d jobs, want 5", n)
+		}
+		idList, args := placeholders(ids)
+		for _, table := range []string{"jobs", "job_messages", "job_tags"} {
+			if c := countRows(t, db, "SELECT COUNT(*) FROM "+table+" WHERE job_id IN ("+idList+")", args...); c != 0 {
+				t.Errorf("%d rows of old jobs left in %s", c, table)
+			}
+		}
+		for _, id := range []int64{tmpl.ID, young.ID} {
+			if _, err := s.Get(ctx, id); err != nil {
+				t.Errorf("job %d that should stay: %v", id, err)
+			}
+		}
+
+		// By count: keep the newest two ended jobs.
+		s.cfg.Retention = Retention{MaxAge: -1, MaxCount: 2, BatchSize: 2, MaxBatches: 100}
+		var more []int64
+		for range 4 {
+			more = append(more, waitEnded(t, s, create(t, s, CreateRequest{Command: "fail"}).ID).ID)
+		}
+		if _, err := s.retain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		js, total, err := s.List(ctx, Filter{Statuses: endedStatuses})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 2 || js[0].ID != more[3] || js[1].ID != more[2] {
+			t.Errorf("after count retention %d ended jobs left, want the newest two %v", total, more[2:])
+		}
+		if _, err := s.Get(ctx, tmpl.ID); err != nil {
+			t.Errorf("template deleted by count retention: %v", err)
+		}
+	})
+}

@@ -1,0 +1,372 @@
+package jobs
+
+import (
+	"context"
+	stdsql "database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/cmon-dev/cmon/sql"
+)
+
+// worker claims and runs jobs until the loops stop. After a successful claim it
+// wakes another idle worker, so a burst of jobs fans out over all workers.
+func (s *Service) worker(ctx context.Context) {
+	defer s.workers.Done()
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		j, err := s.claim(ctx)
+		if err != nil && ctx.Err() == nil {
+			// Lock waits and deadlocks end up here on MySQL: retry soon, not after a poll.
+			s.log.Warn("claim job", "err", err)
+			if !sleep(ctx, min(s.cfg.PollInterval, 200*time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		if j == nil {
+			timer := time.NewTimer(s.cfg.PollInterval)
+			select {
+			case <-s.wake:
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+			timer.Stop()
+			continue
+		}
+		s.poke()
+		s.run(j)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// claim takes the oldest runnable DEFINED job for this controller, or returns
+// nil. Runnable: a command this controller knows, and for an exclusive job no
+// other exclusive job active on its cluster. MySQL/MariaDB skip rows another
+// controller is claiming; SQLite has one writer at a time. The exclusive_lock
+// unique index settles the race of two controllers claiming exclusive jobs of
+// one cluster at once: the loser gets a unique violation and tries again.
+func (s *Service) claim(ctx context.Context) (*Job, error) {
+	names, nameArgs := placeholders(s.reg.Names())
+	query := `SELECT j.job_id, j.cluster_id, j.is_exclusive FROM jobs j
+		WHERE j.status = ? AND j.command IN (` + names + `)
+		AND (j.is_exclusive = 0 OR j.cluster_id = 0 OR NOT EXISTS
+			(SELECT 1 FROM jobs r WHERE r.exclusive_lock = j.cluster_id))
+		ORDER BY j.job_id LIMIT 1` + s.db.ForUpdateSkipLocked()
+	args := append([]any{StatusDefined}, nameArgs...)
+	// A plain read first: idle polls then cost no write lock (SQLite) and no
+	// locking read (MySQL).
+	var one int
+	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM jobs WHERE status = ? LIMIT 1", StatusDefined).Scan(&one)
+	if errors.Is(err, stdsql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for defined jobs: %w", err)
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		var j *Job
+		err := inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+			var id, clusterID int64
+			var exclusive int
+			err := tx.QueryRowContext(ctx, query, args...).Scan(&id, &clusterID, &exclusive)
+			if errors.Is(err, stdsql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("select a job to claim: %w", err)
+			}
+			var lock any // NULL unless the job holds its cluster
+			if exclusive != 0 && clusterID != 0 {
+				lock = clusterID
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, controller_id = ?,
+				instance_id = ?, exclusive_lock = ? WHERE job_id = ? AND status = ?`,
+				StatusDequeued, TextDequeued, s.cfg.ControllerID, s.instanceID, lock, id, StatusDefined)
+			if err != nil {
+				return fmt.Errorf("claim job %d: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil
+			}
+			j, err = getJob(ctx, tx, id)
+			return err
+		})
+		if sql.IsUniqueViolation(err) {
+			continue // another controller took the cluster just now
+		}
+		return j, err
+	}
+	return nil, nil
+}
+
+// run executes a claimed job and records its outcome; it never panics.
+func (s *Service) run(j *Job) {
+	log := s.log.With("job_id", j.ID, "command", j.Command)
+	ctx, cancel := context.WithCancelCause(s.jobsContext())
+	defer cancel(nil)
+	s.mu.Lock()
+	s.running[j.ID] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, j.ID)
+		s.mu.Unlock()
+	}()
+
+	dbctx, dbcancel := dbContext()
+	started := s.clock.Now()
+	res, err := s.db.ExecContext(dbctx, `UPDATE jobs SET status = ?, status_text = ?, started = ?
+		WHERE job_id = ? AND instance_id = ? AND status = ? AND kill_requested = 0`,
+		StatusRunning, TextRunning, sql.Millis(started), j.ID, s.instanceID, StatusDequeued)
+	dbcancel()
+	if err != nil {
+		log.Error("mark job running", "err", err)
+		s.finish(j, outcome{status: StatusFailed, text: "Could not start the job: " + err.Error(), exitCode: 1})
+		return
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// Killed between claim and start (or taken from us): do not run it.
+		s.finish(j, outcome{status: StatusAborted, text: abortedText(s.killedBy(j.ID))})
+		return
+	}
+	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
+	log.Info("job started")
+
+	cmd, ok := s.reg.Lookup(j.Command)
+	if !ok { // cannot happen: claim selects known commands only
+		s.finish(j, outcome{status: StatusFailed, text: fmt.Sprintf("unknown job command %q", j.Command), exitCode: 1})
+		return
+	}
+	timeout := s.cfg.MaxRunTime
+	if t := jobTimeout(j.JobData); t > 0 && t < timeout {
+		timeout = t
+	}
+	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimedOut, seconds(timeout)))
+	defer tcancel()
+
+	result, abandoned, err := s.invoke(tctx, cmd.Handler, j, log)
+	o := s.judge(tctx, timeout, err, abandoned)
+	o.result = encodeResult(result, log)
+	s.finish(j, o)
+}
+
+// jobsContext is the parent of running jobs' contexts.
+func (s *Service) jobsContext() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobsCtx
+}
+
+// outcome is how a job ended.
+type outcome struct {
+	status   Status
+	text     string
+	exitCode int
+	result   json.RawMessage
+}
+
+// invoke calls the handler, turning a panic into an error. If ctx ends and the
+// handler does not return within KillGrace, it is abandoned (its goroutine is
+// left behind) so that the job still ends.
+func (s *Service) invoke(ctx context.Context, h Handler, j *Job, log *slog.Logger) (result any, abandoned bool, err error) {
+	type ret struct {
+		result any
+		err    error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("job command panicked", "panic", p, "stack", string(debug.Stack()))
+				done <- ret{err: fmt.Errorf("job command panicked: %v", p)}
+			}
+		}()
+		jc := *j // the handler's copy: it may not change the engine's view
+		r, err := h.Run(ctx, &jc, &jobLogger{s: s, jobID: j.ID})
+		done <- ret{r, err}
+	}()
+	select {
+	case r := <-done:
+		return r.result, false, r.err
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(s.cfg.KillGrace)
+	defer grace.Stop()
+	select {
+	case r := <-done:
+		return r.result, false, r.err
+	case <-grace.C:
+		log.Error("job command ignored its cancellation: abandoned", "grace", s.cfg.KillGrace)
+		return nil, true, context.Cause(ctx)
+	}
+}
+
+// judge decides the outcome from the handler's return and why its context
+// ended. A handler that returned nil finished, even if a kill arrived late.
+func (s *Service) judge(ctx context.Context, timeout time.Duration, err error, abandoned bool) outcome {
+	if err == nil && !abandoned {
+		return outcome{status: StatusFinished, text: TextFinished}
+	}
+	cause := context.Cause(ctx)
+	var killed *killedError
+	switch {
+	case ctx.Err() != nil && errors.As(cause, &killed):
+		return outcome{status: StatusAborted, text: abortedText(killed.by)}
+	case ctx.Err() != nil && errors.Is(cause, ErrTimedOut):
+		return outcome{status: StatusFailed, text: fmt.Sprintf("Job timed out after %s.", seconds(timeout)), exitCode: 124}
+	case ctx.Err() != nil && errors.Is(cause, ErrControllerStopped):
+		return outcome{status: StatusFailed, text: TextControllerStopped, exitCode: 1}
+	}
+	return outcome{status: StatusFailed, text: err.Error(), exitCode: exitCode(err)}
+}
+
+// seconds renders a duration as "N s", the unit of timeout_sec.
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
+}
+
+// encodeResult stores a handler's result as a JSON object; other JSON values
+// are wrapped as {"result": value}.
+func encodeResult(result any, log *slog.Logger) json.RawMessage {
+	if result == nil {
+		return nil
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		log.Warn("encode job result", "err", err)
+		return nil
+	}
+	if len(b) == 0 || b[0] != '{' {
+		if string(b) == "null" {
+			return nil
+		}
+		b, _ = json.Marshal(map[string]json.RawMessage{"result": b})
+	}
+	return b
+}
+
+// finish records a job's end, releases its cluster, and logs the reason as a
+// job message when it did not finish well. The update is conditional on this
+// controller still holding the job: a job failed meanwhile by another
+// controller (this one looked dead) keeps that verdict. A failing database is
+// retried for a while, since nobody else ends a job of a live controller.
+func (s *Service) finish(j *Job, o outcome) {
+	log := s.log.With("job_id", j.ID, "command", j.Command)
+	var ended time.Time
+	var n int64
+	var err error
+	for wait, deadline := 100*time.Millisecond, time.Now().Add(finishRetryFor); ; wait = min(2*wait, 5*time.Second) {
+		ended = s.clock.Now()
+		if n, err = s.recordEnd(j.ID, o, ended); err == nil {
+			break
+		}
+		if time.Now().Add(wait).After(deadline) {
+			log.Error("record job end: giving up, the job stays active until this controller restarts",
+				"status", o.status, "err", err)
+			return
+		}
+		log.Warn("record job end: retrying", "status", o.status, "err", err)
+		time.Sleep(wait)
+	}
+	if n == 0 {
+		log.Warn("job was ended by another controller meanwhile", "status", o.status)
+		return
+	}
+	ctx := context.Background()
+	switch o.status {
+	case StatusFinished:
+		log.Info("job finished", "duration", ended.Sub(j.Started))
+	case StatusAborted:
+		s.addMessage(ctx, j.ID, MessageWarning, o.text)
+		log.Info("job aborted", "reason", o.text)
+	default:
+		s.addMessage(ctx, j.ID, MessageFailed, o.text)
+		log.Info("job failed", "reason", o.text, "exit_code", o.exitCode)
+	}
+}
+
+// finishRetryFor bounds how long finish retries a failing database.
+const finishRetryFor = 2 * time.Minute
+
+// recordEnd is finish's update; it reports how many rows it changed (0 or 1).
+func (s *Service) recordEnd(id int64, o outcome, ended time.Time) (int64, error) {
+	ctx, cancel := dbContext()
+	defer cancel()
+	progress, hasProgress := "progress_percent", "has_progress"
+	if o.status == StatusFinished {
+		progress, hasProgress = "100", "1"
+	}
+	var result string
+	if o.result != nil {
+		result = string(o.result)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, ended = ?,
+		result = ?, exclusive_lock = NULL, progress_percent = `+progress+`, has_progress = `+hasProgress+`
+		WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
+		o.status, o.text, o.exitCode, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
+	if err != nil {
+		return 0, fmt.Errorf("record end of job %d: %w", id, err)
+	}
+	return res.RowsAffected()
+}
+
+// dbContext bounds an engine write that must happen even while stopping.
+func dbContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func (s *Service) killedBy(id int64) string {
+	ctx, cancel := dbContext()
+	defer cancel()
+	var by string
+	_ = s.db.QueryRowContext(ctx, "SELECT killed_by FROM jobs WHERE job_id = ?", id).Scan(&by)
+	return by
+}
+
+// jobLogger is the Logger of one running job.
+type jobLogger struct {
+	s     *Service
+	jobID int64
+}
+
+func (l *jobLogger) Message(ctx context.Context, st MessageStatus, text string) {
+	l.s.addMessage(ctx, l.jobID, st, text)
+}
+
+func (l *jobLogger) Progress(ctx context.Context, percent int) {
+	percent = max(0, min(100, percent))
+	l.update(ctx, "has_progress = 1, progress_percent = ?", percent)
+}
+
+func (l *jobLogger) StatusText(ctx context.Context, text string) {
+	l.update(ctx, "status_text = ?", text)
+}
+
+func (l *jobLogger) update(ctx context.Context, set string, arg any) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err := l.s.db.ExecContext(ctx, "UPDATE jobs SET "+set+" WHERE job_id = ? AND status = ?", arg, l.jobID, StatusRunning)
+	if err != nil {
+		l.s.log.Warn("update running job", "job_id", l.jobID, "err", err)
+	}
+}
+
+var _ Logger = (*jobLogger)(nil)
