@@ -134,7 +134,7 @@ func (s *Service) every(ctx context.Context, interval time.Duration, now bool, w
 // replaced, which marks that run dead.
 func (s *Service) register(ctx context.Context) error {
 	now := sql.Millis(s.clock.Now())
-	return inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM job_controllers WHERE controller_id = ?", s.cfg.ControllerID); err != nil {
 			return fmt.Errorf("register controller: %w", err)
 		}

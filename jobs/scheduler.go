@@ -60,7 +60,7 @@ func (s *Service) fire(ctx context.Context, id int64) (bool, error) {
 	var fired bool
 	var child int64
 	var skippedFor int64
-	err := inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		t, err := getJob(ctx, tx, id)
 		if err != nil {
 			return err

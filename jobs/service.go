@@ -176,7 +176,7 @@ func checkTitle(title, command string) (string, error) {
 // store inserts a prepared job and returns it as stored.
 func (s *Service) store(ctx context.Context, j *Job) (*Job, error) {
 	var id int64
-	err := inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		var err error
 		id, err = insertJob(ctx, tx, j)
 		return err
@@ -281,7 +281,7 @@ func (s *Service) cancelLocal(id int64, by string) {
 // *InvalidError wrapping ErrWrongState: kill them first.
 func (s *Service) Delete(ctx context.Context, id int64) error {
 	var status Status
-	err := inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		st, args := placeholders(deletableStatuses)
 		res, err := tx.ExecContext(ctx, "DELETE FROM jobs WHERE job_id = ? AND status IN ("+st+")", append([]any{id}, args...)...)
 		if err != nil {

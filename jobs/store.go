@@ -20,28 +20,6 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *stdsql.Row
 }
 
-// inTx runs fn in a transaction. On MySQL it reads committed data, so that the
-// queue claim does not hold gap locks on rows it rejected; SQLite takes its
-// single write lock at BEGIN.
-func inTx(ctx context.Context, db *sql.DB, fn func(tx *stdsql.Tx) error) error {
-	var opts *stdsql.TxOptions
-	if db.Dialect == sql.MySQL {
-		opts = &stdsql.TxOptions{Isolation: stdsql.LevelReadCommitted}
-	}
-	tx, err := db.BeginTx(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 const jobColumns = `job_id, cluster_id, title, command, job_data, tags, status, status_text,
 	exit_code, has_progress, progress_percent, created, started, ended, scheduled, recurrence,
 	time_zone, next_fire_at, user_id, user_name, group_id, group_name, ip_address,

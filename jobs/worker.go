@@ -83,7 +83,7 @@ func (s *Service) claim(ctx context.Context) (*Job, error) {
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		var j *Job
-		err := inTx(ctx, s.db, func(tx *stdsql.Tx) error {
+		err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 			var id, clusterID int64
 			var exclusive int
 			err := tx.QueryRowContext(ctx, query, args...).Scan(&id, &clusterID, &exclusive)

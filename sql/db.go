@@ -109,9 +109,16 @@ func (db *DB) ping(ctx context.Context) error {
 	return nil
 }
 
-// InTx runs fn in a transaction, committing when fn returns nil.
+// InTx runs fn in a transaction, committing when fn returns nil. MySQL runs it
+// READ COMMITTED: the claims and counters here want the latest rows, and
+// REPEATABLE READ's gap locks would make concurrent inserts wait on each other.
+// SQLite transactions take the single write lock at BEGIN.
 func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	var opts *stdsql.TxOptions
+	if db.Dialect == MySQL {
+		opts = &stdsql.TxOptions{Isolation: stdsql.LevelReadCommitted}
+	}
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
