@@ -1,0 +1,115 @@
+package hosts
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// MonitorConfig configures the health monitor.
+type MonitorConfig struct {
+	// Interval between rounds over all clusters (default 30s); each round
+	// starts up to a fifth earlier or later, so that controllers sharing a
+	// database and many clusters do not check in lockstep.
+	Interval time.Duration
+	// Concurrency bounds the hosts checked at once in a cluster (default 10).
+	Concurrency int
+	// Timeout bounds one host's check (default 10s).
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// Monitor checks every host of every cluster over the pooled SSH connections
+// and keeps host statuses and cluster states current.
+type Monitor struct {
+	inv *Inventory
+	ssh *Client
+	cfg MonitorConfig
+}
+
+// NewMonitor makes a monitor; Run starts its rounds.
+func NewMonitor(inv *Inventory, ssh *Client, cfg MonitorConfig) *Monitor {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 10
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Monitor{inv: inv, ssh: ssh, cfg: cfg}
+}
+
+// Run checks all clusters every interval until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	for {
+		jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(m.cfg.Interval))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.cfg.Interval + jitter):
+		}
+		m.round(ctx)
+	}
+}
+
+// round checks every cluster, the clusters one after another and each
+// cluster's hosts concurrently, so a round's load stays bounded.
+func (m *Monitor) round(ctx context.Context) {
+	clusters, err := m.inv.List(ctx)
+	if err != nil {
+		m.cfg.Log.Warn("health monitor: list clusters", "err", err)
+		return
+	}
+	for _, c := range clusters {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := m.CheckCluster(ctx, c); err != nil {
+			m.cfg.Log.Warn("health monitor: check cluster", "cluster_id", c.ID, "cluster", c.Name, "err", err)
+		}
+	}
+}
+
+// ClusterHealth is what a check of one cluster found.
+type ClusterHealth struct {
+	Before, After string
+	Hosts         []HostCheck
+}
+
+// CheckCluster checks each host of c, records the results and the derived
+// cluster state, and logs a state change.
+func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth, error) {
+	targets := make([]Target, len(c.Hosts))
+	for i, h := range c.Hosts {
+		targets[i] = TargetOf(c, h)
+	}
+	checks := make([]HostCheck, len(c.Hosts))
+	res := m.ssh.RunMany(ctx, targets, Request{Command: "true", Timeout: m.cfg.Timeout},
+		FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
+	for i, n := range res.Nodes {
+		check := HostCheck{HostID: c.Hosts[i].ID, At: time.Now().UTC()}
+		switch {
+		case n.Outcome == Responded && n.Err == nil:
+			check.Online, check.Message = true, "Up and running."
+		case n.Err != nil:
+			check.Message = n.Err.Error()
+		default:
+			check.Message = string(n.Outcome)
+		}
+		checks[i] = check
+	}
+	before, after, err := m.inv.RecordChecks(ctx, c.ID, checks)
+	if err != nil {
+		return nil, err
+	}
+	if before != after {
+		m.cfg.Log.Warn("cluster state changed", "cluster_id", c.ID, "cluster", c.Name, "from", before, "to", after)
+	}
+	return &ClusterHealth{Before: before, After: after, Hosts: checks}, nil
+}

@@ -1,0 +1,198 @@
+package jobs
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cmon-dev/cmon/hosts"
+)
+
+// execData is the job_data of "exec", after RPort's command API.
+type execData struct {
+	Command             *string        `json:"command"`
+	CommandBase64       *string        `json:"command_base64"`
+	ContentType         string         `json:"content_type"`
+	Nodes               []string       `json:"nodes"`
+	HostTags            *tagSelector   `json:"host_tags"`
+	TimeoutSec          float64        `json:"timeout_sec"`
+	Cwd                 string         `json:"cwd"`
+	IsSudo              bool           `json:"is_sudo"`
+	Env                 []hosts.EnvVar `json:"env"`
+	StdinBase64         string         `json:"stdin_base64"`
+	ExecuteConcurrently bool           `json:"execute_concurrently"`
+	AbortOnError        *bool          `json:"abort_on_error"`
+	OutputEncoding      string         `json:"output_encoding"`
+}
+
+// execPlan is checked execData, ready to run.
+type execPlan struct {
+	command    string
+	stdin      []byte
+	nodes      []string
+	tags       *tagSelector
+	timeout    time.Duration
+	dir        string
+	sudo       bool
+	env        []hosts.EnvVar
+	concurrent bool
+	abort      bool
+	base64     bool
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// parseExec checks exec's job_data; Validate and the handler share it.
+func parseExec(raw json.RawMessage) (*execPlan, error) {
+	var d execData
+	if err := DecodeJobData(raw, &d); err != nil {
+		return nil, err
+	}
+	p := &execPlan{nodes: d.Nodes, tags: d.HostTags, dir: d.Cwd, sudo: d.IsSudo, env: d.Env,
+		concurrent: d.ExecuteConcurrently, abort: d.AbortOnError == nil || *d.AbortOnError,
+		timeout: time.Duration(d.TimeoutSec * float64(time.Second))}
+
+	encoded := false
+	switch ct := strings.ToLower(strings.TrimSpace(d.ContentType)); ct {
+	case "", "text", "text/plain":
+	case "base64":
+		encoded = true
+	default:
+		return nil, fmt.Errorf("job_data field \"content_type\" must be \"base64\" or \"text\", not %q", d.ContentType)
+	}
+	switch {
+	case d.Command != nil && d.CommandBase64 != nil:
+		return nil, errors.New("job_data has both \"command\" and \"command_base64\": give one")
+	case d.CommandBase64 != nil:
+		b, err := decodeBase64(*d.CommandBase64)
+		if err != nil {
+			return nil, fmt.Errorf("job_data field \"command_base64\" is not valid base64: %w", err)
+		}
+		p.command = string(b)
+	case d.Command != nil && encoded:
+		// The form of the seed's command API: content_type says command is base64.
+		b, err := decodeBase64(*d.Command)
+		if err != nil {
+			return nil, fmt.Errorf("job_data field \"command\" is not valid base64 (content_type is base64): %w", err)
+		}
+		p.command = string(b)
+	case d.Command != nil:
+		p.command = *d.Command
+	default:
+		return nil, errors.New("job_data needs \"command\" (or \"command_base64\")")
+	}
+	switch {
+	case strings.TrimSpace(p.command) == "":
+		return nil, errors.New("the command is empty")
+	case strings.IndexByte(p.command, 0) >= 0:
+		return nil, errors.New("the command contains a NUL byte")
+	case strings.IndexByte(p.dir, 0) >= 0:
+		return nil, errors.New("job_data field \"cwd\" contains a NUL byte")
+	}
+
+	if len(d.Nodes) > 0 && d.HostTags != nil {
+		return nil, errors.New("job_data has both \"nodes\" and \"host_tags\": give one")
+	}
+	for _, n := range d.Nodes {
+		if strings.TrimSpace(n) == "" {
+			return nil, errors.New("job_data field \"nodes\" holds an empty host name")
+		}
+	}
+	if p.tags != nil {
+		if err := p.tags.check(); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range d.Env {
+		if !envName.MatchString(e.Key) {
+			return nil, fmt.Errorf("job_data field \"env\": %q is not a valid variable name", e.Key)
+		}
+		if strings.IndexByte(e.Value, 0) >= 0 {
+			return nil, fmt.Errorf("job_data field \"env\": variable %s contains a NUL byte", e.Key)
+		}
+	}
+	if d.StdinBase64 != "" {
+		b, err := decodeBase64(d.StdinBase64)
+		if err != nil {
+			return nil, fmt.Errorf("job_data field \"stdin_base64\" is not valid base64: %w", err)
+		}
+		p.stdin = b
+	}
+	switch enc := strings.ToLower(strings.TrimSpace(d.OutputEncoding)); enc {
+	case "", "text", "utf-8", "utf8":
+	case "base64":
+		p.base64 = true
+	default:
+		return nil, fmt.Errorf("job_data field \"output_encoding\" must be \"base64\" or \"utf-8\", not %q", d.OutputEncoding)
+	}
+	return p, nil
+}
+
+// decodeBase64 reads standard base64, padded or not.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// execCommand is "exec" (alias "run_command"): a shell command on nodes of
+// the job's cluster, all of them or those named by job_data.nodes or
+// job_data.host_tags, one after another (stopping at the first failure
+// unless abort_on_error is false) or concurrently. Output lines are logged as
+// they arrive; the result has every node's exit status and output. The job
+// finishes when every node exited 0.
+//
+// timeout_sec bounds each node's command, and the engine also applies it to
+// the whole job: sequential runs over several nodes need a larger one or none.
+func (n *nodes) execCommand() Command {
+	return Command{
+		Name:    "exec",
+		Aliases: []string{"run_command"},
+		Validate: func(raw json.RawMessage) error {
+			_, err := parseExec(raw)
+			return err
+		},
+		Handler: HandlerFunc(n.exec),
+	}
+}
+
+func (n *nodes) exec(ctx context.Context, job *Job, log Logger) (any, error) {
+	if err := n.ready("exec"); err != nil {
+		return nil, err
+	}
+	if job.ClusterID <= 0 {
+		return nil, errors.New("exec needs a cluster_id")
+	}
+	p, err := parseExec(job.JobData)
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.cluster(ctx, job.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	picked, err := pickHosts(c, p.nodes, p.tags)
+	if err != nil {
+		return nil, err
+	}
+	n.Log.InfoContext(ctx, "exec on nodes", "job_id", job.ID, "cluster_id", c.ID, "nodes", len(picked),
+		"concurrent", p.concurrent, "sudo", c.Sudo || p.sudo)
+	rep := n.run(ctx, log, nodeRun{
+		client: n.SSH, cluster: c, hosts: picked, base64: p.base64,
+		req: hosts.Request{Command: p.command, Env: p.env, Stdin: p.stdin, Dir: p.dir,
+			Sudo: hosts.Sudo{Enabled: c.Sudo || p.sudo}, Timeout: p.timeout},
+		// RPort ignores abort_on_error in concurrent mode: every node runs.
+		opt: hosts.FanOut{Concurrent: p.concurrent, Parallelism: n.Parallelism, AbortOnError: p.abort && !p.concurrent},
+	})
+	if ctx.Err() != nil {
+		return rep, context.Cause(ctx)
+	}
+	return rep, rep.err()
+}
