@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run test vet fmt-check bench clean
+.PHONY: all build run demo test vet fmt-check bench clean
 
 all: build
 
@@ -22,6 +22,11 @@ run: build
 	@echo "  curl -k https://127.0.0.1:9501/v2/auth -c cookies.jar -d '{\"operation\":\"authenticateWithPassword\",\"user_name\":\"admin\",\"password\":\"'\"\$$(cat $(RUN_DIR)/initial-admin-password)\"'\"}'"
 	@echo "  curl -k https://127.0.0.1:9501/v2/clusters -b cookies.jar -d '{\"operation\":\"getallclusterinfo\"}'"
 	exec bin/cmon --data-dir $(RUN_DIR)
+
+# cmon plus two throwaway sshd nodes (installed if missing) and a registered
+# demo cluster; prints the curl calls to try. Ctrl-C stops everything.
+demo: build
+	$(GO) run ./integration/demo bin/cmon $(CURDIR)/.cmon-demo
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -42,4 +47,4 @@ bench: build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
 
 clean:
-	rm -rf bin $(RUN_DIR)
+	rm -rf bin $(RUN_DIR) .cmon-demo

@@ -32,6 +32,15 @@ type Config struct {
 	// client address out for LoginLockout; half as many start slowing it.
 	LoginMaxFailures int
 	LoginLockout     time.Duration
+	JobWorkers       int
+	JobMaxRuntime    time.Duration
+	JobRetention     time.Duration
+	JobRetentionMax  int
+	MonitorInterval  time.Duration
+	SSHKeyFile       string
+	// ExecAllow and ExecDeny are regular expressions commands sent to nodes
+	// must match, or must not match, in ExecOrder.
+	ExecAllow, ExecDeny, ExecOrder string
 }
 
 // setting is one configuration key: its name in files and the environment, its
@@ -93,12 +102,29 @@ func settings() []setting {
 			usage: "a session ends this long after login however used", set: durationSetter(func(c *Config) *time.Duration { return &c.SessionMax })},
 		{key: "CMON_LOGIN_MAX_FAILURES", flag: "login-max-failures", def: "10",
 			usage: "failed logins per user name or client address before a lockout (half as many start slowing)",
+			set:   intSetter(2, 1000, func(c *Config) *int { return &c.LoginMaxFailures })},
+		{key: "CMON_JOB_WORKERS", flag: "job-workers", def: "4", usage: "jobs this controller runs at once",
+			set: intSetter(0, 256, func(c *Config) *int { return &c.JobWorkers })},
+		{key: "CMON_JOB_MAX_RUNTIME", flag: "job-max-runtime", def: "24h", usage: "no job runs longer, whatever its timeout_sec",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.JobMaxRuntime })},
+		{key: "CMON_JOB_RETENTION", flag: "job-retention", def: "720h", usage: "ended jobs older than this are deleted with their logs",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.JobRetention })},
+		{key: "CMON_JOB_RETENTION_COUNT", flag: "job-retention-count", def: "0", usage: "keep at most this many ended jobs (0: no limit)",
+			set: intSetter(0, 100_000_000, func(c *Config) *int { return &c.JobRetentionMax })},
+		{key: "CMON_MONITOR_INTERVAL", flag: "monitor-interval", def: "30s", usage: "how often every host of every cluster is checked",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.MonitorInterval })},
+		{key: "CMON_SSH_KEY_FILE", flag: "ssh-key-file", usage: "private key for nodes whose cluster names none (else $SSH_AUTH_SOCK)",
+			set: func(c *Config, v string) error { c.SSHKeyFile = v; return nil }},
+		{key: "CMON_EXEC_ALLOW", flag: "exec-allow", usage: "regular expression every command sent to nodes must match (empty: all)",
+			set: func(c *Config, v string) error { c.ExecAllow = v; return nil }},
+		{key: "CMON_EXEC_DENY", flag: "exec-deny", usage: "regular expression no command sent to nodes may match (empty: none)",
+			set: func(c *Config, v string) error { c.ExecDeny = v; return nil }},
+		{key: "CMON_EXEC_ORDER", flag: "exec-order", def: "allow,deny", usage: "allow,deny or deny,allow: which filter decides when both match",
 			set: func(c *Config, v string) error {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 2 || n > 1000 {
-					return fmt.Errorf("%q is not a number from 2 to 1000", v)
+				if v != "allow,deny" && v != "deny,allow" {
+					return fmt.Errorf("%q is not allow,deny or deny,allow", v)
 				}
-				c.LoginMaxFailures = n
+				c.ExecOrder = v
 				return nil
 			}},
 		{key: "CMON_LOGIN_LOCKOUT", flag: "login-lockout", def: "15m",
@@ -113,6 +139,17 @@ func durationSetter(field func(*Config) *time.Duration) func(*Config, string) er
 			return fmt.Errorf("%q is not a duration such as 30s or 5m", v)
 		}
 		*field(c) = d
+		return nil
+	}
+}
+
+func intSetter(lo, hi int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%q is not a number from %d to %d", v, lo, hi)
+		}
+		*field(c) = n
 		return nil
 	}
 }

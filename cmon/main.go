@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // user time zones resolve on machines without zoneinfo
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc"
 	"github.com/cmon-dev/cmon/sql"
@@ -83,6 +85,35 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	if err := ensureAdmin(ctx, log, cfg, users, hasher); err != nil {
 		return err
 	}
+	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
+	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
+		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
+		Lockout: cfg.LoginLockout, Step: 500 * time.Millisecond, MaxDelay: 3 * time.Second}})
+	go purgeSessions(ctx, log, sessions)
+
+	inventory := hosts.NewInventory(db)
+	knownHosts := hosts.NewDBKnownHosts(db)
+	strict, learn, err := sshClients(log, cfg, knownHosts)
+	if err != nil {
+		return err
+	}
+	defer strict.Close()
+	defer learn.Close()
+	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log})
+	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Running jobs get the shutdown grace to finish; the engine fails the rest.
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+		defer cancel()
+		if err := engine.Stop(stopCtx); err != nil {
+			log.Warn("stop job engine", "err", err)
+		}
+	}()
+	go monitor.Run(ctx)
+
 	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, cfg.BindAddresses)
 	if err != nil {
 		return err
@@ -91,13 +122,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
-	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
-		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
-		Lockout: cfg.LoginLockout, Step: 500 * time.Millisecond, MaxDelay: 3 * time.Second}})
-	go purgeSessions(ctx, log, sessions)
 	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn,
-		Inventory: hosts.NewInventory(db)})
+		Inventory: inventory, Jobs: engine})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, cfg.ShutdownGrace)
@@ -143,6 +169,74 @@ func ensureAdmin(ctx context.Context, log *slog.Logger, cfg *Config, users *rbac
 	}
 	log.Info("created the admin user with a generated password", "user", rbac.AdminUser, "password_file", path)
 	return nil
+}
+
+// sshClients makes the two SSH clients over one host-key store: strict for
+// everything, and one that learns unknown host keys, for registration only.
+func sshClients(log *slog.Logger, cfg *Config, known hosts.KnownHosts) (strict, learn *hosts.Client, err error) {
+	filter, err := hosts.NewFilter(hosts.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: hosts.Order(cfg.ExecOrder)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: CMON_EXEC_ALLOW/CMON_EXEC_DENY: %w", err)
+	}
+	base := hosts.Config{KnownHosts: known, KeyFile: cfg.SSHKeyFile, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
+		Filters: hosts.Filters{Default: filter}, Logger: log}
+	if strict, err = hosts.New(base); err != nil {
+		return nil, nil, err
+	}
+	base.LearnHostKeys = true
+	if learn, err = hosts.New(base); err != nil {
+		strict.Close()
+		return nil, nil, err
+	}
+	return strict, learn, nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// startJobs builds the command registry and starts the job engine.
+func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker) (*jobs.Service, error) {
+	nodeID, err := nodeIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	commands := append(jobs.Builtin(), jobs.NodeCommands(deps)...)
+	reg, err := jobs.NewRegistry(append(commands, jobs.CheckHostsCommand(deps.Inventory, checker))...)
+	if err != nil {
+		return nil, err
+	}
+	workers := cfg.JobWorkers
+	if workers == 0 {
+		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
+	}
+	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.Start(ctx); err != nil {
+		return nil, err
+	}
+	return engine, nil
+}
+
+// nodeIdentity is this controller's own id among controllers sharing a
+// database (controller_id is the installation's): kept in the data directory,
+// so a restarted controller knows its previous run's jobs as its own.
+func nodeIdentity(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "controller-node-id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := uuid.NewString()
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write controller node id: %w", err)
+	}
+	return id, nil
 }
 
 // purgeSessions deletes expired sessions every few minutes until ctx ends.

@@ -69,15 +69,15 @@ type clusterRef struct {
 	Name string `json:"cluster_name"`
 }
 
-// find loads the referenced cluster; unknown clusters are ObjectNotFound.
-func (h *clusters) find(ctx context.Context, ref clusterRef) (*hosts.Cluster, error) {
+// findCluster loads the referenced cluster; unknown clusters are ObjectNotFound.
+func findCluster(ctx context.Context, inv *hosts.Inventory, ref clusterRef) (*hosts.Cluster, error) {
 	var c *hosts.Cluster
 	var err error
 	switch {
 	case ref.ID > 0:
-		c, err = h.inventory.Get(ctx, ref.ID)
+		c, err = inv.Get(ctx, ref.ID)
 	case ref.Name != "":
-		c, err = h.inventory.GetByName(ctx, ref.Name)
+		c, err = inv.GetByName(ctx, ref.Name)
 	default:
 		return nil, InvalidRequest("Field 'cluster_id' or 'cluster_name' is required.")
 	}
@@ -95,7 +95,7 @@ func (h *clusters) getClusterInfo(ctx context.Context, req *Request) (Reply, err
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	c, err := h.find(ctx, in.clusterRef)
+	c, err := findCluster(ctx, h.inventory, in.clusterRef)
 	if err != nil {
 		return nil, err
 	}

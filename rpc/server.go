@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -78,8 +79,8 @@ type Options struct {
 	Authn *rbac.Authn
 	// Inventory holds the clusters; with none, /v2/clusters is not served.
 	Inventory *hosts.Inventory
-	// Jobs counts jobs per cluster for job_statistics; optional.
-	Jobs JobCounter
+	// Jobs is the job engine; with none, /v2/jobs is not served.
+	Jobs *jobs.Service
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -100,7 +101,12 @@ func NewServer(o Options) *Server {
 		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
 	}
 	if o.Inventory != nil {
-		s.Handle("clusters", (&clusters{inventory: o.Inventory, jobs: o.Jobs, version: o.Version}).operations()...)
+		cl := &clusters{inventory: o.Inventory, version: o.Version}
+		if o.Jobs != nil {
+			cl.jobs = o.Jobs
+			s.Handle("jobs", (&jobsModule{svc: o.Jobs, inventory: o.Inventory}).operations()...)
+		}
+		s.Handle("clusters", cl.operations()...)
 	}
 	return s
 }

@@ -43,13 +43,17 @@ type SSHD struct {
 	mu      sync.Mutex
 	hostKey ssh.PublicKey
 	procs   []*sshdProc
+	// perProcess is how many addresses one sshd process serves (maxListen by
+	// default; 1 lets a test take single nodes down and up).
+	perProcess int
 }
 
 // sshdProc is one sshd process. OpenSSH listens on at most 16 sockets
 // (MAX_LISTEN_SOCKS), so more addresses take several processes on one port.
 type sshdProc struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd     *exec.Cmd
+	done    chan error
+	stopped sync.Once
 }
 
 // maxListen is OpenSSH's MAX_LISTEN_SOCKS.
@@ -96,7 +100,19 @@ func SharedSSHD(t testing.TB) *SSHD {
 // NewSSHD starts an sshd of the test's own on addrs, stopped when the test ends.
 func NewSSHD(t testing.TB, addrs ...string) *SSHD {
 	t.Helper()
-	s, err := StartSSHD(context.Background(), addrs)
+	return newSSHD(t, maxListen, addrs)
+}
+
+// NewSSHDPerNode is NewSSHD with one sshd process per address, so that
+// PauseNode and ResumeNode can take single nodes down and bring them back.
+func NewSSHDPerNode(t testing.TB, addrs ...string) *SSHD {
+	t.Helper()
+	return newSSHD(t, 1, addrs)
+}
+
+func newSSHD(t testing.TB, perProcess int, addrs []string) *SSHD {
+	t.Helper()
+	s, err := startSSHD(context.Background(), perProcess, addrs)
 	if err != nil {
 		Unavailable(t, "OpenSSH sshd", err)
 	}
@@ -107,6 +123,10 @@ func NewSSHD(t testing.TB, addrs ...string) *SSHD {
 // StartSSHD installs openssh-server if needed, creates a host key and a client
 // key in a temporary directory and starts sshd on one spare port of addrs.
 func StartSSHD(ctx context.Context, addrs []string) (*SSHD, error) {
+	return startSSHD(ctx, maxListen, addrs)
+}
+
+func startSSHD(ctx context.Context, perProcess int, addrs []string) (*SSHD, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("sshd needs at least one listen address")
 	}
@@ -127,7 +147,7 @@ func StartSSHD(ctx context.Context, addrs []string) (*SSHD, error) {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	s := &SSHD{Addrs: addrs, User: u.Username, ClientKey: filepath.Join(dir, "id"), Home: filepath.Join(dir, "home"),
-		dir: dir, server: server, keygen: keygen}
+		dir: dir, server: server, keygen: keygen, perProcess: perProcess}
 	if err := os.Mkdir(s.Home, 0o700); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("create session home: %w", err)
@@ -218,9 +238,8 @@ func (s *SSHD) config(g int, addrs []string) string {
 
 // start runs one sshd per group of at most maxListen addresses, all on s.Port.
 func (s *SSHD) start(ctx context.Context) error {
-	for g := 0; g*maxListen < len(s.Addrs); g++ {
-		addrs := s.Addrs[g*maxListen : min((g+1)*maxListen, len(s.Addrs))]
-		p, err := s.startGroup(ctx, g, addrs)
+	for g := 0; g*s.perProcess < len(s.Addrs); g++ {
+		p, err := s.startGroup(ctx, g, s.group(g))
 		if err != nil {
 			s.halt()
 			return err
@@ -229,6 +248,30 @@ func (s *SSHD) start(ctx context.Context) error {
 		s.procs = append(s.procs, p)
 		s.mu.Unlock()
 	}
+	return nil
+}
+
+func (s *SSHD) group(g int) []string {
+	return s.Addrs[g*s.perProcess : min((g+1)*s.perProcess, len(s.Addrs))]
+}
+
+// PauseNode takes node i down, with the connections it serves (NewSSHDPerNode only).
+func (s *SSHD) PauseNode(i int) {
+	s.mu.Lock()
+	p := s.procs[i]
+	s.mu.Unlock()
+	stopTree(p)
+}
+
+// ResumeNode brings a paused node i back with the same host key.
+func (s *SSHD) ResumeNode(ctx context.Context, i int) error {
+	p, err := s.startGroup(ctx, i, s.group(i))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.procs[i] = p
+	s.mu.Unlock()
 	return nil
 }
 
@@ -349,15 +392,22 @@ func (s *SSHD) halt() {
 	s.procs = nil
 	s.mu.Unlock()
 	for _, p := range procs {
+		stopTree(p)
+	}
+}
+
+// stopTree stops one sshd and the per-connection processes below it.
+func stopTree(p *sshdProc) {
+	p.stopped.Do(func() {
 		if p.cmd.Process == nil {
-			continue
+			return
 		}
 		tree := descendants(p.cmd.Process.Pid)
 		stopProcess(p.cmd, p.done)
 		for _, pid := range tree {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-	}
+	})
 }
 
 // descendants lists the processes below pid, read from /proc (Linux only;
