@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/cmon-dev/cmon/integration/services"
 )
 
@@ -473,5 +475,80 @@ func TestJobsBadInput(t *testing.T) {
 	mustStatus(t, done, "FINISHED")
 	if r := admin.call(t, "jobs", fmt.Sprintf(`{"operation":"deleteJobInstance","job_id":%v}`, done["job_id"])); r.Status() != "Ok" {
 		t.Fatalf("delete a finished job: %s", r.Raw)
+	}
+}
+
+func TestExecSequentialConcurrentAbortOnError(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.13", "127.0.0.14", "127.0.0.15")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "modes", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("registration: %v", job)
+	}
+	// Fails on the second node only.
+	failing := `set -- $SSH_CONNECTION; [ "$3" != 127.0.0.14 ]`
+	tests := []struct {
+		name                       string
+		data                       map[string]any
+		wantResponded, wantPending int
+	}{
+		{name: "sequential aborts after the first failure", data: map[string]any{"command": failing},
+			wantResponded: 2, wantPending: 1},
+		{name: "sequential without abort_on_error runs all", data: map[string]any{"command": failing, "abort_on_error": false},
+			wantResponded: 3},
+		{name: "concurrent runs all", data: map[string]any{"command": failing, "execute_concurrently": true},
+			wantResponded: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := admin.waitJob(t, admin.createJob(t, id, "exec", tt.data), 60*time.Second)
+			mustStatus(t, done, "FAILED")
+			result := done["result"].(map[string]any)
+			pending, _ := result["pending"].([]any)
+			if got := len(result["responded"].([]any)); got != tt.wantResponded || len(pending) != tt.wantPending {
+				t.Fatalf("responded %d pending %d, want %d and %d: %v", got, len(pending), tt.wantResponded, tt.wantPending, result)
+			}
+			if !strings.Contains(fmt.Sprint(done["status_text"]), "127.0.0.14") {
+				t.Fatalf("status_text does not name the failing node: %v", done["status_text"])
+			}
+		})
+	}
+	// Sequential means one node after another: the start times do not overlap.
+	done := admin.waitJob(t, admin.createJob(t, id, "exec", map[string]any{"command": "sleep 0.3"}), 60*time.Second)
+	mustStatus(t, done, "FINISHED")
+	nodes := done["result"].(map[string]any)["nodes"].([]any)
+	for i := 1; i < len(nodes); i++ {
+		prevEnd := nodes[i-1].(map[string]any)["ended"].(string)
+		start := nodes[i].(map[string]any)["started"].(string)
+		if start < prevEnd {
+			t.Fatalf("node %d started at %s before node %d ended at %s", i, start, i-1, prevEnd)
+		}
+	}
+}
+
+func TestRegistrationPinsHostKeyFingerprints(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.16")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	register := func(fp string) map[string]any {
+		data := map[string]any{"cluster_name": "pinned", "cluster_type": "generic", "ssh_user": sshd.User,
+			"ssh_keyfile": sshd.ClientKey, "ssh_port": sshd.Port,
+			"nodes": []map[string]any{{"hostname": "127.0.0.16", "host_key_fingerprints": []string{fp}}}}
+		return admin.waitJob(t, admin.createJob(t, 0, "register_cluster", data), 60*time.Second)
+	}
+	wrong := register("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	mustStatus(t, wrong, "FAILED")
+	if !strings.Contains(fmt.Sprint(wrong["status_text"]), "host key") {
+		t.Fatalf("a wrong fingerprint should fail on the host key: %v", wrong["status_text"])
+	}
+	if r := mustOk(t, admin.call(t, "clusters", `{"operation":"getAllClusterInfo"}`)); r.Reply["total"] != float64(0) {
+		t.Fatalf("a cluster was stored: %s", r.Raw)
+	}
+	mustStatus(t, register(ssh.FingerprintSHA256(sshd.HostKey())), "FINISHED")
+	r := admin.call(t, "jobs", `{"operation":"createJobInstance","job":{"job_spec":{"command":"register_cluster","job_data":{
+		"cluster_name":"x","cluster_type":"generic","ssh_user":"root","nodes":[{"hostname":"127.0.0.17","host_key_fingerprints":["md5:xx"]}]}}}}`)
+	if r.Status() != "InvalidRequest" {
+		t.Fatalf("a malformed fingerprint: %s", r.Raw)
 	}
 }

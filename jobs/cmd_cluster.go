@@ -22,6 +22,24 @@ type nodeSpec struct {
 	Role     string   `json:"role"`
 	NodeType string   `json:"nodetype"`
 	Tags     []string `json:"tags"`
+	// HostKeyFingerprints ("SHA256:...", as ssh-keygen -lf prints them) pin
+	// the node's host key instead of trusting the first one seen.
+	HostKeyFingerprints []string `json:"host_key_fingerprints"`
+}
+
+// fingerprints maps a node's lower-case host name to its pinned host keys.
+type fingerprints map[string][]string
+
+func (f fingerprints) add(s nodeSpec) error {
+	for _, fp := range s.HostKeyFingerprints {
+		if !strings.HasPrefix(fp, "SHA256:") || len(fp) < 20 || len(fp) > 100 {
+			return fmt.Errorf("node %s: host key fingerprint %q is not of the form SHA256:...", s.Hostname, fp)
+		}
+	}
+	if len(s.HostKeyFingerprints) > 0 {
+		f[strings.ToLower(strings.TrimSpace(s.Hostname))] = s.HostKeyFingerprints
+	}
+	return nil
 }
 
 // host checks a node spec and makes the host to store.
@@ -67,11 +85,12 @@ type registerData struct {
 
 // parseRegister checks register_cluster's job_data and makes the cluster to
 // store (without facts, owner or state yet).
-func parseRegister(raw json.RawMessage) (*hosts.Cluster, error) {
+func parseRegister(raw json.RawMessage) (*hosts.Cluster, fingerprints, error) {
 	var d registerData
 	if err := DecodeJobData(raw, &d); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	fps := fingerprints{}
 	c := &hosts.Cluster{Name: d.ClusterName, Type: d.ClusterType, Vendor: d.Vendor, Version: d.Version, Tags: d.Tags,
 		SSHUser: d.SSHUser, SSHKeyFile: d.SSHKeyFile, SSHPort: d.SSHPort, Sudo: d.Sudo,
 		ServiceName: d.ServiceName, ServiceCommand: d.ServiceCommand}
@@ -81,34 +100,37 @@ func parseRegister(raw json.RawMessage) (*hosts.Cluster, error) {
 	for _, s := range d.Nodes {
 		h, err := s.host()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if err := fps.add(s); err != nil {
+			return nil, nil, err
 		}
 		// Host names are case-insensitive, and so are the nodes' host key entries.
 		if _, dup := findHost(c, h.Hostname); dup {
-			return nil, fmt.Errorf("node %s is listed twice", h.Hostname)
+			return nil, nil, fmt.Errorf("node %s is listed twice", h.Hostname)
 		}
 		c.Hosts = append(c.Hosts, h)
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The columns' sizes, so that a bad request fails here and not at the insert.
 	switch {
 	case len(c.Vendor) > 64 || len(c.Version) > 64:
-		return nil, errors.New("vendor and version are at most 64 characters")
+		return nil, nil, errors.New("vendor and version are at most 64 characters")
 	case len(c.ServiceName) > 255:
-		return nil, errors.New("service_name is at most 255 characters")
+		return nil, nil, errors.New("service_name is at most 255 characters")
 	case len(c.ServiceCommand) > 1024 || len(c.SSHKeyFile) > 1024:
-		return nil, errors.New("service_command and ssh_keyfile are at most 1024 characters")
+		return nil, nil, errors.New("service_command and ssh_keyfile are at most 1024 characters")
 	case len(c.SSHUser) > 64:
-		return nil, errors.New("ssh_user is at most 64 characters")
+		return nil, nil, errors.New("ssh_user is at most 64 characters")
 	case strings.ContainsAny(c.ServiceName, "\x00\n"):
-		return nil, errors.New("service_name must be one line")
+		return nil, nil, errors.New("service_name must be one line")
 	}
 	if err := checkTags("tags", c.Tags); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, fps, nil
 }
 
 // factsScript prints a node's facts as key=value lines, one command per
@@ -183,10 +205,11 @@ type probed struct {
 // keys not yet on record), reads its facts and marks it online. It returns
 // the hosts filled in, a report per node, and an error naming every node that
 // failed. Keys learned by a probe that fails are forgotten (see forget).
-func (n *nodes) probe(ctx context.Context, log Logger, c *hosts.Cluster, hs []hosts.Host) ([]hosts.Host, []probed, error) {
+func (n *nodes) probe(ctx context.Context, log Logger, c *hosts.Cluster, hs []hosts.Host, fps fingerprints) ([]hosts.Host, []probed, error) {
 	targets := make([]hosts.Target, len(hs))
 	for i, h := range hs {
 		targets[i] = hosts.TargetOf(c, h)
+		targets[i].HostKeyFingerprints = fps[strings.ToLower(h.Hostname)]
 	}
 	unknown := n.unknownKeys(ctx, targets)
 	res := n.Learn.RunMany(ctx, targets,
@@ -298,7 +321,7 @@ func (n *nodes) registerClusterCommand() Command {
 		Aliases:   []string{"add_cluster"},
 		Exclusive: true,
 		Validate: func(raw json.RawMessage) error {
-			_, err := parseRegister(raw)
+			_, _, err := parseRegister(raw)
 			return err
 		},
 		Handler: HandlerFunc(n.registerCluster),
@@ -309,7 +332,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, log Logger) (any,
 	if err := n.ready("register_cluster"); err != nil {
 		return nil, err
 	}
-	c, err := parseRegister(job.JobData)
+	c, fps, err := parseRegister(job.JobData)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +343,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, log Logger) (any,
 		return nil, err
 	}
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Registering cluster %q with %d nodes.", c.Name, len(c.Hosts)))
-	filled, reports, err := n.probe(ctx, log, c, c.Hosts)
+	filled, reports, err := n.probe(ctx, log, c, c.Hosts, fps)
 	result := map[string]any{"cluster_name": c.Name, "nodes": reports}
 	if err != nil {
 		return result, fmt.Errorf("cluster %q was not registered: %w", c.Name, err)
@@ -417,6 +440,9 @@ func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 		if _, err := d.Node.host(); err != nil {
 			return nil, err
 		}
+		if err := (fingerprints{}).add(*d.Node); err != nil {
+			return nil, err
+		}
 	}
 	return d.Node, nil
 }
@@ -447,6 +473,10 @@ func (n *nodes) addNode(ctx context.Context, job *Job, log Logger) (any, error) 
 		return nil, err
 	}
 	h, _ := spec.host()
+	fps := fingerprints{}
+	if err := fps.add(*spec); err != nil {
+		return nil, err
+	}
 	c, err := n.cluster(ctx, job.ClusterID)
 	if err != nil {
 		return nil, err
@@ -454,7 +484,7 @@ func (n *nodes) addNode(ctx context.Context, job *Job, log Logger) (any, error) 
 	if _, dup := findHost(c, h.Hostname); dup {
 		return nil, fmt.Errorf("node %s is already in cluster %q", h.Hostname, c.Name)
 	}
-	filled, reports, err := n.probe(ctx, log, c, []hosts.Host{h})
+	filled, reports, err := n.probe(ctx, log, c, []hosts.Host{h}, fps)
 	result := map[string]any{"cluster_id": c.ID, "nodes": reports}
 	if err != nil {
 		return result, fmt.Errorf("node %s was not added: %w", h.Hostname, err)
