@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -23,28 +22,13 @@ type MariaDB struct {
 	done   chan error
 }
 
-var mariadbOnce struct {
-	sync.Mutex
-	db  *MariaDB
-	err error
-}
+var sharedMariaDB shared[*MariaDB]
 
 // SharedMariaDB starts one MariaDB for the test binary on first use; Main stops
 // it. Tests get their own database on it with NewDatabase.
 func SharedMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
-	mariadbOnce.Lock()
-	defer mariadbOnce.Unlock()
-	if mariadbOnce.db == nil && mariadbOnce.err == nil {
-		mariadbOnce.db, mariadbOnce.err = StartMariaDB(context.Background())
-		if mariadbOnce.err == nil {
-			onStop(mariadbOnce.db.Stop)
-		}
-	}
-	if mariadbOnce.err != nil {
-		Unavailable(t, "MariaDB", mariadbOnce.err)
-	}
-	return mariadbOnce.db
+	return sharedMariaDB.get(t, "MariaDB", func() (*MariaDB, error) { return StartMariaDB(context.Background()) })
 }
 
 // StartMariaDB installs mariadb-server if needed and starts a fresh server.

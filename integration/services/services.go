@@ -49,6 +49,31 @@ func onStop(stop func()) {
 	registry.stops = append(registry.stops, stop)
 }
 
+// shared is a service started once per test binary on first use and stopped
+// by Main; a failed start is remembered, so later tests fail or skip at once.
+type shared[T interface{ Stop() }] struct {
+	mu  sync.Mutex
+	v   T
+	err error
+	ok  bool
+}
+
+func (s *shared[T]) get(t testing.TB, what string, start func() (T, error)) T {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ok && s.err == nil {
+		s.v, s.err = start()
+		if s.ok = s.err == nil; s.ok {
+			onStop(s.v.Stop)
+		}
+	}
+	if s.err != nil {
+		Unavailable(t, what, s.err)
+	}
+	return s.v
+}
+
 // Main runs a package's tests and then stops every service they started. Use it
 // from TestMain: func TestMain(m *testing.M) { os.Exit(services.Main(m)) }.
 func Main(m *testing.M) int {

@@ -72,29 +72,16 @@ func NodeAddrs(n int) []string {
 // SharedSSHDNodes is how many node addresses SharedSSHD listens on.
 const SharedSSHDNodes = 20
 
-var sshdOnce struct {
-	sync.Mutex
-	sshd *SSHD
-	err  error
-}
+var sharedSSHD shared[*SSHD]
 
 // SharedSSHD starts one sshd for the test binary on first use, listening on
 // NodeAddrs(SharedSSHDNodes); Main stops it. Tests that restart or stop sshd
 // need their own from NewSSHD.
 func SharedSSHD(t testing.TB) *SSHD {
 	t.Helper()
-	sshdOnce.Lock()
-	defer sshdOnce.Unlock()
-	if sshdOnce.sshd == nil && sshdOnce.err == nil {
-		sshdOnce.sshd, sshdOnce.err = StartSSHD(context.Background(), NodeAddrs(SharedSSHDNodes))
-		if sshdOnce.err == nil {
-			onStop(sshdOnce.sshd.Stop)
-		}
-	}
-	if sshdOnce.err != nil {
-		Unavailable(t, "OpenSSH sshd", sshdOnce.err)
-	}
-	return sshdOnce.sshd
+	return sharedSSHD.get(t, "OpenSSH sshd", func() (*SSHD, error) {
+		return StartSSHD(context.Background(), NodeAddrs(SharedSSHDNodes))
+	})
 }
 
 // NewSSHD starts an sshd of the test's own on addrs, stopped when the test ends.
