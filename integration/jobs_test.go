@@ -514,6 +514,9 @@ func TestExecSequentialConcurrentAbortOnError(t *testing.T) {
 			}
 		})
 	}
+	// timeout_sec bounds each node, not the sequence: 3 x 1 s under a 2 s timeout finishes.
+	mustStatus(t, admin.waitJob(t, admin.createJob(t, id, "exec", map[string]any{"command": "sleep 1", "timeout_sec": 2}), 60*time.Second), "FINISHED")
+
 	// Sequential means one node after another: the start times do not overlap.
 	done := admin.waitJob(t, admin.createJob(t, id, "exec", map[string]any{"command": "sleep 0.3"}), 60*time.Second)
 	mustStatus(t, done, "FINISHED")

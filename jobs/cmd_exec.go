@@ -149,12 +149,13 @@ func decodeBase64(s string) ([]byte, error) {
 // they arrive; the result has every node's exit status and output. The job
 // finishes when every node exited 0.
 //
-// timeout_sec bounds each node's command, and the engine also applies it to
-// the whole job: sequential runs over several nodes need a larger one or none.
+// timeout_sec bounds each node's command (RPort's meaning); the whole job is
+// bounded by the controller's maximum run time.
 func (n *nodes) execCommand() Command {
 	return Command{
-		Name:    "exec",
-		Aliases: []string{"run_command"},
+		Name:           "exec",
+		Aliases:        []string{"run_command"},
+		TimeoutPerNode: true,
 		Validate: func(raw json.RawMessage) error {
 			_, err := parseExec(raw)
 			return err

@@ -49,7 +49,11 @@ type Command struct {
 	// is refused before anything is queued. Its error message, lower case, is
 	// shown to the client. Nil accepts anything.
 	Validate func(jobData json.RawMessage) error
-	Handler  Handler
+	// TimeoutPerNode commands apply job_data.timeout_sec to each node they
+	// reach themselves; the engine then bounds the whole job only by its
+	// maximum run time, so a sequential run over many nodes is not cut short.
+	TimeoutPerNode bool
+	Handler        Handler
 }
 
 // Registry maps command names and aliases to commands. It is built once and
