@@ -17,7 +17,8 @@ type JobCounter interface {
 type clusters struct {
 	inventory *hosts.Inventory
 	jobs      JobCounter // nil until a job engine is wired
-	version   string
+	// ping is the controller's own ping, answered here too.
+	ping Handler
 }
 
 // operations is the /v2/clusters table; beside each, what it needs.
@@ -27,10 +28,6 @@ func (h *clusters) operations() []Operation {
 		{Name: "getClusterInfo", Handler: h.getClusterInfo},       // r on the cluster
 		{Name: "ping", Auth: AuthOptional, Handler: h.ping},       // nothing
 	}
-}
-
-func (h *clusters) ping(_ context.Context, req *Request) (Reply, error) {
-	return Reply{"authenticated": req.Caller != nil, "package_name": "cmon", "package_version": h.version, "rpc_version": "2.0"}, nil
 }
 
 func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request) (Reply, error) {

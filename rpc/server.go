@@ -101,7 +101,7 @@ func NewServer(o Options) *Server {
 		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
 	}
 	if o.Inventory != nil {
-		cl := &clusters{inventory: o.Inventory, version: o.Version}
+		cl := &clusters{inventory: o.Inventory, ping: s.ping}
 		if o.Jobs != nil {
 			cl.jobs = o.Jobs
 			s.Handle("jobs", (&jobsModule{svc: o.Jobs, inventory: o.Inventory}).operations()...)
