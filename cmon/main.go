@@ -85,6 +85,13 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	if err := ensureAdmin(ctx, log, cfg, users, hasher); err != nil {
 		return err
 	}
+	if err := users.EnsureRoot(ctx); err != nil {
+		return err
+	}
+	authz, err := rbac.NewAuthorizer(db)
+	if err != nil {
+		return err
+	}
 	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
 	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
 		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
@@ -100,7 +107,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	defer strict.Close()
 	defer learn.Close()
 	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log})
-	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor)
+	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor)
 	if err != nil {
 		return err
 	}
@@ -123,7 +130,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 		return err
 	}
 	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn,
-		Inventory: inventory, Jobs: engine})
+		Inventory: inventory, Jobs: engine, Authz: authz})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, cfg.ShutdownGrace)

@@ -35,18 +35,16 @@ const (
 
 // Cluster is a managed cluster and how cmon reaches its nodes.
 type Cluster struct {
-	ID           int64
-	Name         string
-	Type         string
-	Vendor       string
-	Version      string
-	Tags         []string
-	OwnerUserID  int64
-	OwnerGroupID int64
-	SSHUser      string
-	SSHKeyFile   string
-	SSHPort      int
-	Sudo         bool
+	ID         int64
+	Name       string
+	Type       string
+	Vendor     string
+	Version    string
+	Tags       []string
+	SSHUser    string
+	SSHKeyFile string
+	SSHPort    int
+	Sudo       bool
 	// ServiceName and ServiceCommand start, stop and restart a node's service:
 	// the command template's {action} and {service} are filled in.
 	ServiceName    string
@@ -162,9 +160,9 @@ func (inv *Inventory) Create(ctx context.Context, c *Cluster) error {
 	c.Created = now
 	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO clusters (cluster_name, cluster_type, vendor, version, tags,
-			owner_user_id, owner_group_id, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command,
-			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Type, c.Vendor, c.Version, tagsJSON(c.Tags), c.OwnerUserID, c.OwnerGroupID, c.SSHUser,
+			ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command,
+			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Type, c.Vendor, c.Version, tagsJSON(c.Tags), c.SSHUser,
 			c.SSHKeyFile, c.SSHPort, c.Sudo, c.ServiceName, c.ServiceCommand, c.State, c.StatusText, sql.Millis(now))
 		if sql.IsUniqueViolation(err) {
 			return ErrClusterExists
@@ -242,8 +240,7 @@ func (inv *Inventory) Delete(ctx context.Context, id int64) error {
 	})
 }
 
-const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, owner_user_id, owner_group_id,
-	ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, state, status_text, created`
+const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, state, status_text, created`
 
 // Get loads a cluster with its hosts by id.
 func (inv *Inventory) Get(ctx context.Context, id int64) (*Cluster, error) {
@@ -283,7 +280,7 @@ func (inv *Inventory) list(ctx context.Context, where string, args ...any) ([]*C
 		var c Cluster
 		var tags string
 		var created int64
-		if err := rows.Scan(&c.ID, &c.Name, &c.Type, &c.Vendor, &c.Version, &tags, &c.OwnerUserID, &c.OwnerGroupID,
+		if err := rows.Scan(&c.ID, &c.Name, &c.Type, &c.Vendor, &c.Version, &tags,
 			&c.SSHUser, &c.SSHKeyFile, &c.SSHPort, &c.Sudo, &c.ServiceName, &c.ServiceCommand, &c.State, &c.StatusText, &created); err != nil {
 			return nil, fmt.Errorf("scan cluster: %w", err)
 		}

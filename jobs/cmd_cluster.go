@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // nodeSpec is a node as register_cluster and add_node take it.
@@ -349,11 +350,18 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, log Logger) (any,
 		return result, fmt.Errorf("cluster %q was not registered: %w", c.Name, err)
 	}
 	c.Hosts = filled
-	c.OwnerUserID, c.OwnerGroupID = job.UserID, job.GroupID
 	c.State, c.StatusText = hosts.DeriveState(len(filled), len(filled))
 	if err := n.Inventory.Create(ctx, c); err != nil {
 		if errors.Is(err, hosts.ErrClusterExists) {
 			err = fmt.Errorf("a cluster named %q exists", c.Name)
+		}
+		return result, fmt.Errorf("cluster %q was not registered: %w", c.Name, err)
+	}
+	// The cluster is created first, so that of two registrations racing for a
+	// name only the winner creates (or replaces a stale) tree object.
+	if err := n.Tree.CreateObject(ctx, rbac.ClusterPath(c.Name), job.UserID, job.GroupID); err != nil {
+		if derr := n.Inventory.Delete(context.WithoutCancel(ctx), c.ID); derr != nil {
+			err = errors.Join(err, derr)
 		}
 		return result, fmt.Errorf("cluster %q was not registered: %w", c.Name, err)
 	}
@@ -412,6 +420,11 @@ func (n *nodes) removeCluster(ctx context.Context, job *Job, log Logger) (any, e
 	}
 	if err := n.Inventory.Delete(ctx, c.ID); err != nil {
 		return nil, fmt.Errorf("remove cluster %q: %w", c.Name, err)
+	}
+	if err := n.Tree.DeleteObject(ctx, rbac.ClusterPath(c.Name)); err != nil {
+		// The cluster is gone; a stale object is replaced when the name is
+		// registered again.
+		log.Message(ctx, MessageWarning, fmt.Sprintf("The access-control object of cluster %q was not removed: %v.", c.Name, err))
 	}
 	n.Log.InfoContext(ctx, "cluster removed", "job_id", job.ID, "cluster_id", c.ID, "cluster", c.Name)
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster %q (id %d) removed with its %d nodes.", c.Name, c.ID, len(c.Hosts)))

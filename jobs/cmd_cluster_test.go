@@ -36,9 +36,11 @@ func TestRegisterClusterAndExec(t *testing.T) {
 		if r := resultOf(t, j); r.ClusterID != c.ID {
 			t.Errorf("result cluster_id %d, stored %d", r.ClusterID, c.ID)
 		}
-		if c.Type != "GALERA" || c.OwnerUserID != testOwner.UserID || c.OwnerGroupID != testOwner.GroupID ||
-			c.State != hosts.StateStarted || c.StatusText != "All 3 nodes are online." || len(c.Hosts) != 3 {
+		if c.Type != "GALERA" || c.State != hosts.StateStarted || c.StatusText != "All 3 nodes are online." || len(c.Hosts) != 3 {
 			t.Fatalf("cluster: %+v", c)
+		}
+		if o := e.treeObject(t, "/galera1"); o == nil || o.OwnerUserID != testOwner.UserID || o.OwnerGroupID != testOwner.GroupID {
+			t.Fatalf("tree object of galera1: %+v, want owner %d group %d", o, testOwner.UserID, testOwner.GroupID)
 		}
 		for i, h := range c.Hosts {
 			if h.Hostname != addrs[i] || h.IP != addrs[i] || h.Status != hosts.HostOnline || h.LastSeen.Before(before) ||
@@ -191,6 +193,9 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	}
 	if _, err := e.inv.Get(context.Background(), c1.ID); err == nil {
 		t.Fatal("the cluster is still there")
+	}
+	if o := e.treeObject(t, "/"+c1.Name); o != nil {
+		t.Errorf("the removed cluster's tree object stays: %+v", o)
 	}
 	if e.hostKeyKnown(t, sshd, a) || !e.hostKeyKnown(t, sshd, b) {
 		t.Errorf("keys after remove_cluster: %s known %v (want false), %s known %v (c2 uses it)",

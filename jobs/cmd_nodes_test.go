@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
 	"github.com/cmon-dev/cmon/sql/sqltest"
@@ -44,11 +45,26 @@ func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 		return c
 	}
 	inv := hosts.NewInventory(db)
-	deps := NodeDeps{Inventory: inv, SSH: client(false), Learn: client(true), HostKeys: keys,
+	deps := NodeDeps{Inventory: inv, Tree: rbac.NewStore(db), SSH: client(false), Learn: client(true), HostKeys: keys,
 		StopWait: 1500 * time.Millisecond, Log: testLogger()}
 	cfg := testConfig("nodes")
 	cfg.Workers = 8
 	return &nodeEnv{svc: newService(t, db, cfg, true, NodeCommands(deps)...), db: db, inv: inv, keys: keys}
+}
+
+// treeObject is the access-control object at path, nil if there is none.
+func (e *nodeEnv) treeObject(t *testing.T, path string) *rbac.Object {
+	t.Helper()
+	authz, err := rbac.NewAuthorizer(e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := authz.Current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := p.Object(path)
+	return o
 }
 
 // run creates a job on cluster (0: none) and waits for its end.

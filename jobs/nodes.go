@@ -21,6 +21,9 @@ import (
 // of the tuning fields take the defaults named on each.
 type NodeDeps struct {
 	Inventory *hosts.Inventory
+	// Tree keeps each cluster's access-control object in step with the
+	// inventory: it is created with the cluster, owned by who registered it.
+	Tree ClusterObjects
 	// SSH checks host keys strictly: every command after registration uses it.
 	SSH *hosts.Client
 	// Learn records the host keys of nodes not seen before, in the same store
@@ -54,6 +57,12 @@ type NodeDeps struct {
 	// registration (default hosts.DefaultParallelism).
 	Parallelism int
 	Log         *slog.Logger // default slog.Default()
+}
+
+// ClusterObjects creates and deletes tree objects, such as rbac.Store does.
+type ClusterObjects interface {
+	CreateObject(ctx context.Context, path string, ownerUserID, ownerGroupID int64) error
+	DeleteObject(ctx context.Context, path string) error
 }
 
 // HostKeyStore is a host-key store that can forget a node, such as
@@ -125,8 +134,8 @@ type nodes struct{ NodeDeps }
 
 // ready reports a controller built without what node commands need.
 func (n *nodes) ready(command string) error {
-	if n.Inventory == nil || n.SSH == nil {
-		return fmt.Errorf("%s is not available: this controller has no inventory or ssh client", command)
+	if n.Inventory == nil || n.SSH == nil || n.Tree == nil {
+		return fmt.Errorf("%s is not available: this controller has no inventory, access tree or ssh client", command)
 	}
 	return nil
 }

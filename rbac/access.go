@@ -31,29 +31,28 @@ func (p Privileges) String() string {
 	return string(b)
 }
 
-// actionName is how denial messages name a privilege.
+// actionName names the first privilege of p, in r, w, x order, as denial
+// messages do.
 func actionName(p Privileges) string {
-	switch p {
-	case Read:
+	switch {
+	case p.Has(Read):
 		return "Read"
-	case Write:
+	case p.Has(Write):
 		return "Write"
 	default:
 		return "Execute"
 	}
 }
 
-// DeniedMessage is the protocol's refusal text, such as "Execute access to
-// cluster 21 for user readeruser is denied."
-func DeniedMessage(p Privileges, clusterID int64, user string) string {
-	return fmt.Sprintf("%s access to cluster %d for user %s is denied.", actionName(p), clusterID, user)
+// DeniedMessage is the protocol's refusal text for a cluster, such as
+// "Execute access to cluster 21 for user readeruser is denied."; missing are
+// the privileges the user lacks.
+func DeniedMessage(missing Privileges, clusterID int64, user string) string {
+	return fmt.Sprintf("%s access to cluster %d for user %s is denied.", actionName(missing), clusterID, user)
 }
 
-// ClusterPrivileges is the default policy until per-cluster ACLs apply:
-// superusers and the cluster's owner may do everything, others nothing.
-func ClusterPrivileges(u *User, ownerUserID int64) Privileges {
-	if u != nil && (u.IsSuperuser() || u.ID == ownerUserID) {
-		return All
-	}
-	return 0
+// DeniedOnPath is the refusal text for a tree path, such as "Write access to
+// / for user bob is denied."
+func DeniedOnPath(missing Privileges, path, user string) string {
+	return fmt.Sprintf("%s access to %s for user %s is denied.", actionName(missing), path, user)
 }

@@ -83,7 +83,8 @@ func guardLastAdmin(ctx context.Context, tx *stdsql.Tx, u *User) error {
 	return nil
 }
 
-// DeleteUser removes a user, its memberships, keys and sessions.
+// DeleteUser removes a user, its memberships, keys, sessions, ACL entries and
+// ownerships.
 func (s *Store) DeleteUser(ctx context.Context, u *User) error {
 	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		if err := guardLastAdmin(ctx, tx, u); err != nil {
@@ -95,7 +96,7 @@ func (s *Store) DeleteUser(ctx context.Context, u *User) error {
 				return fmt.Errorf("delete user %d: %w", u.ID, err)
 			}
 		}
-		return nil
+		return forgetSubject(ctx, tx, KindUser, u.ID)
 	})
 }
 
@@ -163,11 +164,12 @@ func (s *Store) RemoveFromGroup(ctx context.Context, u *User, group string) erro
 		if err != nil {
 			return fmt.Errorf("remove user %d from group %q: %w", u.ID, group, err)
 		}
-		return nil
+		return bumpPolicyVersion(ctx, tx)
 	})
 }
 
-// DeleteGroup removes a group that has no members; admins is never removed.
+// DeleteGroup removes a group that has no members, with its ACL entries and
+// ownerships; admins is never removed.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	if name == AdminsGroup {
 		return ErrProtectedGroup
@@ -191,6 +193,6 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM user_groups WHERE group_id = ?", id); err != nil {
 			return fmt.Errorf("delete group %q: %w", name, err)
 		}
-		return nil
+		return forgetSubject(ctx, tx, KindGroup, id)
 	})
 }

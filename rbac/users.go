@@ -319,10 +319,13 @@ func joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, c
 		return fmt.Errorf("look up group %q: %w", group, err)
 	}
 	_, err = tx.ExecContext(ctx, "INSERT INTO group_members (user_id, group_id) VALUES (?, ?)", userID, groupID)
-	if err != nil && !sql.IsUniqueViolation(err) {
+	if sql.IsUniqueViolation(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("add user %d to group %q: %w", userID, group, err)
 	}
-	return nil
+	return bumpPolicyVersion(ctx, tx)
 }
 
 // CountUsers tells how many users exist.

@@ -149,7 +149,7 @@ func loginError(err error) error {
 // authOperations is the /v2/auth table.
 func (a *authenticator) authOperations() []Operation {
 	return []Operation{
-		{Name: "authenticateWithPassword", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+		{Name: "authenticateWithPassword", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
 			var in credentials
 			if err := req.Decode(&in); err != nil {
 				return nil, err
@@ -163,14 +163,14 @@ func (a *authenticator) authOperations() []Operation {
 			}
 			return a.startSession(ctx, req, u)
 		}},
-		{Name: "authenticate", Auth: AuthNone, Handler: a.challenge},
-		{Name: "authenticateResponse", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+		{Name: "authenticate", Auth: AuthNone, Access: anyone, Handler: a.challenge},
+		{Name: "authenticateResponse", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
 			return a.respond(ctx, req)
 		}},
-		{Name: "response", Auth: AuthNone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
+		{Name: "response", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
 			return a.respond(ctx, req)
 		}},
-		{Name: "logout", Auth: AuthNone, Handler: a.logout},
+		{Name: "logout", Auth: AuthNone, Access: anyone, Handler: a.logout},
 	}
 }
 

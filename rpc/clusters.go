@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"maps"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
@@ -15,18 +16,18 @@ type JobCounter interface {
 
 // clusters serves /v2/clusters: reading the inventory, filtered by access.
 type clusters struct {
-	inventory *hosts.Inventory
-	jobs      JobCounter // nil until a job engine is wired
+	*guard
+	jobs JobCounter // nil until a job engine is wired
 	// ping is the controller's own ping, answered here too.
 	ping Handler
 }
 
-// operations is the /v2/clusters table; beside each, what it needs.
+// operations is the /v2/clusters table with what each needs.
 func (h *clusters) operations() []Operation {
 	return []Operation{
-		{Name: "getAllClusterInfo", Handler: h.getAllClusterInfo}, // r per cluster; others are left out
-		{Name: "getClusterInfo", Handler: h.getClusterInfo},       // r on the cluster
-		{Name: "ping", Auth: AuthOptional, Handler: h.ping},       // nothing
+		{Name: "getAllClusterInfo", Access: anyone, Handler: h.getAllClusterInfo}, // r per cluster; others are left out
+		{Name: "getClusterInfo", Access: h.onCluster(rbac.Read), Handler: h.getClusterInfo},
+		{Name: "ping", Auth: AuthOptional, Access: anyone, Handler: h.ping},
 	}
 }
 
@@ -41,13 +42,13 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request) (Reply, 
 	if err != nil {
 		return nil, err
 	}
+	visible, privs, err := h.readable(ctx, req, all)
+	if err != nil {
+		return nil, err
+	}
 	var out []map[string]any
-	for _, c := range all {
-		priv := rbac.ClusterPrivileges(req.Caller, c.OwnerUserID)
-		if !priv.Has(rbac.Read) {
-			continue
-		}
-		rendered, err := h.render(ctx, c, priv, in.WithHosts)
+	for i, c := range visible {
+		rendered, err := h.render(ctx, req, c, privs[i], in.WithHosts)
 		if err != nil {
 			return nil, err
 		}
@@ -86,21 +87,14 @@ func findCluster(ctx context.Context, inv *hosts.Inventory, ref clusterRef) (*ho
 
 func (h *clusters) getClusterInfo(ctx context.Context, req *Request) (Reply, error) {
 	var in struct {
-		clusterRef
 		WithHosts *bool `json:"with_hosts"`
 	}
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	c, err := findCluster(ctx, h.inventory, in.clusterRef)
-	if err != nil {
-		return nil, err
-	}
-	priv := rbac.ClusterPrivileges(req.Caller, c.OwnerUserID)
-	if !priv.Has(rbac.Read) {
-		return nil, AccessDenied("%s", rbac.DeniedMessage(rbac.Read, c.ID, req.Caller.Name))
-	}
-	rendered, err := h.render(ctx, c, priv, in.WithHosts == nil || *in.WithHosts)
+	c := req.cluster
+	priv := req.policy.Privileges(req.Caller, rbac.ClusterPath(c.Name))
+	rendered, err := h.render(ctx, req, c, priv, in.WithHosts == nil || *in.WithHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +102,7 @@ func (h *clusters) getClusterInfo(ctx context.Context, req *Request) (Reply, err
 }
 
 // render is the CmonClusterInfo wire shape.
-func (h *clusters) render(ctx context.Context, c *hosts.Cluster, priv rbac.Privileges, withHosts bool) (map[string]any, error) {
+func (h *clusters) render(ctx context.Context, req *Request, c *hosts.Cluster, priv rbac.Privileges, withHosts bool) (map[string]any, error) {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	if h.jobs != nil {
 		counts, err := h.jobs.CountByState(ctx, c.ID)
@@ -135,13 +129,15 @@ func (h *clusters) render(ctx context.Context, c *hosts.Cluster, priv rbac.Privi
 		"version":                 c.Version,
 		"tags":                    tags,
 		"effective_privileges":    priv.String(),
-		"owner_user_id":           c.OwnerUserID,
-		"owner_group_id":          c.OwnerGroupID,
 		"maintenance_mode_active": false,
 		"managed":                 true,
 		"job_statistics": map[string]any{
 			"class_name": "CmonJobStatistics", "cluster_id": c.ID, "by_state": byState,
 		},
+	}
+	if o, ok := req.policy.Object(rbac.ClusterPath(c.Name)); ok {
+		maps.Copy(out, ownerFields(req.policy, o))
+		out["acl"] = req.policy.ACL(o)
 	}
 	if withHosts {
 		hostList := make([]map[string]any, 0, len(c.Hosts))

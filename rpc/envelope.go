@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -82,6 +84,13 @@ type Request struct {
 
 	body   []byte
 	fields map[string]json.RawMessage
+
+	// What the operation's access rule loaded to decide, for its handler.
+	policy  *rbac.Policy
+	cluster *hosts.Cluster
+	job     *jobs.Job
+	object  *rbac.Object
+	subject *rbac.User // the user a /v2/users operation is about
 }
 
 // Decode reads the request's fields into v (a pointer to a struct with json

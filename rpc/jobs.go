@@ -9,83 +9,119 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
 // jobsModule serves /v2/jobs over the job engine.
-type jobsModule struct {
-	svc       *jobs.Service
-	inventory *hosts.Inventory
-}
+type jobsModule struct{ *guard }
 
-// operations is the /v2/jobs table; beside each, what the caller needs on the
-// job's cluster (a job without a cluster: its owner or a superuser).
+// operations is the /v2/jobs table with what each needs. A job's privileges
+// are those on its cluster; on a job without a cluster, its owner and
+// superusers have them all.
 func (h *jobsModule) operations() []Operation {
 	return []Operation{
-		{Name: "createJobInstance", Handler: h.create}, // x (and w for commands that redefine the cluster); superuser to register
-		{Name: "getJobInstances", Handler: h.list},     // r per cluster; others are left out
-		{Name: "getJobInstance", Handler: h.get},       // r
-		{Name: "getJobLog", Handler: h.log},            // r
-		{Name: "killJobInstance", Handler: h.kill},     // x
-		{Name: "deleteJobInstance", Handler: h.delete}, // x
-		{Name: "cloneJobInstance", Handler: h.clone},   // x
-		{Name: "updateJobInstance", Handler: h.update}, // x
+		{Name: "createJobInstance", Access: h.createAccess, Handler: h.create},
+		{Name: "getJobInstances", Access: h.onNamedCluster(rbac.Read), Handler: h.list}, // else r per cluster; others are left out
+		{Name: "getJobInstance", Access: h.onJob(rbac.Read), Handler: h.get},
+		{Name: "getJobLog", Access: h.onJob(rbac.Read), Handler: h.log},
+		{Name: "killJobInstance", Access: h.onJob(rbac.Execute), Handler: h.kill},
+		{Name: "deleteJobInstance", Access: h.onJob(rbac.Execute), Handler: h.delete},
+		{Name: "cloneJobInstance", Access: h.onJob(rbac.Execute), Handler: h.clone},
+		{Name: "updateJobInstance", Access: h.onJob(rbac.Execute), Handler: h.update},
 	}
 }
 
-// redefining commands change what a cluster is, not only what runs on it.
-var redefining = []string{"remove_cluster", "add_node", "remove_node"}
+// What createJobInstance needs besides x on the job's cluster: redefining
+// commands change what a cluster is, and need w too; registering and
+// removing clusters need w on "/"; the open commands need nothing.
+var (
+	redefining   = []string{"add_node", "remove_node"}
+	onRoot       = []string{"register_cluster", "remove_cluster"}
+	openCommands = []string{"success", "fail"}
+	// clusterlessCommands are the only ones that may run without a cluster.
+	clusterlessCommands = []string{"success", "fail", "register_cluster"}
+)
 
-// openCommands run without a cluster and are open to every user.
-var openCommands = []string{"success", "fail"}
-
-// clusterlessCommands are the only ones that may run without a cluster.
-var clusterlessCommands = []string{"success", "fail", "register_cluster"}
-
-// privilegesOn is what caller may do with jobs of clusterID.
-func (h *jobsModule) privilegesOn(ctx context.Context, caller *rbac.User, clusterID, jobOwner int64) (rbac.Privileges, error) {
-	if clusterID == 0 {
-		if caller.IsSuperuser() || caller.ID == jobOwner {
-			return rbac.All, nil
-		}
-		return 0, nil
-	}
-	c, err := h.inventory.Get(ctx, clusterID)
-	if errors.Is(err, hosts.ErrClusterNotFound) {
-		// The cluster is gone; its job history stays for superusers.
-		if caller.IsSuperuser() {
-			return rbac.All, nil
-		}
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return rbac.ClusterPrivileges(caller, c.OwnerUserID), nil
+// jobRequest is createJobInstance's input.
+type jobRequest struct {
+	clusterRef
+	Job *struct {
+		Title      string     `json:"title"`
+		Spec       *jobs.Spec `json:"job_spec"`
+		Tags       []string   `json:"tags"`
+		Scheduled  string     `json:"scheduled"`
+		Recurrence string     `json:"recurrence"`
+		TimeZone   string     `json:"time_zone"`
+	} `json:"job"`
 }
 
-// authorize loads a job and refuses callers without need on its cluster.
-func (h *jobsModule) authorize(ctx context.Context, caller *rbac.User, id int64, need rbac.Privileges) (*jobs.Job, error) {
-	if id <= 0 {
-		return nil, InvalidRequest("Field 'job_id' must be a positive number.")
+// decodeJobRequest reads and checks createJobInstance's input and names the
+// command's registry entry.
+func (h *jobsModule) decodeJobRequest(req *Request) (*jobRequest, string, error) {
+	var in jobRequest
+	if err := req.Decode(&in); err != nil {
+		return nil, "", err
 	}
-	j, err := h.svc.Get(ctx, id)
+	if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
+		return nil, "", InvalidRequest("Field 'job' with 'job_spec.command' is required.")
+	}
+	cmd, ok := h.jobs.Registry().Lookup(in.Job.Spec.Command)
+	if !ok {
+		return nil, "", InvalidRequest("Unknown job command '%s'.", in.Job.Spec.Command)
+	}
+	if in.ID == 0 && in.Name == "" {
+		// The seed's stop example names its cluster in job_data too: take it
+		// from there, so access checks and per-cluster exclusivity apply.
+		in.ID = clusterInJobData(in.Job.Spec.JobData)
+	}
+	return &in, cmd.Name, nil
+}
+
+// createAccess is createJobInstance's rule: x on the job's cluster, and w for
+// redefining commands; w on "/" to register or remove clusters (and only
+// superusers choose the key file cmon reads for a new cluster); nothing for
+// the open commands.
+func (h *jobsModule) createAccess(ctx context.Context, req *Request) error {
+	in, command, err := h.decodeJobRequest(req)
 	if err != nil {
-		return nil, jobError(err, id)
+		return err
 	}
-	priv, err := h.privilegesOn(ctx, caller, j.ClusterID, j.UserID)
-	if err != nil {
-		return nil, err
-	}
-	if !priv.Has(need) {
-		if !priv.Has(rbac.Read) {
-			return nil, NotFound("Job %d was not found.", id) // do not confirm jobs the caller may not see
+	named := in.ID > 0 || in.Name != ""
+	switch {
+	case slices.Contains(onRoot, command):
+		if err := h.onRoot(ctx, req, rbac.Write); err != nil {
+			return err
 		}
-		return nil, AccessDenied("%s", rbac.DeniedMessage(need, j.ClusterID, caller.Name))
+		if command == "register_cluster" && !req.Caller.IsSuperuser() && hasKeyFile(in.Job.Spec.JobData) {
+			return AccessDenied("Only superusers may set 'ssh_keyfile'; user '%s' is not one.", req.Caller.Name)
+		}
+		if !named {
+			return nil
+		}
+		c, err := findCluster(ctx, h.inventory, in.clusterRef)
+		req.cluster = c
+		return err
+	case named:
+		need := rbac.Execute
+		if slices.Contains(redefining, command) {
+			need |= rbac.Write
+		}
+		return h.checkCluster(ctx, req, in.clusterRef, need)
+	case !slices.Contains(clusterlessCommands, command):
+		return InvalidRequest("Job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'.", command)
+	case !slices.Contains(openCommands, command):
+		return AccessDenied("Only superusers may run '%s'; user '%s' is not one.", command, req.Caller.Name)
 	}
-	return j, nil
+	return nil
+}
+
+// hasKeyFile tells whether job_data names an ssh_keyfile.
+func hasKeyFile(data json.RawMessage) bool {
+	var d struct {
+		KeyFile string `json:"ssh_keyfile"`
+	}
+	return json.Unmarshal(data, &d) == nil && d.KeyFile != ""
 }
 
 func jobError(err error, id int64) error {
@@ -125,61 +161,17 @@ func parseTime(field, s string) (time.Time, error) {
 }
 
 func (h *jobsModule) create(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		clusterRef
-		Job *struct {
-			Title      string     `json:"title"`
-			Spec       *jobs.Spec `json:"job_spec"`
-			Tags       []string   `json:"tags"`
-			Scheduled  string     `json:"scheduled"`
-			Recurrence string     `json:"recurrence"`
-			TimeZone   string     `json:"time_zone"`
-		} `json:"job"`
-	}
-	if err := req.Decode(&in); err != nil {
+	in, _, err := h.decodeJobRequest(req)
+	if err != nil {
 		return nil, err
 	}
-	if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
-		return nil, InvalidRequest("Field 'job' with 'job_spec.command' is required.")
-	}
-	cmd, ok := h.svc.Registry().Lookup(in.Job.Spec.Command)
-	if !ok {
-		return nil, InvalidRequest("Unknown job command '%s'.", in.Job.Spec.Command)
-	}
-	command := cmd.Name
-	if in.ID == 0 && in.Name == "" {
-		// The seed's stop example names its cluster in job_data too: take it
-		// from there, so access checks and per-cluster exclusivity apply.
-		in.ID = clusterInJobData(in.Job.Spec.JobData)
-	}
 	caller := req.Caller
-	var clusterID int64
-	if in.ID > 0 || in.Name != "" {
-		c, err := findCluster(ctx, h.inventory, in.clusterRef)
-		if err != nil {
-			return nil, err
-		}
-		clusterID = c.ID
-		priv := rbac.ClusterPrivileges(caller, c.OwnerUserID)
-		need := rbac.Execute
-		if slices.Contains(redefining, command) {
-			need |= rbac.Write
-		}
-		if !priv.Has(need) {
-			missing := rbac.Execute
-			if priv.Has(rbac.Execute) {
-				missing = rbac.Write
-			}
-			return nil, AccessDenied("%s", rbac.DeniedMessage(missing, c.ID, caller.Name))
-		}
-	} else if !slices.Contains(clusterlessCommands, command) {
-		return nil, InvalidRequest("Job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'.", command)
-	} else if !caller.IsSuperuser() && !slices.Contains(openCommands, command) {
-		return nil, AccessDenied("Only superusers may run '%s'; user '%s' is not one.", command, caller.Name)
-	}
-	cr := jobs.CreateRequest{ClusterID: clusterID, Title: in.Job.Title, Command: in.Job.Spec.Command,
+	cr := jobs.CreateRequest{Title: in.Job.Title, Command: in.Job.Spec.Command,
 		JobData: in.Job.Spec.JobData, Tags: in.Job.Tags, Recurrence: in.Job.Recurrence, TimeZone: in.Job.TimeZone,
 		Owner: owner(caller, req.RemoteIP)}
+	if req.cluster != nil {
+		cr.ClusterID = req.cluster.ID
+	}
 	if cr.TimeZone == "" && cr.Recurrence != "" {
 		cr.TimeZone = caller.Timezone
 	}
@@ -190,7 +182,7 @@ func (h *jobsModule) create(ctx context.Context, req *Request) (Reply, error) {
 		}
 		cr.Scheduled = t
 	}
-	j, err := h.svc.Create(ctx, cr)
+	j, err := h.jobs.Create(ctx, cr)
 	if err != nil {
 		return nil, jobError(err, 0)
 	}
@@ -250,28 +242,30 @@ func (h *jobsModule) list(ctx context.Context, req *Request) (Reply, error) {
 		}
 	}
 	switch {
-	case in.ID > 0 || in.Name != "":
-		c, err := findCluster(ctx, h.inventory, in.clusterRef)
+	case req.cluster != nil:
+		f.ClusterIDs = []int64{req.cluster.ID}
+	default:
+		p, err := h.policy(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		if !rbac.ClusterPrivileges(req.Caller, c.OwnerUserID).Has(rbac.Read) {
-			return nil, AccessDenied("%s", rbac.DeniedMessage(rbac.Read, c.ID, req.Caller.Name))
+		if p.IsSuperuser(req.Caller) {
+			break
 		}
-		f.ClusterIDs = []int64{c.ID}
-	case !req.Caller.IsSuperuser():
 		all, err := h.inventory.List(ctx)
 		if err != nil {
 			return nil, err
 		}
+		visible, _, err := h.readable(ctx, req, all)
+		if err != nil {
+			return nil, err
+		}
 		f.ClusterIDs = []int64{-1} // matches nothing when no cluster is readable
-		for _, c := range all {
-			if rbac.ClusterPrivileges(req.Caller, c.OwnerUserID).Has(rbac.Read) {
-				f.ClusterIDs = append(f.ClusterIDs, c.ID)
-			}
+		for _, c := range visible {
+			f.ClusterIDs = append(f.ClusterIDs, c.ID)
 		}
 	}
-	list, total, err := h.svc.List(ctx, f)
+	list, total, err := h.jobs.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -281,32 +275,14 @@ func (h *jobsModule) list(ctx context.Context, req *Request) (Reply, error) {
 	return Reply{"total": total, "jobs": list}, nil
 }
 
-// jobID decodes the job_id field.
-func jobID(req *Request) (int64, error) {
-	var in struct {
-		JobID int64 `json:"job_id"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return 0, err
-	}
-	return in.JobID, nil
-}
+// The handlers below act on req.job, the job their access rule checked.
 
-func (h *jobsModule) get(ctx context.Context, req *Request) (Reply, error) {
-	id, err := jobID(req)
-	if err != nil {
-		return nil, err
-	}
-	j, err := h.authorize(ctx, req.Caller, id, rbac.Read)
-	if err != nil {
-		return nil, err
-	}
-	return Reply{"job": j, "total": 1}, nil
+func (h *jobsModule) get(_ context.Context, req *Request) (Reply, error) {
+	return Reply{"job": req.job, "total": 1}, nil
 }
 
 func (h *jobsModule) log(ctx context.Context, req *Request) (Reply, error) {
 	var in struct {
-		JobID     int64 `json:"job_id"`
 		Ascending *bool `json:"ascending"`
 		Limit     *int  `json:"limit"`
 		Offset    int   `json:"offset"`
@@ -314,16 +290,14 @@ func (h *jobsModule) log(ctx context.Context, req *Request) (Reply, error) {
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	if _, err := h.authorize(ctx, req.Caller, in.JobID, rbac.Read); err != nil {
-		return nil, err
-	}
 	q := jobs.MessageQuery{Ascending: in.Ascending == nil || *in.Ascending, Limit: -1, Offset: in.Offset}
 	if in.Limit != nil {
 		q.Limit = *in.Limit
 	}
-	l, err := h.svc.Log(ctx, in.JobID, q)
+	id := req.job.ID
+	l, err := h.jobs.Log(ctx, id, q)
 	if err != nil {
-		return nil, jobError(err, in.JobID)
+		return nil, jobError(err, id)
 	}
 	messages := l.Messages
 	if messages == nil {
@@ -333,45 +307,24 @@ func (h *jobsModule) log(ctx context.Context, req *Request) (Reply, error) {
 }
 
 func (h *jobsModule) kill(ctx context.Context, req *Request) (Reply, error) {
-	id, err := jobID(req)
+	j, err := h.jobs.Kill(ctx, req.job.ID, req.Caller.Name)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := h.authorize(ctx, req.Caller, id, rbac.Execute); err != nil {
-		return nil, err
-	}
-	j, err := h.svc.Kill(ctx, id, req.Caller.Name)
-	if err != nil {
-		return nil, jobError(err, id)
+		return nil, jobError(err, req.job.ID)
 	}
 	return Reply{"job": j}, nil
 }
 
 func (h *jobsModule) delete(ctx context.Context, req *Request) (Reply, error) {
-	id, err := jobID(req)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := h.authorize(ctx, req.Caller, id, rbac.Execute); err != nil {
-		return nil, err
-	}
-	if err := h.svc.Delete(ctx, id); err != nil {
-		return nil, jobError(err, id)
+	if err := h.jobs.Delete(ctx, req.job.ID); err != nil {
+		return nil, jobError(err, req.job.ID)
 	}
 	return Reply{}, nil
 }
 
 func (h *jobsModule) clone(ctx context.Context, req *Request) (Reply, error) {
-	id, err := jobID(req)
+	j, err := h.jobs.Clone(ctx, req.job.ID, owner(req.Caller, req.RemoteIP))
 	if err != nil {
-		return nil, err
-	}
-	if _, err := h.authorize(ctx, req.Caller, id, rbac.Execute); err != nil {
-		return nil, err
-	}
-	j, err := h.svc.Clone(ctx, id, owner(req.Caller, req.RemoteIP))
-	if err != nil {
-		return nil, jobError(err, id)
+		return nil, jobError(err, req.job.ID)
 	}
 	return Reply{"job": j}, nil
 }
@@ -379,7 +332,6 @@ func (h *jobsModule) clone(ctx context.Context, req *Request) (Reply, error) {
 func (h *jobsModule) update(ctx context.Context, req *Request) (Reply, error) {
 	var in struct {
 		Job *struct {
-			JobID  int64  `json:"job_id"`
 			Status string `json:"status"`
 		} `json:"job"`
 	}
@@ -393,12 +345,9 @@ func (h *jobsModule) update(ctx context.Context, req *Request) (Reply, error) {
 	if err != nil || (status != jobs.StatusPaused && status != jobs.StatusScheduled) {
 		return nil, InvalidRequest("Field 'job.status' must be PAUSED or SCHEDULED.")
 	}
-	if _, err := h.authorize(ctx, req.Caller, in.Job.JobID, rbac.Execute); err != nil {
-		return nil, err
-	}
-	j, err := h.svc.SetStatus(ctx, in.Job.JobID, status)
+	j, err := h.jobs.SetStatus(ctx, req.job.ID, status)
 	if err != nil {
-		return nil, jobError(err, in.Job.JobID)
+		return nil, jobError(err, req.job.ID)
 	}
 	return Reply{"job": j}, nil
 }

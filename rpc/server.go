@@ -40,10 +40,12 @@ const (
 )
 
 // Operation is one row of a module's table: the name clients send, whether it
-// needs an authenticated caller, and the handler.
+// needs an authenticated caller, what the caller must be allowed, and the
+// handler.
 type Operation struct {
 	Name    string
 	Auth    AuthMode
+	Access  Access
 	Handler Handler
 }
 
@@ -81,6 +83,9 @@ type Options struct {
 	Inventory *hosts.Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
 	Jobs *jobs.Service
+	// Authz decides access to clusters, jobs and the tree; /v2/clusters,
+	// /v2/jobs and /v2/tree need it.
+	Authz *rbac.Authorizer
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -100,13 +105,15 @@ func NewServer(o Options) *Server {
 		s.Handle("auth", a.authOperations()...)
 		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
 	}
-	if o.Inventory != nil {
-		cl := &clusters{inventory: o.Inventory, ping: s.ping}
+	if o.Inventory != nil && o.Authz != nil && o.Authn != nil {
+		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
+		cl := &clusters{guard: g, ping: s.ping}
 		if o.Jobs != nil {
 			cl.jobs = o.Jobs
-			s.Handle("jobs", (&jobsModule{svc: o.Jobs, inventory: o.Inventory}).operations()...)
+			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
 		}
 		s.Handle("clusters", cl.operations()...)
+		s.Handle("tree", (&tree{guard: g, store: o.Authn.Store()}).operations()...)
 	}
 	return s
 }
@@ -120,6 +127,9 @@ func (s *Server) Handle(module string, ops ...Operation) {
 	}
 	for _, op := range ops {
 		key := strings.ToLower(op.Name)
+		if op.Access == nil {
+			panic(fmt.Sprintf("rpc: operation %s on /v2/%s declares no access rule", op.Name, module)) // a wiring bug, found at start-up
+		}
 		if _, dup := m.ops[key]; dup {
 			panic(fmt.Sprintf("rpc: operation %s registered twice on /v2/%s", op.Name, module)) // a wiring bug, found at start-up
 		}
@@ -169,6 +179,9 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 		}
 	case AuthOptional:
 		req.Caller, _ = s.authenticate(ctx, req)
+	}
+	if err := op.Access(ctx, req); err != nil {
+		return nil, err
 	}
 	return op.Handler(ctx, req)
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,7 +28,7 @@ func testServer(auth Authenticator) *Server {
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid"})
 	s.auth = auth
 	s.Handle("test",
-		Operation{Name: "echoNumber", Handler: func(_ context.Context, req *Request) (Reply, error) {
+		Operation{Name: "echoNumber", Access: anyone, Handler: func(_ context.Context, req *Request) (Reply, error) {
 			var in struct {
 				Number int `json:"number"`
 			}
@@ -36,9 +37,12 @@ func testServer(auth Authenticator) *Server {
 			}
 			return Reply{"number": in.Number}, nil
 		}},
-		Operation{Name: "boom", Handler: func(context.Context, *Request) (Reply, error) { panic("boom") }},
-		Operation{Name: "internal", Handler: func(context.Context, *Request) (Reply, error) {
+		Operation{Name: "boom", Access: anyone, Handler: func(context.Context, *Request) (Reply, error) { panic("boom") }},
+		Operation{Name: "internal", Access: anyone, Handler: func(context.Context, *Request) (Reply, error) {
 			return nil, io.ErrUnexpectedEOF
+		}},
+		Operation{Name: "adminOnly", Access: superuser("call adminOnly"), Handler: func(context.Context, *Request) (Reply, error) {
+			panic("the handler ran for a refused caller")
 		}},
 	)
 	return s
@@ -124,6 +128,8 @@ func TestEnvelope(t *testing.T) {
 			wantError: "Method GET is not supported on '/v2/test': send POST with a JSON body."},
 		{name: "panic becomes UnknownError", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"boom"}`,
 			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
+		{name: "access is checked before the handler", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"adminOnly"}`,
+			wantHTTP: 200, wantStatus: StatusAccessDenied, wantError: "Only superusers may call adminOnly; user 'alice' is not one."},
 		{name: "internal error text is not leaked", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"internal"}`,
 			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
 	}
@@ -146,5 +152,20 @@ func TestEnvelope(t *testing.T) {
 				tt.check(t, out)
 			}
 		})
+	}
+}
+
+func TestEveryOperationDeclaresAccess(t *testing.T) {
+	s := NewServer(Options{Version: "1"})
+	if err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("%v", p)
+			}
+		}()
+		s.Handle("test", Operation{Name: "open", Handler: func(context.Context, *Request) (Reply, error) { return nil, nil }})
+		return nil
+	}(); err == nil || !strings.Contains(err.Error(), "declares no access rule") {
+		t.Fatalf("an operation without an access rule was accepted: %v", err)
 	}
 }

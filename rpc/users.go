@@ -16,25 +16,27 @@ type users struct {
 	store *rbac.Store
 }
 
-// operations is the /v2/users table; beside each, who may call it.
+// operations is the /v2/users table with who may call each. For the
+// operations on "itself or a superuser", the caller names the user in "user"
+// (itself when absent).
 func (h *users) operations() []Operation {
 	return []Operation{
-		{Name: "whoAmI", Handler: h.whoAmI},                   // anyone: itself
-		{Name: "getUsers", Handler: h.getUsers},               // anyone: superusers all, others itself
-		{Name: "createUser", Handler: h.createUser},           // superuser
-		{Name: "setUser", Handler: h.setUser},                 // itself or superuser
-		{Name: "deleteUser", Handler: h.deleteUser},           // superuser
-		{Name: "disable", Handler: h.setDisabled(true)},       // superuser
-		{Name: "enable", Handler: h.setDisabled(false)},       // superuser
-		{Name: "changePassword", Handler: h.changePassword},   // itself with old password, or superuser
-		{Name: "getKeys", Handler: h.getKeys},                 // itself or superuser
-		{Name: "addKey", Handler: h.addKey},                   // itself or superuser
-		{Name: "deleteKey", Handler: h.deleteKey},             // itself or superuser
-		{Name: "getGroups", Handler: h.getGroups},             // anyone
-		{Name: "createGroup", Handler: h.createGroup},         // superuser
-		{Name: "deleteGroup", Handler: h.deleteGroup},         // superuser
-		{Name: "addToGroup", Handler: h.addToGroup},           // superuser
-		{Name: "removeFromGroup", Handler: h.removeFromGroup}, // superuser
+		{Name: "whoAmI", Access: anyone, Handler: h.whoAmI},
+		{Name: "getUsers", Access: anyone, Handler: h.getUsers}, // superusers see all, others themselves
+		{Name: "createUser", Access: superuser("create users"), Handler: h.createUser},
+		{Name: "setUser", Access: h.selfOrSuperuser, Handler: h.setUser},
+		{Name: "deleteUser", Access: superuser("delete users"), Handler: h.deleteUser},
+		{Name: "disable", Access: superuser("enable or disable users"), Handler: h.setDisabled(true)},
+		{Name: "enable", Access: superuser("enable or disable users"), Handler: h.setDisabled(false)},
+		{Name: "changePassword", Access: h.selfOrSuperuser, Handler: h.changePassword}, // itself also with the old password
+		{Name: "getKeys", Access: h.selfOrSuperuser, Handler: h.getKeys},
+		{Name: "addKey", Access: h.selfOrSuperuser, Handler: h.addKey},
+		{Name: "deleteKey", Access: h.selfOrSuperuser, Handler: h.deleteKey},
+		{Name: "getGroups", Access: anyone, Handler: h.getGroups},
+		{Name: "createGroup", Access: superuser("create groups"), Handler: h.createGroup},
+		{Name: "deleteGroup", Access: superuser("delete groups"), Handler: h.deleteGroup},
+		{Name: "addToGroup", Access: superuser("change group memberships"), Handler: h.addToGroup},
+		{Name: "removeFromGroup", Access: superuser("change group memberships"), Handler: h.removeFromGroup},
 	}
 }
 
@@ -91,24 +93,24 @@ func refName(ref *userRef) string {
 	return fmt.Sprint(ref.ID)
 }
 
-// selfOrSuperuser resolves the target and refuses callers who are neither it
-// nor a superuser.
-func (h *users) selfOrSuperuser(ctx context.Context, caller *rbac.User, ref *userRef) (*rbac.User, error) {
-	u, err := h.target(ctx, caller, ref)
+// selfOrSuperuser resolves the user named in "user" into req.subject and
+// refuses callers who are neither it nor a superuser.
+func (h *users) selfOrSuperuser(ctx context.Context, req *Request) error {
+	var in struct {
+		User *userRef `json:"user"`
+	}
+	if err := req.Decode(&in); err != nil {
+		return err
+	}
+	u, err := h.target(ctx, req.Caller, in.User)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if u.ID != caller.ID && !caller.IsSuperuser() {
-		return nil, AccessDenied("Access to user '%s' is denied for user '%s'.", u.Name, caller.Name)
+	if u.ID != req.Caller.ID && !req.Caller.IsSuperuser() {
+		return AccessDenied("Access to user '%s' is denied for user '%s'.", u.Name, req.Caller.Name)
 	}
-	return u, nil
-}
-
-func requireSuperuser(caller *rbac.User, what string) error {
-	if caller.IsSuperuser() {
-		return nil
-	}
-	return AccessDenied("Only superusers may %s; user '%s' is not one.", what, caller.Name)
+	req.subject = u
+	return nil
 }
 
 func (h *users) whoAmI(ctx context.Context, req *Request) (Reply, error) {
@@ -144,9 +146,6 @@ func (h *users) getUsers(ctx context.Context, req *Request) (Reply, error) {
 }
 
 func (h *users) createUser(ctx context.Context, req *Request) (Reply, error) {
-	if err := requireSuperuser(req.Caller, "create users"); err != nil {
-		return nil, err
-	}
 	var in struct {
 		User        *wireUser `json:"user"`
 		NewPassword string    `json:"new_password"`
@@ -231,10 +230,7 @@ func (h *users) setUser(ctx context.Context, req *Request) (Reply, error) {
 	if in.User == nil {
 		return nil, InvalidRequest("Field 'user' is required.")
 	}
-	u, err := h.selfOrSuperuser(ctx, req.Caller, &in.User.userRef)
-	if err != nil {
-		return nil, err
-	}
+	u := req.subject
 	if err := validateProfile(in.User); err != nil {
 		return nil, err
 	}
@@ -242,17 +238,15 @@ func (h *users) setUser(ctx context.Context, req *Request) (Reply, error) {
 	if err := h.store.UpdateUser(ctx, u.ID, up); err != nil {
 		return nil, err
 	}
-	if u, err = h.store.UserByID(ctx, u.ID); err != nil {
+	u, err := h.store.UserByID(ctx, u.ID)
+	if err != nil {
 		return nil, err
 	}
 	return Reply{"user": renderUser(u)}, nil
 }
 
-// userOnly decodes {"user": {...}} and resolves it for a superuser-only operation.
-func (h *users) userOnly(ctx context.Context, req *Request, what string) (*rbac.User, error) {
-	if err := requireSuperuser(req.Caller, what); err != nil {
-		return nil, err
-	}
+// userOnly decodes {"user": {...}} and resolves it; the name is required.
+func (h *users) userOnly(ctx context.Context, req *Request) (*rbac.User, error) {
 	var in struct {
 		User *userRef `json:"user"`
 	}
@@ -266,7 +260,7 @@ func (h *users) userOnly(ctx context.Context, req *Request, what string) (*rbac.
 }
 
 func (h *users) deleteUser(ctx context.Context, req *Request) (Reply, error) {
-	u, err := h.userOnly(ctx, req, "delete users")
+	u, err := h.userOnly(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +272,7 @@ func (h *users) deleteUser(ctx context.Context, req *Request) (Reply, error) {
 
 func (h *users) setDisabled(disabled bool) Handler {
 	return func(ctx context.Context, req *Request) (Reply, error) {
-		u, err := h.userOnly(ctx, req, "enable or disable users")
+		u, err := h.userOnly(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -301,10 +295,7 @@ func (h *users) changePassword(ctx context.Context, req *Request) (Reply, error)
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	u, err := h.selfOrSuperuser(ctx, req.Caller, in.User)
-	if err != nil {
-		return nil, err
-	}
+	u := req.subject
 	if err := rbac.CheckPasswordInput(in.NewPassword); err != nil {
 		return nil, InvalidRequest("Invalid new password: %s.", err)
 	}
@@ -334,10 +325,7 @@ func (h *users) getKeys(ctx context.Context, req *Request) (Reply, error) {
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	u, err := h.selfOrSuperuser(ctx, req.Caller, in.User)
-	if err != nil {
-		return nil, err
-	}
+	u := req.subject
 	keys, err := h.store.Keys(ctx, u.ID)
 	if err != nil {
 		return nil, err
@@ -360,10 +348,7 @@ func (h *users) addKey(ctx context.Context, req *Request) (Reply, error) {
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	u, err := h.selfOrSuperuser(ctx, req.Caller, in.User)
-	if err != nil {
-		return nil, err
-	}
+	u := req.subject
 	if in.PublicKey == nil || in.PublicKey.Key == "" {
 		return nil, InvalidRequest("Field 'public_key' with 'key' and 'name' is required.")
 	}
@@ -389,14 +374,11 @@ func (h *users) deleteKey(ctx context.Context, req *Request) (Reply, error) {
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
-	u, err := h.selfOrSuperuser(ctx, req.Caller, in.User)
-	if err != nil {
-		return nil, err
-	}
+	u := req.subject
 	if in.PublicKey == nil || (in.PublicKey.Key == "" && in.PublicKey.Name == "") {
 		return nil, InvalidRequest("Field 'public_key' with 'name' or 'key' is required.")
 	}
-	err = h.store.DeleteKey(ctx, u.ID, in.PublicKey.Name, in.PublicKey.Key)
+	err := h.store.DeleteKey(ctx, u.ID, in.PublicKey.Name, in.PublicKey.Key)
 	if errors.Is(err, rbac.ErrNotFound) {
 		return nil, NotFound("User '%s' has no such key.", u.Name)
 	}
@@ -440,9 +422,6 @@ func (h *users) groupName(req *Request) (string, error) {
 }
 
 func (h *users) createGroup(ctx context.Context, req *Request) (Reply, error) {
-	if err := requireSuperuser(req.Caller, "create groups"); err != nil {
-		return nil, err
-	}
 	name, err := h.groupName(req)
 	if err != nil {
 		return nil, err
@@ -462,9 +441,6 @@ func (h *users) deleteGroup(ctx context.Context, req *Request) (Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !req.Caller.IsSuperuser() {
-		return nil, AccessDenied("Write access to group '%s' is denied for user '%s'.", name, req.Caller.Name)
-	}
 	if err := h.store.DeleteGroup(ctx, name); err != nil {
 		return nil, storeError(err)
 	}
@@ -482,9 +458,6 @@ func (h *users) membership(ctx context.Context, req *Request) (*rbac.User, strin
 	}
 	if err := rbac.ValidateName("group", in.Group); err != nil {
 		return nil, "", InvalidRequest("Invalid group name: %s.", err)
-	}
-	if !req.Caller.IsSuperuser() {
-		return nil, "", AccessDenied("Access to group '%s' is denied for user '%s'.", in.Group, req.Caller.Name)
 	}
 	if in.User == nil || (in.User.Name == "" && in.User.ID == 0) {
 		return nil, "", InvalidRequest("Field 'user' with 'user_name' or 'user_id' is required.")
