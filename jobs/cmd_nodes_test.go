@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
-	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
 	"github.com/cmon-dev/cmon/sql/sqltest"
 )

@@ -288,9 +288,8 @@ func (h *users) setDisabled(disabled bool) Handler {
 
 func (h *users) changePassword(ctx context.Context, req *Request) (Reply, error) {
 	var in struct {
-		User        *userRef `json:"user"`
-		OldPassword string   `json:"old_password"`
-		NewPassword string   `json:"new_password"`
+		OldPassword string `json:"old_password"`
+		NewPassword string `json:"new_password"`
 	}
 	if err := req.Decode(&in); err != nil {
 		return nil, err
@@ -319,12 +318,6 @@ func (h *users) changePassword(ctx context.Context, req *Request) (Reply, error)
 }
 
 func (h *users) getKeys(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		User *userRef `json:"user"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
 	u := req.subject
 	keys, err := h.store.Keys(ctx, u.ID)
 	if err != nil {
@@ -339,7 +332,6 @@ func (h *users) getKeys(ctx context.Context, req *Request) (Reply, error) {
 
 // keyRequest is addKey's and deleteKey's input.
 type keyRequest struct {
-	User      *userRef `json:"user"`
 	PublicKey *wireKey `json:"public_key"`
 }
 
