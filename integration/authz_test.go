@@ -337,6 +337,11 @@ func TestAccessMatrix(t *testing.T) {
 				inTree = append(inTree, item["effective_privileges"].(string))
 			}
 		}
+		who := mustOk(t, s.call(t, "users", `{"operation":"whoAmI","with_extended_privileges":true}`))
+		ext := who.Reply["user_extended_privileges"].(map[string]any)
+		if ext["can_create_clusters"] != slices.Contains(ownerOrSuper, role) || ext["can_execute_jobs"] != slices.Contains(executors, role) {
+			t.Errorf("%s's extended privileges: %v", role, ext)
+		}
 		switch {
 		case sees && (len(got) != 1 || got[0] != want || len(inTree) != 1 || inTree[0] != want):
 			t.Errorf("%s sees mx with %v in getAllClusterInfo and %v in getTree, want %s", role, got, inTree, want)

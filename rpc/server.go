@@ -103,7 +103,7 @@ func NewServer(o Options) *Server {
 		a := newAuthenticator(o.Authn)
 		s.auth = a
 		s.Handle("auth", a.authOperations()...)
-		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store()}).operations()...)
+		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store(), authz: o.Authz}).operations()...)
 	}
 	if o.Inventory != nil && o.Authz != nil && o.Authn != nil {
 		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
