@@ -162,7 +162,7 @@ func (s *Store) AddACL(ctx context.Context, path string, entries []ACLEntry) err
 func (s *Store) RemoveACL(ctx context.Context, path string, entries []ACLEntry) error {
 	for _, e := range entries {
 		if e.Name == "" && !e.HasPerms {
-			return aclErrorf("ACL entry %s::: the entries of the owner, the owning group and other cannot be removed; name the privileges to take away, such as %s::-w-", e.Kind, e.Kind)
+			return aclErrorf("ACL entry \"%s::\": the entries of the owner, the owning group and other stay; name the privileges to take away, such as %s::-w-", e.Kind, e.Kind)
 		}
 	}
 	return s.changeACL(ctx, path, entries, func(tx *stdsql.Tx, e ACLEntry, id int64) error {
