@@ -31,6 +31,18 @@ func superuser(what string) Access {
 	}
 }
 
+// every admits a caller that passes all rules, checked in order.
+func every(rules ...Access) Access {
+	return func(ctx context.Context, req *Request) error {
+		for _, rule := range rules {
+			if err := rule(ctx, req); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // guard makes the rules that consult the access tree.
 type guard struct {
 	authz     *rbac.Authorizer
@@ -118,8 +130,13 @@ func (g *guard) onRoot(ctx context.Context, req *Request, need rbac.Privileges) 
 	if err != nil {
 		return err
 	}
-	if missing := need &^ p.Privileges(req.Caller, rbac.RootPath); missing != 0 {
-		return AccessDenied("%s", rbac.DeniedOnPath(missing, rbac.RootPath, req.Caller.Name))
+	return needOnPath(p, req, rbac.RootPath, need)
+}
+
+// needOnPath refuses the caller unless it has need on the tree path.
+func needOnPath(p *rbac.Policy, req *Request, path string, need rbac.Privileges) error {
+	if missing := need &^ p.Privileges(req.Caller, path); missing != 0 {
+		return AccessDenied("%s", rbac.DeniedOnPath(missing, path, req.Caller.Name))
 	}
 	return nil
 }
@@ -197,10 +214,7 @@ func (g *guard) onObject(need rbac.Privileges) Access {
 		if err != nil {
 			return err
 		}
-		if missing := need &^ p.Privileges(req.Caller, o.Path); missing != 0 {
-			return AccessDenied("%s", rbac.DeniedOnPath(missing, o.Path, req.Caller.Name))
-		}
-		return nil
+		return needOnPath(p, req, o.Path, need)
 	}
 }
 

@@ -83,8 +83,8 @@ type Options struct {
 	Inventory *hosts.Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
 	Jobs *jobs.Service
-	// Authz decides access to clusters, jobs and the tree; /v2/clusters,
-	// /v2/jobs and /v2/tree need it.
+	// Authz decides access to clusters, jobs and the tree; /v2/users,
+	// /v2/clusters, /v2/jobs and /v2/tree need it.
 	Authz *rbac.Authorizer
 }
 
@@ -103,6 +103,8 @@ func NewServer(o Options) *Server {
 		a := newAuthenticator(o.Authn)
 		s.auth = a
 		s.Handle("auth", a.authOperations()...)
+	}
+	if o.Authn != nil && o.Authz != nil {
 		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store(), authz: o.Authz}).operations()...)
 	}
 	if o.Inventory != nil && o.Authz != nil && o.Authn != nil {

@@ -21,7 +21,7 @@ func (h *tree) operations() []Operation {
 		{Name: "getAcl", Access: h.onObject(rbac.Read), Handler: h.getACL},
 		{Name: "addAcl", Access: h.objectOwner, Handler: h.changeACL(false)},
 		{Name: "removeAcl", Access: h.objectOwner, Handler: h.changeACL(true)},
-		{Name: "chown", Access: superuser("change owners"), Handler: h.chown},
+		{Name: "chown", Access: every(superuser("change owners"), h.onObject(0)), Handler: h.chown},
 		{Name: "checkAccess", Access: h.onObject(0), Handler: h.checkAccess}, // the answer is the check
 	}
 }
@@ -29,13 +29,14 @@ func (h *tree) operations() []Operation {
 // treeAccess needs r on the path, except on "/", where every caller sees the
 // objects it may read (as getAllClusterInfo leaves out the others).
 func (h *tree) treeAccess(ctx context.Context, req *Request) error {
-	if err := h.onObject(0)(ctx, req); err != nil {
+	p, o, err := h.object(ctx, req)
+	if err != nil {
 		return err
 	}
-	if req.object.Path == rbac.RootPath {
+	if o.Path == rbac.RootPath {
 		return nil
 	}
-	return h.onObject(rbac.Read)(ctx, req)
+	return needOnPath(p, req, o.Path, rbac.Read)
 }
 
 func (h *tree) getTree(ctx context.Context, req *Request) (Reply, error) {
@@ -144,9 +145,6 @@ func (h *tree) chown(ctx context.Context, req *Request) (Reply, error) {
 	}
 	if in.UserName == "" && in.GroupName == "" {
 		return nil, InvalidRequest("Field 'owner_user_name' or 'owner_group_name' is required.")
-	}
-	if err := h.onObject(0)(ctx, req); err != nil {
-		return nil, err
 	}
 	if err := h.store.Chown(ctx, req.object.Path, in.UserName, in.GroupName); err != nil {
 		return nil, treeError(err)

@@ -15,7 +15,7 @@ import (
 type users struct {
 	authn *rbac.Authn
 	store *rbac.Store
-	authz *rbac.Authorizer // nil: extended privileges are a superuser's or none
+	authz *rbac.Authorizer
 }
 
 // operations is the /v2/users table with who may call each. For the
@@ -124,17 +124,14 @@ func (h *users) whoAmI(ctx context.Context, req *Request) (Reply, error) {
 	}
 	reply := Reply{"user": renderUser(req.Caller)}
 	if in.Extended {
-		create, execute := req.Caller.IsSuperuser(), req.Caller.IsSuperuser()
-		if h.authz != nil {
-			p, err := h.authz.Current(ctx)
-			if err != nil {
-				return nil, err
-			}
-			create = p.Privileges(req.Caller, rbac.RootPath).Has(rbac.Write)
-			execute = slices.ContainsFunc(p.Objects(), func(o *rbac.Object) bool {
-				return p.Privileges(req.Caller, o.Path).Has(rbac.Execute)
-			})
+		p, err := h.authz.Current(ctx)
+		if err != nil {
+			return nil, err
 		}
+		create := p.Privileges(req.Caller, rbac.RootPath).Has(rbac.Write)
+		execute := slices.ContainsFunc(p.Objects(), func(o *rbac.Object) bool {
+			return p.Privileges(req.Caller, o.Path).Has(rbac.Execute)
+		})
 		reply["user_extended_privileges"] = map[string]any{
 			"class_name": "CmonExtendedPrivileges", "can_create_clusters": create, "can_execute_jobs": execute,
 		}
