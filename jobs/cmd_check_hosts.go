@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // ClusterChecker checks a cluster's hosts now (the health monitor does).
@@ -18,7 +19,8 @@ type ClusterChecker interface {
 // finishes when the check ran; offline hosts are warnings in the log.
 func CheckHostsCommand(inv *hosts.Inventory, checker ClusterChecker) Command {
 	return Command{
-		Name: "check_hosts",
+		Name:   "check_hosts",
+		Access: Access{Need: rbac.Execute},
 		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
 			if job.ClusterID <= 0 {
 				return nil, errors.New("check_hosts needs a cluster_id")

@@ -319,6 +319,7 @@ func (n *nodes) forget(ctx context.Context, log Logger, addrs []string) {
 func (n *nodes) registerClusterCommand() Command {
 	return Command{
 		Name:      "register_cluster",
+		Access:    Access{Need: rbac.Write, OnRoot: true, SuperuserFields: []string{"ssh_keyfile"}},
 		Aliases:   []string{"add_cluster"},
 		Exclusive: true,
 		Validate: func(raw json.RawMessage) error {
@@ -384,6 +385,7 @@ type clusterRefData struct {
 func (n *nodes) removeClusterCommand() Command {
 	return Command{
 		Name:      "remove_cluster",
+		Access:    Access{Need: rbac.Write, OnRoot: true, ClusterInJobData: true},
 		Exclusive: true,
 		Validate: func(raw json.RawMessage) error {
 			var d clusterRefData
@@ -465,6 +467,7 @@ func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 func (n *nodes) addNodeCommand() Command {
 	return Command{
 		Name:      "add_node",
+		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 		Validate: func(raw json.RawMessage) error {
 			_, err := parseNodeData(raw, true)
@@ -525,6 +528,7 @@ func (n *nodes) addNode(ctx context.Context, job *Job, log Logger) (any, error) 
 func (n *nodes) removeNodeCommand() Command {
 	return Command{
 		Name:      "remove_node",
+		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 		Validate: func(raw json.RawMessage) error {
 			_, err := parseNodeData(raw, false)

@@ -72,7 +72,7 @@ func TestRegisterClusterAndExec(t *testing.T) {
 				n["error"] != "" || n["truncated"] != false || n["started"] == "" || n["ended"] == "" {
 				t.Errorf("node %d: %v", i, n)
 			}
-			if _, err := time.Parse(WireTimeFormat, n["started"].(string)); err != nil {
+			if _, err := time.Parse(TimeFormat, n["started"].(string)); err != nil {
 				t.Errorf("node %d started: %v", i, err)
 			}
 			if !e.hasMessage(t, x.ID, MessageSuccess, a+": out-"+a) || !e.hasMessage(t, x.ID, MessageWarning, a+": err-"+a) {

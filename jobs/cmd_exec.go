@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // execData is the job_data of "exec", after RPort's command API.
@@ -154,6 +155,7 @@ func decodeBase64(s string) ([]byte, error) {
 func (n *nodes) execCommand() Command {
 	return Command{
 		Name:           "exec",
+		Access:         Access{Need: rbac.Execute},
 		Aliases:        []string{"run_command"},
 		TimeoutPerNode: true,
 		Validate: func(raw json.RawMessage) error {

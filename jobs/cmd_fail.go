@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // failData is the optional job_data of "fail".
@@ -19,6 +21,7 @@ func FailCommand() Command {
 	return Command{
 		Name:    "fail",
 		Aliases: []string{"failure"},
+		Access:  Access{Need: rbac.Execute, ClusterOptional: true},
 		Validate: func(data json.RawMessage) error {
 			var d failData
 			if err := DecodeJobData(data, &d); err != nil {

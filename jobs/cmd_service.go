@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // nodeRef is job_data.node of the commands that act on one node.
@@ -69,6 +70,7 @@ func (n *nodes) serviceCommand(action string) Command {
 	return Command{
 		Name:      action,
 		Exclusive: true,
+		Access:    Access{Need: rbac.Execute, ClusterInJobData: true},
 		Validate: func(raw json.RawMessage) error {
 			_, err := parseServiceData(raw)
 			return err

@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 // successData is the optional job_data of "success".
@@ -15,6 +17,7 @@ type successData struct {
 func SuccessCommand() Command {
 	return Command{
 		Name:     "success",
+		Access:   Access{Need: rbac.Execute, ClusterOptional: true},
 		Validate: func(data json.RawMessage) error { return DecodeJobData(data, &successData{}) },
 		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
 			var d successData

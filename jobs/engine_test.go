@@ -20,15 +20,15 @@ func TestOutcomes(t *testing.T) {
 	t.Cleanup(func() { close(stubborn) })
 	cmds := []Command{
 		sleepCommand(),
-		{Name: "panic", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { panic("boom") })},
-		{Name: "report", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+		{Name: "panic", Access: testAccess, Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { panic("boom") })},
+		{Name: "report", Access: testAccess, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			log.Progress(ctx, 40)
 			log.StatusText(ctx, "Halfway")
 			log.Message(ctx, MessageDebug, "working")
 			return map[string]int{"nodes": 3}, nil
 		})},
-		{Name: "scalar", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { return 7, nil })},
-		{Name: "stubborn", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
+		{Name: "scalar", Access: testAccess, Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) { return 7, nil })},
+		{Name: "stubborn", Access: testAccess, Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
 			<-stubborn // ignores its context
 			return nil, nil
 		})},
@@ -109,7 +109,7 @@ func TestOutcomes(t *testing.T) {
 
 func TestProgressWhileRunning(t *testing.T) {
 	g := newGate()
-	progress := Command{Name: "progress", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+	progress := Command{Name: "progress", Access: testAccess, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 		log.Progress(ctx, 55)
 		log.StatusText(ctx, "Copying")
 		return g.command("x").Handler.Run(ctx, j, log)
@@ -143,7 +143,7 @@ func TestClaimExactlyOnce(t *testing.T) {
 		var mu sync.Mutex
 		runs := map[int64]int{}
 		by := map[string]int{}
-		count := Command{Name: "count", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+		count := Command{Name: "count", Access: testAccess, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			mu.Lock()
 			runs[j.ID]++
 			mu.Unlock()
@@ -193,7 +193,7 @@ func TestClaimExactlyOnce(t *testing.T) {
 func TestWakeUp(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
 		started := make(chan time.Time, 1)
-		mark := Command{Name: "mark", Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
+		mark := Command{Name: "mark", Access: testAccess, Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
 			started <- time.Now()
 			return nil, nil
 		})}
@@ -220,7 +220,7 @@ func TestExclusive(t *testing.T) {
 		most := map[int64]int{}
 		var shared atomic.Int32
 		var sharedMost atomic.Int32
-		change := Command{Name: "change", Exclusive: true, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			mu.Lock()
 			active[j.ClusterID]++
 			most[j.ClusterID] = max(most[j.ClusterID], active[j.ClusterID])
@@ -231,7 +231,7 @@ func TestExclusive(t *testing.T) {
 			mu.Unlock()
 			return nil, nil
 		})}
-		look := Command{Name: "look", Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
+		look := Command{Name: "look", Access: testAccess, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			n := shared.Add(1)
 			for {
 				m := sharedMost.Load()
@@ -431,7 +431,7 @@ func TestRestartRecovery(t *testing.T) {
 func TestExclusiveLockReleasedOnRecovery(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
-		change := Command{Name: "change", Exclusive: true, Handler: SuccessCommand().Handler}
+		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: SuccessCommand().Handler}
 		api := newService(t, db, testConfig("c1"), false, change)
 		stuck := create(t, api, CreateRequest{Command: "change", ClusterID: 7})
 		if _, err := db.ExecContext(ctx, `UPDATE jobs SET status = ?, controller_id = 'gone', instance_id = 'x',

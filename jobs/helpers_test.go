@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
 	"github.com/cmon-dev/cmon/sql/sqltest"
 )
@@ -137,6 +138,9 @@ func waitEnded(t *testing.T, s *Service, id int64) *Job {
 	return waitJob(t, s, id, 20*time.Second, StatusFinished, StatusFailed, StatusAborted)
 }
 
+// testAccess lets the test commands run with or without a cluster.
+var testAccess = Access{Need: rbac.Execute, ClusterOptional: true}
+
 // sleepCommand is the test-only "sleep" command: it waits job_data.ms
 // milliseconds, or until its context ends.
 func sleepCommand() Command {
@@ -145,6 +149,7 @@ func sleepCommand() Command {
 	}
 	return Command{
 		Name:     "sleep",
+		Access:   testAccess,
 		Validate: func(raw json.RawMessage) error { return DecodeJobData(raw, &data{}) },
 		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
 			var d data
@@ -175,7 +180,8 @@ func newGate() *gate {
 
 func (g *gate) command(name string) Command {
 	return Command{
-		Name: name,
+		Name:   name,
+		Access: testAccess,
 		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
 			g.started <- job.ID
 			log.Message(ctx, MessageSuccess, "waiting at the gate")

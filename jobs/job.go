@@ -8,6 +8,20 @@ import (
 	"time"
 )
 
+// TimeFormat is the RPC v2 timestamp, UTC with milliseconds: the only form
+// clients parse. Job results hold timestamps too, so it lives here, at the
+// lowest layer that writes one.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime renders t in TimeFormat; the zero time is "", as the original
+// controller renders "never".
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeFormat)
+}
+
 // Status is a job's state. A job moves DEFINED → DEQUEUED → RUNNING → FINISHED,
 // FAILED or ABORTED. SCHEDULED jobs wait for their start time or cron firing and
 // PAUSED ones (recurring templates, or scheduled jobs) wait for a user.

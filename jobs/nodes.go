@@ -426,7 +426,7 @@ func reportOf(ctx context.Context, name string, nr hosts.NodeResult, b64 bool) n
 		rep.ExitStatus, rep.ExitSignal = res.ExitStatus, res.ExitSignal
 		rep.Stdout, rep.Stderr = renderOutput(res.Stdout, b64), renderOutput(res.Stderr, b64)
 		rep.Truncated = res.StdoutTruncated || res.StderrTruncated
-		rep.Started, rep.Ended = WireTime(res.Started), WireTime(res.Ended)
+		rep.Started, rep.Ended = FormatTime(res.Started), FormatTime(res.Ended)
 	}
 	rep.problem = nodeProblem(ctx, nr)
 	rep.pending = nr.Outcome == hosts.Pending

@@ -53,7 +53,9 @@ type Command struct {
 	// reach themselves; the engine then bounds the whole job only by its
 	// maximum run time, so a sequential run over many nodes is not cut short.
 	TimeoutPerNode bool
-	Handler        Handler
+	// Access is what the job's owner needs for the job to run.
+	Access  Access
+	Handler Handler
 }
 
 // Registry maps command names and aliases to commands. It is built once and
@@ -71,6 +73,9 @@ func NewRegistry(cmds ...Command) (*Registry, error) {
 		c := cmds[i]
 		if c.Name == "" || c.Handler == nil {
 			return nil, fmt.Errorf("job command %q needs a name and a handler", c.Name)
+		}
+		if c.Access.Need == 0 {
+			return nil, fmt.Errorf("job command %q declares no access it needs", c.Name)
 		}
 		c.Name = strings.ToLower(c.Name)
 		for _, n := range append([]string{c.Name}, c.Aliases...) {

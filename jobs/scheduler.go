@@ -100,7 +100,7 @@ func (s *Service) fire(ctx context.Context, id int64) (bool, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT job_id FROM jobs WHERE parent_job_id = ? AND status IN (?, ?, ?)
 			ORDER BY job_id DESC LIMIT 1`, id, StatusDefined, StatusDequeued, StatusRunning).Scan(&skippedFor); err == nil {
 			return insertMessage(ctx, tx, id, now, MessageWarning, fmt.Sprintf(
-				"Skipped the run due at %s: the previous run (job %d) has not finished.", WireTime(t.NextFireAt), skippedFor))
+				"Skipped the run due at %s: the previous run (job %d) has not finished.", FormatTime(t.NextFireAt), skippedFor))
 		} else if !errors.Is(err, stdsql.ErrNoRows) {
 			return fmt.Errorf("check previous run of recurring job %d: %w", id, err)
 		}

@@ -98,11 +98,21 @@ type CreateRequest struct {
 // as a worker is free; one with a future start time or a recurrence is
 // SCHEDULED. Bad input returns an *InvalidError and stores nothing.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Job, error) {
-	j, err := s.prepare(req.Command, req.JobData)
+	d, err := s.reg.Draft(req.Command, req.JobData, req.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	j.ClusterID, j.Owner, j.Created = req.ClusterID, req.Owner, s.clock.Now()
+	return s.CreateDraft(ctx, d, req)
+}
+
+// CreateDraft is Create for a draft the caller has resolved (and authorized)
+// already: the draft stands for req's Command, JobData and ClusterID.
+func (s *Service) CreateDraft(ctx context.Context, d *Draft, req CreateRequest) (*Job, error) {
+	j, err := prepare(d)
+	if err != nil {
+		return nil, err
+	}
+	j.Owner, j.Created = req.Owner, s.clock.Now()
 	if j.Title, err = checkTitle(req.Title, j.Command); err != nil {
 		return nil, err
 	}
@@ -111,7 +121,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Job, error) {
 	}
 	now := j.Created
 	if !req.Scheduled.IsZero() && req.Scheduled.Before(now.Add(-pastTolerance)) {
-		return nil, invalid(ErrBadSchedule, "scheduled start %s is in the past", WireTime(req.Scheduled))
+		return nil, invalid(ErrBadSchedule, "scheduled start %s is in the past", FormatTime(req.Scheduled))
 	}
 	if req.Scheduled.After(now) {
 		j.Scheduled = req.Scheduled.UTC()
@@ -140,26 +150,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Job, error) {
 	return s.store(ctx, j)
 }
 
-// prepare resolves the command and checks job_data, for a new job.
-func (s *Service) prepare(command string, data json.RawMessage) (*Job, error) {
-	if strings.TrimSpace(command) == "" {
-		return nil, invalid(ErrUnknownCommand, "job_spec.command is missing")
-	}
-	cmd, ok := s.reg.Lookup(command)
-	if !ok {
-		return nil, invalid(ErrUnknownCommand, "unknown job command %q", command)
-	}
-	// timeout_sec is checked for its form here and applied when the job runs.
-	data, _, err := normalizeJobData(data)
-	if err != nil {
-		return nil, err
-	}
-	if cmd.Validate != nil {
-		if err := cmd.Validate(data); err != nil {
-			return nil, invalid(ErrBadJobData, "invalid job_data for command %q: %v", cmd.Name, err)
+// prepare checks a draft's job_data with its command, for a new job.
+func prepare(d *Draft) (*Job, error) {
+	if v := d.Command.Validate; v != nil {
+		if err := v(d.JobData); err != nil {
+			return nil, invalid(ErrBadJobData, "invalid job_data for command %q: %v", d.Command.Name, err)
 		}
 	}
-	return &Job{Command: cmd.Name, JobData: data, Exclusive: cmd.Exclusive}, nil
+	return &Job{Command: d.Command.Name, JobData: d.JobData, ClusterID: d.ClusterID, Exclusive: d.Command.Exclusive}, nil
 }
 
 func checkTitle(title, command string) (string, error) {
@@ -320,11 +318,15 @@ func (s *Service) Clone(ctx context.Context, id int64, owner Owner) (*Job, error
 	if err != nil {
 		return nil, err
 	}
-	j, err := s.prepare(src.Command, src.JobData)
+	d, err := s.reg.DraftOf(src)
 	if err != nil {
 		return nil, err
 	}
-	j.ClusterID, j.Title, j.Tags, j.Owner = src.ClusterID, src.Title, src.Tags, owner
+	j, err := prepare(d)
+	if err != nil {
+		return nil, err
+	}
+	j.Title, j.Tags, j.Owner = src.Title, src.Tags, owner
 	j.Created, j.Status, j.StatusText = s.clock.Now(), StatusDefined, TextDefined
 	return s.store(ctx, j)
 }

@@ -401,8 +401,8 @@ func TestRegistry(t *testing.T) {
 		wantErr string
 	}{
 		{name: "builtin", cmds: Builtin()},
-		{name: "duplicate name", cmds: []Command{{Name: "a", Handler: h}, {Name: "A", Handler: h}}, wantErr: `"a" registered twice`},
-		{name: "alias clashes", cmds: []Command{{Name: "a", Handler: h}, {Name: "b", Aliases: []string{"a"}, Handler: h}}, wantErr: "registered twice"},
+		{name: "duplicate name", cmds: []Command{{Name: "a", Access: testAccess, Handler: h}, {Name: "A", Access: testAccess, Handler: h}}, wantErr: `"a" registered twice`},
+		{name: "alias clashes", cmds: []Command{{Name: "a", Access: testAccess, Handler: h}, {Name: "b", Access: testAccess, Aliases: []string{"a"}, Handler: h}}, wantErr: "registered twice"},
 		{name: "no handler", cmds: []Command{{Name: "a"}}, wantErr: "needs a name and a handler"},
 	}
 	for _, tc := range tests {

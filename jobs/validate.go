@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,7 +39,7 @@ func DecodeJobData(data json.RawMessage, v any) error {
 		if field == "" {
 			field = "job_data"
 		}
-		return fmt.Errorf("job_data field %q must be %s, not %s", field, jsonKind(te.Type.Kind().String()), te.Value)
+		return fmt.Errorf("job_data field %q must be %s, not %s", field, JSONKind(te.Type), te.Value)
 	}
 	if err != nil {
 		return fmt.Errorf("job_data is not valid JSON: %w", err)
@@ -46,63 +47,76 @@ func DecodeJobData(data json.RawMessage, v any) error {
 	return nil
 }
 
-func jsonKind(goKind string) string {
-	switch {
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+// JSONKind names the JSON value a Go type decodes from, as a client thinks
+// of it: "an integer", "a string", "an array"... Every refusal of an
+// ill-typed field, in a request or in job_data, words it so.
+func JSONKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "an integer"
-	case strings.HasPrefix(goKind, "float"):
+	case reflect.Float32, reflect.Float64:
 		return "a number"
-	case goKind == "string":
+	case reflect.String:
 		return "a string"
-	case goKind == "bool":
+	case reflect.Bool:
 		return "a boolean"
-	case goKind == "slice", goKind == "array":
+	case reflect.Slice, reflect.Array:
 		return "an array"
 	default:
 		return "an object"
 	}
 }
 
-// normalizeJobData checks that job_data is a JSON object (absent or null is an
-// empty one) and returns it verbatim, with the timeout it asks for (0: none).
-func normalizeJobData(data json.RawMessage) (json.RawMessage, time.Duration, error) {
+// readJobData checks that job_data is a JSON object (absent or null is an
+// empty one) and reads the fields every command shares: timeout_sec and the
+// cluster ids. The object is kept verbatim.
+func readJobData(data json.RawMessage) (*Draft, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
-		return json.RawMessage("{}"), 0, nil
+		return &Draft{JobData: json.RawMessage("{}")}, nil
 	}
 	if len(trimmed) > maxJobDataLen {
-		return nil, 0, invalid(ErrBadJobData, "job_data is larger than %d bytes", maxJobDataLen)
+		return nil, invalid(ErrBadJobData, "job_data is larger than %d bytes", maxJobDataLen)
 	}
-	if trimmed[0] != '{' || !json.Valid(trimmed) {
-		return nil, 0, invalid(ErrBadJobData, "job_data must be a JSON object")
+	d := &Draft{JobData: json.RawMessage(bytes.Clone(trimmed))}
+	if trimmed[0] != '{' || json.Unmarshal(trimmed, &d.fields) != nil {
+		return nil, invalid(ErrBadJobData, "job_data must be a JSON object")
 	}
-	var common struct {
-		TimeoutSec json.RawMessage `json:"timeout_sec"`
-	}
-	if err := json.Unmarshal(trimmed, &common); err != nil {
-		return nil, 0, invalid(ErrBadJobData, "job_data must be a JSON object")
-	}
-	var timeout time.Duration
-	if common.TimeoutSec != nil && string(common.TimeoutSec) != "null" {
+	if raw := d.fields["timeout_sec"]; raw != nil && string(raw) != "null" {
 		var sec float64
-		if err := json.Unmarshal(common.TimeoutSec, &sec); err != nil {
-			return nil, 0, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a number of seconds")
+		if err := json.Unmarshal(raw, &sec); err != nil {
+			return nil, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a number of seconds")
 		}
 		if sec <= 0 || sec > math.MaxInt64/float64(time.Second) {
-			return nil, 0, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a positive number of seconds")
+			return nil, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a positive number of seconds")
 		}
-		timeout = time.Duration(sec * float64(time.Second))
+		d.Timeout = time.Duration(sec * float64(time.Second))
 	}
-	return json.RawMessage(bytes.Clone(trimmed)), timeout, nil
+	return d, nil
+}
+
+// dataClusterIDs are the cluster ids job_data names, as clusterid or
+// cluster_id; ill-typed ones read as 0 here and are refused by the command's
+// Validate.
+func (d *Draft) dataClusterIDs() []int64 {
+	var ids []int64
+	for _, f := range []string{"clusterid", "cluster_id"} {
+		var id int64
+		if raw := d.fields[f]; raw != nil && json.Unmarshal(raw, &id) == nil && id != 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // jobTimeout reads timeout_sec from stored job_data; 0 when absent.
 func jobTimeout(data json.RawMessage) time.Duration {
-	_, d, err := normalizeJobData(data)
+	d, err := readJobData(data)
 	if err != nil {
 		return 0
 	}
-	return d
+	return d.Timeout
 }
 
 // normalizeTags trims, drops empty and repeated tags, and enforces the limits.

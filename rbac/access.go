@@ -44,15 +44,26 @@ func actionName(p Privileges) string {
 	}
 }
 
-// DeniedMessage is the protocol's refusal text for a cluster, such as
-// "Execute access to cluster 21 for user readeruser is denied."; missing are
-// the privileges the user lacks.
-func DeniedMessage(missing Privileges, clusterID int64, user string) string {
-	return fmt.Sprintf("%s access to cluster %d for user %s is denied.", actionName(missing), clusterID, user)
+// DeniedError is a refusal; its message is the protocol's text, shown to the
+// client as it is.
+type DeniedError struct{ Message string }
+
+func (e *DeniedError) Error() string { return e.Message }
+
+// DeniedOnCluster refuses a user the privileges it lacks (missing) on a
+// cluster: "Execute access to cluster 21 for user readeruser is denied."
+func DeniedOnCluster(missing Privileges, clusterID int64, user string) *DeniedError {
+	return &DeniedError{fmt.Sprintf("%s access to cluster %d for user %s is denied.", actionName(missing), clusterID, user)}
 }
 
-// DeniedOnPath is the refusal text for a tree path, such as "Write access to
-// / for user bob is denied."
-func DeniedOnPath(missing Privileges, path, user string) string {
-	return fmt.Sprintf("%s access to %s for user %s is denied.", actionName(missing), path, user)
+// DeniedOnPath refuses a user the privileges it lacks on a tree path:
+// "Write access to / for user bob is denied."
+func DeniedOnPath(missing Privileges, path, user string) *DeniedError {
+	return &DeniedError{fmt.Sprintf("%s access to %s for user %s is denied.", actionName(missing), path, user)}
+}
+
+// DeniedToNonSuperuser refuses what only superusers may do, such as "set
+// 'ssh_keyfile'".
+func DeniedToNonSuperuser(what, user string) *DeniedError {
+	return &DeniedError{fmt.Sprintf("Only superusers may %s; user '%s' is not one.", what, user)}
 }

@@ -263,11 +263,6 @@ func (p *Policy) Privileges(u *User, path string) Privileges {
 	return up.onPath[path]
 }
 
-// IsSuperuser tells whether u holds the superuser role in this policy.
-func (p *Policy) IsSuperuser(u *User) bool {
-	return u != nil && p.privilegesOf(u.ID).superuser
-}
-
 // Object is the object at path.
 func (p *Policy) Object(path string) (*Object, bool) {
 	o, ok := p.objects[path]

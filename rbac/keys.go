@@ -101,6 +101,12 @@ func (k *PublicKey) Verify(challenge, signatureB64 string) bool {
 }
 
 // AddKey registers a parsed key for a user under a name.
+// KeyError is a key, or a key's name, that the store refuses; Msg is lower
+// case, for the client.
+type KeyError struct{ Msg string }
+
+func (e *KeyError) Error() string { return "invalid public key: " + e.Msg }
+
 func (s *Store) AddKey(ctx context.Context, userID int64, name string, key *PublicKey) error {
 	key.Name = name
 	return insertKey(ctx, s.db, userID, key, s.now())
@@ -108,7 +114,7 @@ func (s *Store) AddKey(ctx context.Context, userID int64, name string, key *Publ
 
 func insertKey(ctx context.Context, db execer, userID int64, key *PublicKey, now time.Time) error {
 	if len(key.Name) > 255 {
-		return errors.New("key name is longer than 255 characters")
+		return &KeyError{Msg: "the key name is longer than 255 characters"}
 	}
 	_, err := db.ExecContext(ctx, `INSERT INTO user_keys (user_id, name, public_key, fingerprint, created)
 		VALUES (?, ?, ?, ?, ?)`, userID, key.Name, key.Text, key.Fingerprint, sql.Millis(now))
@@ -152,7 +158,7 @@ func (s *Store) DeleteKey(ctx context.Context, userID int64, name, text string) 
 	if text != "" {
 		k, perr := ParsePublicKey(text)
 		if perr != nil {
-			return perr
+			return &KeyError{Msg: perr.Error()}
 		}
 		res, err = s.db.ExecContext(ctx, "DELETE FROM user_keys WHERE user_id = ? AND fingerprint = ?", userID, k.Fingerprint)
 	} else {

@@ -10,38 +10,55 @@ import (
 	"github.com/cmon-dev/cmon/rbac"
 )
 
-// Access is an operation's authorization rule, declared beside it in its
-// module's table. It runs after authentication and before the handler, so a
-// refused request does no work; what it resolves to decide (the cluster, the
-// job, the tree object, the user) it leaves on the request for the handler.
-type Access func(ctx context.Context, req *Request) error
+// Endpoint is an operation's way in: its access rule around its handler. The
+// rules below are the only makers of one. Each decodes the request once into
+// the handler's typed input, resolves and checks what the caller asks for, and
+// hands it to the handler typed, so the compiler ties every lookup to its use
+// and a refused request does no work.
+type Endpoint func(ctx context.Context, req *Request) (Reply, error)
+
+// none is the input of operations that read no field of their own.
+type none struct{}
+
+// decode reads the request into a new In.
+func decode[In any](req *Request) (*In, error) {
+	in := new(In)
+	if err := req.Decode(in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
 
 // anyone lets every caller in: operations open without login, and those
 // whose handlers show each caller only what it may read.
-func anyone(context.Context, *Request) error { return nil }
+func anyone[In any](h func(context.Context, *Request, *In) (Reply, error)) Endpoint {
+	return func(ctx context.Context, req *Request) (Reply, error) {
+		in, err := decode[In](req)
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, req, in)
+	}
+}
 
 // superuser admits members of group admins only; what names the operation in
 // the refusal, such as "create users".
-func superuser(what string) Access {
-	return func(_ context.Context, req *Request) error {
-		if req.Caller.IsSuperuser() {
-			return nil
+func superuser[In any](what string, h func(context.Context, *Request, *In) (Reply, error)) Endpoint {
+	return superuserOnly(what, anyone(h))
+}
+
+// superuserOnly puts the superuser check in front of another rule.
+func superuserOnly(what string, next Endpoint) Endpoint {
+	return func(ctx context.Context, req *Request) (Reply, error) {
+		if !req.Caller.IsSuperuser() {
+			return nil, denied(rbac.DeniedToNonSuperuser(what, req.Caller.Name))
 		}
-		return AccessDenied("Only superusers may %s; user '%s' is not one.", what, req.Caller.Name)
+		return next(ctx, req)
 	}
 }
 
-// every admits a caller that passes all rules, checked in order.
-func every(rules ...Access) Access {
-	return func(ctx context.Context, req *Request) error {
-		for _, rule := range rules {
-			if err := rule(ctx, req); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
+// denied is a refusal as the client sees it.
+func denied(e *rbac.DeniedError) *Error { return AccessDenied("%s", e.Message) }
 
 // guard makes the rules that consult the access tree.
 type guard struct {
@@ -50,69 +67,92 @@ type guard struct {
 	jobs      *jobs.Service
 }
 
-// policy is the request's access policy, read once per request so that all
-// its checks see one version.
-func (g *guard) policy(ctx context.Context, req *Request) (*rbac.Policy, error) {
-	if req.policy == nil {
+// withPolicy hands the handler the current access policy, read once per
+// request so that all its checks see one version; for operations that show
+// each caller only what it may read.
+func withPolicy[In any](g *guard, h func(context.Context, *Request, *rbac.Policy, *In) (Reply, error)) Endpoint {
+	return anyone(func(ctx context.Context, req *Request, in *In) (Reply, error) {
 		p, err := g.authz.Current(ctx)
 		if err != nil {
 			return nil, err
 		}
-		req.policy = p
+		return h(ctx, req, p, in)
+	})
+}
+
+// clusterRef selects a cluster by id or name.
+type clusterRef struct {
+	ID   int64  `json:"cluster_id"`
+	Name string `json:"cluster_name"`
+}
+
+func (r clusterRef) cluster() clusterRef { return r }
+func (r clusterRef) named() bool         { return r.ID != 0 || r.Name != "" }
+
+// clusterInput is an operation's input that names a cluster.
+type clusterInput interface{ cluster() clusterRef }
+
+// findCluster loads the referenced cluster; unknown clusters are ObjectNotFound.
+func (g *guard) findCluster(ctx context.Context, ref clusterRef) (*hosts.Cluster, error) {
+	var c *hosts.Cluster
+	var err error
+	switch {
+	case ref.ID > 0:
+		c, err = g.inventory.Get(ctx, ref.ID)
+	case ref.Name != "":
+		c, err = g.inventory.GetByName(ctx, ref.Name)
+	default:
+		return nil, InvalidRequest("Field 'cluster_id' or 'cluster_name' is required.")
 	}
-	return req.policy, nil
+	if errors.Is(err, hosts.ErrClusterNotFound) {
+		return nil, NotFound("Cluster was not found.")
+	}
+	return c, err
+}
+
+// checkCluster loads the referenced cluster and refuses a caller without
+// need on it.
+func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
+	c, err := g.findCluster(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if missing := need &^ p.Privileges(req.Caller, rbac.ClusterPath(c.Name)); missing != 0 {
+		return nil, denied(rbac.DeniedOnCluster(missing, c.ID, req.Caller.Name))
+	}
+	return c, nil
 }
 
 // onCluster needs privileges on the cluster named by cluster_id or
-// cluster_name, which it leaves in req.cluster.
-func (g *guard) onCluster(need rbac.Privileges) Access {
-	return func(ctx context.Context, req *Request) error {
-		var ref clusterRef
-		if err := req.Decode(&ref); err != nil {
-			return err
+// cluster_name.
+func onCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+		c, err := g.checkCluster(ctx, req, p, (*in).cluster(), need)
+		if err != nil {
+			return nil, err
 		}
-		return g.checkCluster(ctx, req, ref, need)
-	}
+		return h(ctx, req, p, c, in)
+	})
 }
 
 // onNamedCluster is onCluster when the request names a cluster; without one
-// the handler leaves out what the caller may not read.
-func (g *guard) onNamedCluster(need rbac.Privileges) Access {
-	return func(ctx context.Context, req *Request) error {
-		var ref clusterRef
-		if err := req.Decode(&ref); err != nil {
-			return err
+// the handler gets a nil cluster and leaves out what the caller may not read.
+func onNamedCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+		var c *hosts.Cluster
+		if ref := (*in).cluster(); ref.named() {
+			var err error
+			if c, err = g.checkCluster(ctx, req, p, ref, need); err != nil {
+				return nil, err
+			}
 		}
-		if ref.ID == 0 && ref.Name == "" {
-			return nil
-		}
-		return g.checkCluster(ctx, req, ref, need)
-	}
-}
-
-func (g *guard) checkCluster(ctx context.Context, req *Request, ref clusterRef, need rbac.Privileges) error {
-	c, err := findCluster(ctx, g.inventory, ref)
-	if err != nil {
-		return err
-	}
-	p, err := g.policy(ctx, req)
-	if err != nil {
-		return err
-	}
-	if missing := need &^ p.Privileges(req.Caller, rbac.ClusterPath(c.Name)); missing != 0 {
-		return AccessDenied("%s", rbac.DeniedMessage(missing, c.ID, req.Caller.Name))
-	}
-	req.cluster = c
-	return nil
+		return h(ctx, req, p, c, in)
+	})
 }
 
 // readable is what the caller may do on each cluster; clusters it may not
 // read are left out.
-func (g *guard) readable(ctx context.Context, req *Request, all []*hosts.Cluster) ([]*hosts.Cluster, []rbac.Privileges, error) {
-	p, err := g.policy(ctx, req)
-	if err != nil {
-		return nil, nil, err
-	}
+func readable(req *Request, p *rbac.Policy, all []*hosts.Cluster) ([]*hosts.Cluster, []rbac.Privileges) {
 	var out []*hosts.Cluster
 	var privs []rbac.Privileges
 	for _, c := range all {
@@ -121,73 +161,98 @@ func (g *guard) readable(ctx context.Context, req *Request, all []*hosts.Cluster
 			privs = append(privs, priv)
 		}
 	}
-	return out, privs, nil
-}
-
-// onRoot needs privileges on "/", such as w to register or remove clusters.
-func (g *guard) onRoot(ctx context.Context, req *Request, need rbac.Privileges) error {
-	p, err := g.policy(ctx, req)
-	if err != nil {
-		return err
-	}
-	return needOnPath(p, req, rbac.RootPath, need)
+	return out, privs
 }
 
 // needOnPath refuses the caller unless it has need on the tree path.
 func needOnPath(p *rbac.Policy, req *Request, path string, need rbac.Privileges) error {
 	if missing := need &^ p.Privileges(req.Caller, path); missing != 0 {
-		return AccessDenied("%s", rbac.DeniedOnPath(missing, path, req.Caller.Name))
+		return denied(rbac.DeniedOnPath(missing, path, req.Caller.Name))
 	}
 	return nil
 }
 
+// jobRef names a job by job_id, or by job.job_id as some clients send it.
+type jobRef struct {
+	JobID int64 `json:"job_id"`
+	Job   *struct {
+		JobID int64 `json:"job_id"`
+	} `json:"job"`
+}
+
+func (r jobRef) job() int64 {
+	if r.JobID == 0 && r.Job != nil {
+		return r.Job.JobID
+	}
+	return r.JobID
+}
+
+// jobInput is an operation's input that names a job.
+type jobInput interface{ job() int64 }
+
 // onJob needs privileges on the job named by job_id (or job.job_id): those
 // on its cluster; for a job without a cluster, its owner's or a superuser's.
 // A caller who may not read the job learns nothing of it: ObjectNotFound.
-// The job is left in req.job.
-func (g *guard) onJob(need rbac.Privileges) Access {
-	return func(ctx context.Context, req *Request) error {
-		var in struct {
-			JobID int64 `json:"job_id"`
-			Job   *struct {
-				JobID int64 `json:"job_id"`
-			} `json:"job"`
-		}
-		if err := req.Decode(&in); err != nil {
-			return err
-		}
-		id := in.JobID
-		if id == 0 && in.Job != nil {
-			id = in.Job.JobID
-		}
+func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+		id := (*in).job()
 		if id <= 0 {
-			return InvalidRequest("Field 'job_id' must be a positive number.")
+			return nil, InvalidRequest("Field 'job_id' must be a positive number.")
 		}
 		j, err := g.jobs.Get(ctx, id)
 		if err != nil {
-			return jobError(err, id)
+			return nil, jobError(err, id)
 		}
-		priv, err := g.jobPrivileges(ctx, req, j)
+		priv, err := g.jobPrivileges(ctx, req, p, j)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if missing := need &^ priv; missing != 0 {
 			if !priv.Has(rbac.Read) {
-				return NotFound("Job %d was not found.", id)
+				return nil, NotFound("Job %d was not found.", id)
 			}
-			return AccessDenied("%s", rbac.DeniedMessage(missing, j.ClusterID, req.Caller.Name))
+			return nil, denied(rbac.DeniedOnCluster(missing, j.ClusterID, req.Caller.Name))
 		}
-		req.job = j
-		return nil
-	}
+		return h(ctx, req, p, j, in)
+	})
 }
 
-func (g *guard) jobPrivileges(ctx context.Context, req *Request, j *jobs.Job) (rbac.Privileges, error) {
-	p, err := g.policy(ctx, req)
-	if err != nil {
-		return 0, err
+// onJobRun is onJob for operations that make the job run again (clone,
+// resume): the caller must also pass the job command's own declaration, as
+// at create.
+func onJobRun[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
+	return onJob(g, need, func(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job, in *In) (Reply, error) {
+		d, err := g.jobs.Registry().DraftOf(j)
+		if err != nil {
+			return nil, jobError(err, j.ID)
+		}
+		if err := g.authorizeDraft(ctx, req, p, d); err != nil {
+			return nil, err
+		}
+		return h(ctx, req, p, j, in)
+	})
+}
+
+// authorizeDraft checks a job draft against its command's declaration.
+func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy, d *jobs.Draft) error {
+	var c *hosts.Cluster
+	if d.ClusterID != 0 {
+		var err error
+		if c, err = g.findCluster(ctx, clusterRef{ID: d.ClusterID}); err != nil {
+			return err
+		}
 	}
-	if p.IsSuperuser(req.Caller) {
+	var refusal *rbac.DeniedError
+	if err := d.Authorize(p, req.Caller, c); errors.As(err, &refusal) {
+		return denied(refusal)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (g *guard) jobPrivileges(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job) (rbac.Privileges, error) {
+	if req.Caller.IsSuperuser() {
 		return rbac.All, nil
 	}
 	if j.ClusterID == 0 {
@@ -206,54 +271,70 @@ func (g *guard) jobPrivileges(ctx context.Context, req *Request, j *jobs.Job) (r
 	return p.Privileges(req.Caller, rbac.ClusterPath(c.Name)), nil
 }
 
-// onObject needs privileges on the tree object named by path, which it
-// leaves in req.object.
-func (g *guard) onObject(need rbac.Privileges) Access {
-	return func(ctx context.Context, req *Request) error {
-		p, o, err := g.object(ctx, req)
-		if err != nil {
-			return err
-		}
-		return needOnPath(p, req, o.Path, need)
+// pathRef names a tree object by path ("/" when absent).
+type pathRef struct {
+	Path *string `json:"path"`
+}
+
+func (r pathRef) object() string {
+	if r.Path == nil {
+		return rbac.RootPath
 	}
+	// "/c1/" is "/c1"; "" is the root.
+	if path := strings.TrimRight(*r.Path, "/"); path != "" {
+		return path
+	}
+	return rbac.RootPath
+}
+
+// objectInput is an operation's input that names a tree object.
+type objectInput interface{ object() string }
+
+// onObject needs privileges on the tree object named by path; a need of 0
+// only resolves it.
+func onObject[In objectInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error) { return need, nil }, h)
+}
+
+// onListedObject needs r on the object named by path, except on "/", where
+// every caller sees the objects it may read (as getAllClusterInfo leaves out
+// the others).
+func onListedObject[In objectInput](g *guard, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(_ *Request, _ *rbac.Policy, o *rbac.Object) (rbac.Privileges, error) {
+		if o.Path == rbac.RootPath {
+			return 0, nil
+		}
+		return rbac.Read, nil
+	}, h)
 }
 
 // objectOwner admits the owner of the object named by path and superusers,
 // as only the owner of a file may change its ACL.
-func (g *guard) objectOwner(ctx context.Context, req *Request) error {
-	p, o, err := g.object(ctx, req)
-	if err != nil {
-		return err
-	}
-	if o.OwnerUserID == req.Caller.ID || p.IsSuperuser(req.Caller) {
-		return nil
-	}
-	return AccessDenied("Only the owner of %s or a superuser may change its ACL; user '%s' is neither.", o.Path, req.Caller.Name)
+func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(req *Request, _ *rbac.Policy, o *rbac.Object) (rbac.Privileges, error) {
+		if o.OwnerUserID == req.Caller.ID || req.Caller.IsSuperuser() {
+			return 0, nil
+		}
+		return 0, AccessDenied("Only the owner of %s or a superuser may change its ACL; user '%s' is neither.", o.Path, req.Caller.Name)
+	}, h)
 }
 
-// object resolves the path field ("/" when absent).
-func (g *guard) object(ctx context.Context, req *Request) (*rbac.Policy, *rbac.Object, error) {
-	var in struct {
-		Path *string `json:"path"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, nil, err
-	}
-	path := rbac.RootPath
-	if in.Path != nil {
-		// "/c1/" is "/c1"; "" is the root.
-		if path = strings.TrimRight(*in.Path, "/"); path == "" {
-			path = rbac.RootPath
+// withObject resolves the object named by path and refuses the caller
+// without what need asks on it.
+func withObject[In objectInput](g *guard, need func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error), h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+		path := (*in).object()
+		o, ok := p.Object(path)
+		if !ok {
+			return nil, NotFound("Object '%s' was not found.", path)
 		}
-	}
-	p, err := g.policy(ctx, req)
-	if err != nil {
-		return nil, nil, err
-	}
-	o, ok := p.Object(path)
-	if !ok {
-		return nil, nil, NotFound("Object '%s' was not found.", path)
-	}
-	req.object = o
-	return p, o, nil
+		want, err := need(req, p, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := needOnPath(p, req, o.Path, want); err != nil {
+			return nil, err
+		}
+		return h(ctx, req, p, o, in)
+	})
 }

@@ -149,11 +149,7 @@ func loginError(err error) error {
 // authOperations is the /v2/auth table.
 func (a *authenticator) authOperations() []Operation {
 	return []Operation{
-		{Name: "authenticateWithPassword", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
-			var in credentials
-			if err := req.Decode(&in); err != nil {
-				return nil, err
-			}
+		{Name: "authenticateWithPassword", Auth: AuthNone, Serve: anyone(func(ctx context.Context, req *Request, in *credentials) (Reply, error) {
 			if err := in.validate(); err != nil {
 				return nil, err
 			}
@@ -162,15 +158,11 @@ func (a *authenticator) authOperations() []Operation {
 				return nil, loginError(err)
 			}
 			return a.startSession(ctx, req, u)
-		}},
-		{Name: "authenticate", Auth: AuthNone, Access: anyone, Handler: a.challenge},
-		{Name: "authenticateResponse", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
-			return a.respond(ctx, req)
-		}},
-		{Name: "response", Auth: AuthNone, Access: anyone, Handler: func(ctx context.Context, req *Request) (Reply, error) {
-			return a.respond(ctx, req)
-		}},
-		{Name: "logout", Auth: AuthNone, Access: anyone, Handler: a.logout},
+		})},
+		{Name: "authenticate", Auth: AuthNone, Serve: anyone(a.challenge)},
+		{Name: "authenticateResponse", Auth: AuthNone, Serve: anyone(a.respond)},
+		{Name: "response", Auth: AuthNone, Serve: anyone(a.respond)},
+		{Name: "logout", Auth: AuthNone, Serve: anyone(a.logout)},
 	}
 }
 
@@ -195,11 +187,7 @@ func (a *authenticator) startSession(ctx context.Context, req *Request, u *rbac.
 	return Reply{"is_superuser": u.IsSuperuser(), "user": renderUser(u)}, nil
 }
 
-func (a *authenticator) challenge(ctx context.Context, req *Request) (Reply, error) {
-	var in credentials
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+func (a *authenticator) challenge(ctx context.Context, req *Request, in *credentials) (Reply, error) {
 	if err := rbac.ValidateName("user", in.name()); err != nil {
 		return nil, InvalidRequest("Invalid user name: %s.", err)
 	}
@@ -216,13 +204,12 @@ func (a *authenticator) challenge(ctx context.Context, req *Request) (Reply, err
 	return Reply{"challenge": challenge, "user_name": in.name()}, nil
 }
 
-func (a *authenticator) respond(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		Signature string `json:"signature"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+// signature is the answer to a login challenge.
+type signature struct {
+	Signature string `json:"signature"`
+}
+
+func (a *authenticator) respond(ctx context.Context, req *Request, in *signature) (Reply, error) {
 	if in.Signature == "" || len(in.Signature) > 4096 {
 		return nil, InvalidRequest("Field 'signature' must be a base64 RSA signature of the challenge.")
 	}
@@ -238,7 +225,7 @@ func (a *authenticator) respond(ctx context.Context, req *Request) (Reply, error
 	return a.startSession(ctx, req, u)
 }
 
-func (a *authenticator) logout(ctx context.Context, req *Request) (Reply, error) {
+func (a *authenticator) logout(_ context.Context, req *Request, _ *none) (Reply, error) {
 	sess, _ := a.store.Get(req.HTTP, SessionCookie)
 	sess.Options.MaxAge = -1
 	if err := sess.Save(req.HTTP, req.Writer); err != nil {

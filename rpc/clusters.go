@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 	"maps"
 
 	"github.com/cmon-dev/cmon/hosts"
@@ -19,36 +18,29 @@ type clusters struct {
 	*guard
 	jobs JobCounter // nil until a job engine is wired
 	// ping is the controller's own ping, answered here too.
-	ping Handler
+	ping Endpoint
 }
 
 // operations is the /v2/clusters table with what each needs.
 func (h *clusters) operations() []Operation {
 	return []Operation{
-		{Name: "getAllClusterInfo", Access: anyone, Handler: h.getAllClusterInfo}, // r per cluster; others are left out
-		{Name: "getClusterInfo", Access: h.onCluster(rbac.Read), Handler: h.getClusterInfo},
-		{Name: "ping", Auth: AuthOptional, Access: anyone, Handler: h.ping},
+		{Name: "getAllClusterInfo", Serve: withPolicy(h.guard, h.getAllClusterInfo)}, // r per cluster; others are left out
+		{Name: "getClusterInfo", Serve: onCluster(h.guard, rbac.Read, h.getClusterInfo)},
+		{Name: "ping", Auth: AuthOptional, Serve: h.ping},
 	}
 }
 
-func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		WithHosts bool `json:"with_hosts"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, in *struct {
+	WithHosts bool `json:"with_hosts"`
+}) (Reply, error) {
 	all, err := h.inventory.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	visible, privs, err := h.readable(ctx, req, all)
-	if err != nil {
-		return nil, err
-	}
+	visible, privs := readable(req, p, all)
 	var out []map[string]any
 	for i, c := range visible {
-		rendered, err := h.render(ctx, req, c, privs[i], in.WithHosts)
+		rendered, err := h.render(ctx, p, c, privs[i], in.WithHosts)
 		if err != nil {
 			return nil, err
 		}
@@ -61,40 +53,15 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request) (Reply, 
 	return reply, nil
 }
 
-// clusterRef selects a cluster by id or name.
-type clusterRef struct {
-	ID   int64  `json:"cluster_id"`
-	Name string `json:"cluster_name"`
+// clusterInfoRequest is getClusterInfo's input.
+type clusterInfoRequest struct {
+	clusterRef
+	WithHosts *bool `json:"with_hosts"`
 }
 
-// findCluster loads the referenced cluster; unknown clusters are ObjectNotFound.
-func findCluster(ctx context.Context, inv *hosts.Inventory, ref clusterRef) (*hosts.Cluster, error) {
-	var c *hosts.Cluster
-	var err error
-	switch {
-	case ref.ID > 0:
-		c, err = inv.Get(ctx, ref.ID)
-	case ref.Name != "":
-		c, err = inv.GetByName(ctx, ref.Name)
-	default:
-		return nil, InvalidRequest("Field 'cluster_id' or 'cluster_name' is required.")
-	}
-	if errors.Is(err, hosts.ErrClusterNotFound) {
-		return nil, NotFound("Cluster was not found.")
-	}
-	return c, err
-}
-
-func (h *clusters) getClusterInfo(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		WithHosts *bool `json:"with_hosts"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
-	c := req.cluster
-	priv := req.policy.Privileges(req.Caller, rbac.ClusterPath(c.Name))
-	rendered, err := h.render(ctx, req, c, priv, in.WithHosts == nil || *in.WithHosts)
+func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *clusterInfoRequest) (Reply, error) {
+	priv := p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
+	rendered, err := h.render(ctx, p, c, priv, in.WithHosts == nil || *in.WithHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +69,7 @@ func (h *clusters) getClusterInfo(ctx context.Context, req *Request) (Reply, err
 }
 
 // render is the CmonClusterInfo wire shape.
-func (h *clusters) render(ctx context.Context, req *Request, c *hosts.Cluster, priv rbac.Privileges, withHosts bool) (map[string]any, error) {
+func (h *clusters) render(ctx context.Context, p *rbac.Policy, c *hosts.Cluster, priv rbac.Privileges, withHosts bool) (map[string]any, error) {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	if h.jobs != nil {
 		counts, err := h.jobs.CountByState(ctx, c.ID)
@@ -135,9 +102,9 @@ func (h *clusters) render(ctx context.Context, req *Request, c *hosts.Cluster, p
 			"class_name": "CmonJobStatistics", "cluster_id": c.ID, "by_state": byState,
 		},
 	}
-	if o, ok := req.policy.Object(rbac.ClusterPath(c.Name)); ok {
-		maps.Copy(out, ownerFields(req.policy, o))
-		out["acl"] = req.policy.ACL(o)
+	if o, ok := p.Object(rbac.ClusterPath(c.Name)); ok {
+		maps.Copy(out, ownerFields(p, o))
+		out["acl"] = p.ACL(o)
 	}
 	if withHosts {
 		hostList := make([]map[string]any, 0, len(c.Hosts))

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
@@ -26,18 +24,6 @@ const (
 	StatusTryAgain       Status = "TryAgain"
 	StatusUnknownError   Status = "UnknownError"
 )
-
-// TimeFormat is the only timestamp format clients parse: UTC with milliseconds.
-const TimeFormat = "2006-01-02T15:04:05.000Z"
-
-// Timestamp renders t for a reply; the zero time is the empty string, as the
-// original controller renders "never".
-func Timestamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(TimeFormat)
-}
 
 // Error is an RPC failure with the status and the error_string the client sees.
 // Other errors reaching the envelope become UnknownError without their text,
@@ -84,13 +70,6 @@ type Request struct {
 
 	body   []byte
 	fields map[string]json.RawMessage
-
-	// What the operation's access rule loaded to decide, for its handler.
-	policy  *rbac.Policy
-	cluster *hosts.Cluster
-	job     *jobs.Job
-	object  *rbac.Object
-	subject *rbac.User // the user a /v2/users operation is about
 }
 
 // Decode reads the request's fields into v (a pointer to a struct with json
@@ -115,27 +94,11 @@ func decodeError(err error) *Error {
 		if field == "" {
 			return InvalidRequest("The request must be a JSON object.")
 		}
-		return InvalidRequest("Field '%s' must be %s, not %s.", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return InvalidRequest("Field '%s' must be %s, not %s.", field, jobs.JSONKind(typeErr.Type), typeErr.Value)
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
 		return InvalidRequest("The request is not valid JSON: %s at byte %d.", syntaxErr.Error(), syntaxErr.Offset)
 	}
 	return InvalidRequest("The request could not be read: %s.", strings.TrimSuffix(err.Error(), "."))
-}
-
-// jsonKind names a Go kind the way a JSON client thinks of it.
-func jsonKind(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
-		return "a number"
-	case kind == "bool":
-		return "a boolean"
-	case kind == "string":
-		return "a string"
-	case kind == "slice", kind == "array":
-		return "an array"
-	default:
-		return "an object"
-	}
 }

@@ -2,13 +2,12 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
@@ -18,30 +17,20 @@ type jobsModule struct{ *guard }
 
 // operations is the /v2/jobs table with what each needs. A job's privileges
 // are those on its cluster; on a job without a cluster, its owner and
-// superusers have them all.
+// superusers have them all. What a job command needs to run is declared with
+// the command, in the jobs registry.
 func (h *jobsModule) operations() []Operation {
 	return []Operation{
-		{Name: "createJobInstance", Access: h.createAccess, Handler: h.create},
-		{Name: "getJobInstances", Access: h.onNamedCluster(rbac.Read), Handler: h.list}, // else r per cluster; others are left out
-		{Name: "getJobInstance", Access: h.onJob(rbac.Read), Handler: h.get},
-		{Name: "getJobLog", Access: h.onJob(rbac.Read), Handler: h.log},
-		{Name: "killJobInstance", Access: h.onJob(rbac.Execute), Handler: h.kill},
-		{Name: "deleteJobInstance", Access: h.onJob(rbac.Execute), Handler: h.delete},
-		{Name: "cloneJobInstance", Access: h.onJob(rbac.Execute), Handler: h.clone},
-		{Name: "updateJobInstance", Access: h.onJob(rbac.Execute), Handler: h.update},
+		{Name: "createJobInstance", Serve: h.onJobSpec(h.create)},
+		{Name: "getJobInstances", Serve: onNamedCluster(h.guard, rbac.Read, h.list)}, // else r per cluster; others are left out
+		{Name: "getJobInstance", Serve: onJob(h.guard, rbac.Read, h.get)},
+		{Name: "getJobLog", Serve: onJob(h.guard, rbac.Read, h.log)},
+		{Name: "killJobInstance", Serve: onJob(h.guard, rbac.Execute, h.kill)},
+		{Name: "deleteJobInstance", Serve: onJob(h.guard, rbac.Execute, h.delete)},
+		{Name: "cloneJobInstance", Serve: onJobRun(h.guard, rbac.Execute, h.clone)},
+		{Name: "updateJobInstance", Serve: onJobRun(h.guard, rbac.Execute, h.update)},
 	}
 }
-
-// What createJobInstance needs besides x on the job's cluster: redefining
-// commands change what a cluster is, and need w too; registering and
-// removing clusters need w on "/"; the open commands need nothing.
-var (
-	redefining   = []string{"add_node", "remove_node"}
-	onRoot       = []string{"register_cluster", "remove_cluster"}
-	openCommands = []string{"success", "fail"}
-	// clusterlessCommands are the only ones that may run without a cluster.
-	clusterlessCommands = []string{"success", "fail", "register_cluster"}
-)
 
 // jobRequest is createJobInstance's input.
 type jobRequest struct {
@@ -56,72 +45,32 @@ type jobRequest struct {
 	} `json:"job"`
 }
 
-// decodeJobRequest reads and checks createJobInstance's input and names the
-// command's registry entry.
-func (h *jobsModule) decodeJobRequest(req *Request) (*jobRequest, string, error) {
-	var in jobRequest
-	if err := req.Decode(&in); err != nil {
-		return nil, "", err
-	}
-	if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
-		return nil, "", InvalidRequest("Field 'job' with 'job_spec.command' is required.")
-	}
-	cmd, ok := h.jobs.Registry().Lookup(in.Job.Spec.Command)
-	if !ok {
-		return nil, "", InvalidRequest("Unknown job command '%s'.", in.Job.Spec.Command)
-	}
-	if in.ID == 0 && in.Name == "" {
-		// The seed's stop example names its cluster in job_data too: take it
-		// from there, so access checks and per-cluster exclusivity apply.
-		in.ID = clusterInJobData(in.Job.Spec.JobData)
-	}
-	return &in, cmd.Name, nil
-}
-
-// createAccess is createJobInstance's rule: x on the job's cluster, and w for
-// redefining commands; w on "/" to register or remove clusters (and only
-// superusers choose the key file cmon reads for a new cluster); nothing for
-// the open commands.
-func (h *jobsModule) createAccess(ctx context.Context, req *Request) error {
-	in, command, err := h.decodeJobRequest(req)
-	if err != nil {
-		return err
-	}
-	named := in.ID > 0 || in.Name != ""
-	switch {
-	case slices.Contains(onRoot, command):
-		if err := h.onRoot(ctx, req, rbac.Write); err != nil {
-			return err
+// onJobSpec is createJobInstance's rule: the job's command, found in the
+// registry, says what the caller needs (privileges on the job's cluster or on
+// "/", and the job_data fields only superusers may set). The handler gets the
+// authorized draft.
+func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft, *jobRequest) (Reply, error)) Endpoint {
+	return withPolicy(h.guard, func(ctx context.Context, req *Request, p *rbac.Policy, in *jobRequest) (Reply, error) {
+		if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
+			return nil, InvalidRequest("Field 'job' with 'job_spec.command' is required.")
 		}
-		if command == "register_cluster" && !req.Caller.IsSuperuser() && hasKeyFile(in.Job.Spec.JobData) {
-			return AccessDenied("Only superusers may set 'ssh_keyfile'; user '%s' is not one.", req.Caller.Name)
+		var clusterID int64
+		if in.named() {
+			c, err := h.findCluster(ctx, in.clusterRef)
+			if err != nil {
+				return nil, err
+			}
+			clusterID = c.ID
 		}
-		if !named {
-			return nil
+		d, err := h.jobs.Registry().Draft(in.Job.Spec.Command, in.Job.Spec.JobData, clusterID)
+		if err != nil {
+			return nil, jobError(err, 0)
 		}
-		c, err := findCluster(ctx, h.inventory, in.clusterRef)
-		req.cluster = c
-		return err
-	case named:
-		need := rbac.Execute
-		if slices.Contains(redefining, command) {
-			need |= rbac.Write
+		if err := h.authorizeDraft(ctx, req, p, d); err != nil {
+			return nil, err
 		}
-		return h.checkCluster(ctx, req, in.clusterRef, need)
-	case !slices.Contains(clusterlessCommands, command):
-		return InvalidRequest("Job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'.", command)
-	case !slices.Contains(openCommands, command):
-		return AccessDenied("Only superusers may run '%s'; user '%s' is not one.", command, req.Caller.Name)
-	}
-	return nil
-}
-
-// hasKeyFile tells whether job_data names an ssh_keyfile.
-func hasKeyFile(data json.RawMessage) bool {
-	var d struct {
-		KeyFile string `json:"ssh_keyfile"`
-	}
-	return json.Unmarshal(data, &d) == nil && d.KeyFile != ""
+		return next(ctx, req, d, in)
+	})
 }
 
 func jobError(err error, id int64) error {
@@ -152,7 +101,7 @@ func sentence(s string) string {
 
 // parseTime accepts the protocol's timestamp and plain RFC 3339.
 func parseTime(field, s string) (time.Time, error) {
-	for _, layout := range []string{TimeFormat, time.RFC3339Nano, "2006-01-02 15:04:05"} {
+	for _, layout := range []string{jobs.TimeFormat, time.RFC3339Nano, "2006-01-02 15:04:05"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, nil
 		}
@@ -160,18 +109,10 @@ func parseTime(field, s string) (time.Time, error) {
 	return time.Time{}, InvalidRequest("Field '%s' must be a time such as 2026-01-02T15:04:05.000Z.", field)
 }
 
-func (h *jobsModule) create(ctx context.Context, req *Request) (Reply, error) {
-	in, _, err := h.decodeJobRequest(req)
-	if err != nil {
-		return nil, err
-	}
+func (h *jobsModule) create(ctx context.Context, req *Request, d *jobs.Draft, in *jobRequest) (Reply, error) {
 	caller := req.Caller
-	cr := jobs.CreateRequest{Title: in.Job.Title, Command: in.Job.Spec.Command,
-		JobData: in.Job.Spec.JobData, Tags: in.Job.Tags, Recurrence: in.Job.Recurrence, TimeZone: in.Job.TimeZone,
-		Owner: owner(caller, req.RemoteIP)}
-	if req.cluster != nil {
-		cr.ClusterID = req.cluster.ID
-	}
+	cr := jobs.CreateRequest{Title: in.Job.Title, Tags: in.Job.Tags, Recurrence: in.Job.Recurrence,
+		TimeZone: in.Job.TimeZone, Owner: owner(caller, req.RemoteIP)}
 	if cr.TimeZone == "" && cr.Recurrence != "" {
 		cr.TimeZone = caller.Timezone
 	}
@@ -182,23 +123,11 @@ func (h *jobsModule) create(ctx context.Context, req *Request) (Reply, error) {
 		}
 		cr.Scheduled = t
 	}
-	j, err := h.jobs.Create(ctx, cr)
+	j, err := h.jobs.CreateDraft(ctx, d, cr)
 	if err != nil {
 		return nil, jobError(err, 0)
 	}
-	return Reply{"job": j}, nil
-}
-
-// clusterInJobData reads job_data.clusterid or job_data.cluster_id, 0 if neither.
-func clusterInJobData(data json.RawMessage) int64 {
-	var d struct {
-		ClusterID  int64 `json:"clusterid"`
-		ClusterID2 int64 `json:"cluster_id"`
-	}
-	if json.Unmarshal(data, &d) != nil {
-		return 0
-	}
-	return max(d.ClusterID, d.ClusterID2)
+	return Reply{"job": renderJob(j)}, nil
 }
 
 func owner(u *rbac.User, ip string) jobs.Owner {
@@ -219,47 +148,53 @@ var showFlags = map[string][]jobs.Status{
 	"show_scheduled": {jobs.StatusScheduled, jobs.StatusPaused},
 }
 
-func (h *jobsModule) list(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		clusterRef
-		Limit  int      `json:"limit"`
-		Offset int      `json:"offset"`
-		Tags   []string `json:"tags"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
-	f := jobs.Filter{Limit: in.Limit, Offset: in.Offset, Tags: in.Tags}
-	for flag, statuses := range showFlags {
-		var on bool
-		if raw, ok := req.fields[flag]; ok {
-			if err := json.Unmarshal(raw, &on); err != nil {
-				return nil, InvalidRequest("Field '%s' must be a boolean.", flag)
-			}
+// listRequest is getJobInstances' input.
+type listRequest struct {
+	clusterRef
+	Limit         int      `json:"limit"`
+	Offset        int      `json:"offset"`
+	Tags          []string `json:"tags"`
+	ShowDefined   bool     `json:"show_defined"`
+	ShowRunning   bool     `json:"show_running"`
+	ShowFinished  bool     `json:"show_finished"`
+	ShowFailed    bool     `json:"show_failed"`
+	ShowAborted   bool     `json:"show_aborted"`
+	ShowScheduled bool     `json:"show_scheduled"`
+}
+
+// statuses are the statuses the show_* switches ask for; none is all.
+func (in *listRequest) statuses() []jobs.Status {
+	var out []jobs.Status
+	for _, f := range []struct {
+		on       bool
+		statuses []jobs.Status
+	}{
+		{in.ShowDefined, []jobs.Status{jobs.StatusDefined}},
+		{in.ShowRunning, []jobs.Status{jobs.StatusDequeued, jobs.StatusRunning}},
+		{in.ShowFinished, []jobs.Status{jobs.StatusFinished}},
+		{in.ShowFailed, []jobs.Status{jobs.StatusFailed}},
+		{in.ShowAborted, []jobs.Status{jobs.StatusAborted}},
+		{in.ShowScheduled, []jobs.Status{jobs.StatusScheduled, jobs.StatusPaused}},
+	} {
+		if f.on {
+			out = append(out, f.statuses...)
 		}
-		if on {
-			f.Statuses = append(f.Statuses, statuses...)
-		}
 	}
+	return out
+}
+
+func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *listRequest) (Reply, error) {
+	f := jobs.Filter{Limit: in.Limit, Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses()}
 	switch {
-	case req.cluster != nil:
-		f.ClusterIDs = []int64{req.cluster.ID}
+	case c != nil:
+		f.ClusterIDs = []int64{c.ID}
+	case req.Caller.IsSuperuser():
 	default:
-		p, err := h.policy(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		if p.IsSuperuser(req.Caller) {
-			break
-		}
 		all, err := h.inventory.List(ctx)
 		if err != nil {
 			return nil, err
 		}
-		visible, _, err := h.readable(ctx, req, all)
-		if err != nil {
-			return nil, err
-		}
+		visible, _ := readable(req, p, all)
 		f.ClusterIDs = []int64{-1} // matches nothing when no cluster is readable
 		for _, c := range visible {
 			f.ClusterIDs = append(f.ClusterIDs, c.ID)
@@ -269,75 +204,75 @@ func (h *jobsModule) list(ctx context.Context, req *Request) (Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if list == nil {
-		list = []*jobs.Job{}
-	}
-	return Reply{"total": total, "jobs": list}, nil
+	return Reply{"total": total, "jobs": renderJobs(list)}, nil
 }
 
-// The handlers below act on req.job, the job their access rule checked.
+// The handlers below act on the job their access rule checked.
 
-func (h *jobsModule) get(_ context.Context, req *Request) (Reply, error) {
-	return Reply{"job": req.job, "total": 1}, nil
+func (h *jobsModule) get(_ context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+	return Reply{"job": renderJob(j), "total": 1}, nil
 }
 
-func (h *jobsModule) log(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		Ascending *bool `json:"ascending"`
-		Limit     *int  `json:"limit"`
-		Offset    int   `json:"offset"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+// logRequest is getJobLog's input.
+type logRequest struct {
+	jobRef
+	Ascending *bool `json:"ascending"`
+	Limit     *int  `json:"limit"`
+	Offset    int   `json:"offset"`
+}
+
+func (h *jobsModule) log(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *logRequest) (Reply, error) {
 	q := jobs.MessageQuery{Ascending: in.Ascending == nil || *in.Ascending, Limit: -1, Offset: in.Offset}
 	if in.Limit != nil {
 		q.Limit = *in.Limit
 	}
-	id := req.job.ID
-	l, err := h.jobs.Log(ctx, id, q)
+	l, err := h.jobs.Log(ctx, j.ID, q)
 	if err != nil {
-		return nil, jobError(err, id)
+		return nil, jobError(err, j.ID)
 	}
-	messages := l.Messages
-	if messages == nil {
-		messages = []jobs.Message{}
-	}
-	return Reply{"job": l.Job, "messages": messages, "total": l.Total}, nil
+	return Reply{"job": renderJob(l.Job), "messages": renderMessages(l.Messages), "total": l.Total}, nil
 }
 
-func (h *jobsModule) kill(ctx context.Context, req *Request) (Reply, error) {
-	j, err := h.jobs.Kill(ctx, req.job.ID, req.Caller.Name)
+func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+	killed, err := h.jobs.Kill(ctx, j.ID, req.Caller.Name)
 	if err != nil {
-		return nil, jobError(err, req.job.ID)
+		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": j}, nil
+	return Reply{"job": renderJob(killed)}, nil
 }
 
-func (h *jobsModule) delete(ctx context.Context, req *Request) (Reply, error) {
-	if err := h.jobs.Delete(ctx, req.job.ID); err != nil {
-		return nil, jobError(err, req.job.ID)
+func (h *jobsModule) delete(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+	if err := h.jobs.Delete(ctx, j.ID); err != nil {
+		return nil, jobError(err, j.ID)
 	}
 	return Reply{}, nil
 }
 
-func (h *jobsModule) clone(ctx context.Context, req *Request) (Reply, error) {
-	j, err := h.jobs.Clone(ctx, req.job.ID, owner(req.Caller, req.RemoteIP))
+func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+	cloned, err := h.jobs.Clone(ctx, j.ID, owner(req.Caller, req.RemoteIP))
 	if err != nil {
-		return nil, jobError(err, req.job.ID)
+		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": j}, nil
+	return Reply{"job": renderJob(cloned)}, nil
 }
 
-func (h *jobsModule) update(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		Job *struct {
-			Status string `json:"status"`
-		} `json:"job"`
+// updateRequest is updateJobInstance's input: the job and its new status.
+type updateRequest struct {
+	JobID int64 `json:"job_id"`
+	Job   *struct {
+		JobID  int64  `json:"job_id"`
+		Status string `json:"status"`
+	} `json:"job"`
+}
+
+func (in updateRequest) job() int64 {
+	if in.JobID == 0 && in.Job != nil {
+		return in.Job.JobID
 	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+	return in.JobID
+}
+
+func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *updateRequest) (Reply, error) {
 	if in.Job == nil {
 		return nil, InvalidRequest("Field 'job' with 'job_id' and 'status' is required.")
 	}
@@ -345,9 +280,9 @@ func (h *jobsModule) update(ctx context.Context, req *Request) (Reply, error) {
 	if err != nil || (status != jobs.StatusPaused && status != jobs.StatusScheduled) {
 		return nil, InvalidRequest("Field 'job.status' must be PAUSED or SCHEDULED.")
 	}
-	j, err := h.jobs.SetStatus(ctx, req.job.ID, status)
+	updated, err := h.jobs.SetStatus(ctx, j.ID, status)
 	if err != nil {
-		return nil, jobError(err, req.job.ID)
+		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": j}, nil
+	return Reply{"job": renderJob(updated)}, nil
 }

@@ -24,9 +24,6 @@ import (
 // MaxBodyBytes bounds a request body; larger requests are refused unread.
 const MaxBodyBytes = 1 << 20
 
-// Handler runs one operation for an already authenticated and authorized caller.
-type Handler func(ctx context.Context, req *Request) (Reply, error)
-
 // AuthMode says whether an operation needs an authenticated caller.
 type AuthMode int
 
@@ -40,13 +37,11 @@ const (
 )
 
 // Operation is one row of a module's table: the name clients send, whether it
-// needs an authenticated caller, what the caller must be allowed, and the
-// handler.
+// needs an authenticated caller, and its access rule around its handler.
 type Operation struct {
-	Name    string
-	Auth    AuthMode
-	Access  Access
-	Handler Handler
+	Name  string
+	Auth  AuthMode
+	Serve Endpoint
 }
 
 // Module is one /v2/<name> path and its operations, looked up case-insensitively.
@@ -109,7 +104,7 @@ func NewServer(o Options) *Server {
 	}
 	if o.Inventory != nil && o.Authz != nil && o.Authn != nil {
 		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
-		cl := &clusters{guard: g, ping: s.ping}
+		cl := &clusters{guard: g, ping: anyone(s.ping)}
 		if o.Jobs != nil {
 			cl.jobs = o.Jobs
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
@@ -129,7 +124,7 @@ func (s *Server) Handle(module string, ops ...Operation) {
 	}
 	for _, op := range ops {
 		key := strings.ToLower(op.Name)
-		if op.Access == nil {
+		if op.Serve == nil {
 			panic(fmt.Sprintf("rpc: operation %s on /v2/%s declares no access rule", op.Name, module)) // a wiring bug, found at start-up
 		}
 		if _, dup := m.ops[key]; dup {
@@ -182,10 +177,7 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 	case AuthOptional:
 		req.Caller, _ = s.authenticate(ctx, req)
 	}
-	if err := op.Access(ctx, req); err != nil {
-		return nil, err
-	}
-	return op.Handler(ctx, req)
+	return op.Serve(ctx, req)
 }
 
 func (s *Server) authenticate(ctx context.Context, req *Request) (*rbac.User, error) {
@@ -265,7 +257,7 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err err
 	}
 	out["request_status"] = status
 	out["controller_id"] = s.controllerID
-	out["request_processed"] = time.Now().UTC().Format(TimeFormat)
+	out["request_processed"] = jobs.FormatTime(time.Now())
 	for _, echo := range []string{"request_id", "request_created"} {
 		if raw, ok := req.fields[echo]; ok {
 			out[echo] = raw

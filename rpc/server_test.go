@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -28,22 +29,18 @@ func testServer(auth Authenticator) *Server {
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid"})
 	s.auth = auth
 	s.Handle("test",
-		Operation{Name: "echoNumber", Access: anyone, Handler: func(_ context.Context, req *Request) (Reply, error) {
-			var in struct {
-				Number int `json:"number"`
-			}
-			if err := req.Decode(&in); err != nil {
-				return nil, err
-			}
+		Operation{Name: "echoNumber", Serve: anyone(func(_ context.Context, _ *Request, in *struct {
+			Number int `json:"number"`
+		}) (Reply, error) {
 			return Reply{"number": in.Number}, nil
-		}},
-		Operation{Name: "boom", Access: anyone, Handler: func(context.Context, *Request) (Reply, error) { panic("boom") }},
-		Operation{Name: "internal", Access: anyone, Handler: func(context.Context, *Request) (Reply, error) {
+		})},
+		Operation{Name: "boom", Serve: anyone(func(context.Context, *Request, *none) (Reply, error) { panic("boom") })},
+		Operation{Name: "internal", Serve: anyone(func(context.Context, *Request, *none) (Reply, error) {
 			return nil, io.ErrUnexpectedEOF
-		}},
-		Operation{Name: "adminOnly", Access: superuser("call adminOnly"), Handler: func(context.Context, *Request) (Reply, error) {
+		})},
+		Operation{Name: "adminOnly", Serve: superuser("call adminOnly", func(context.Context, *Request, *none) (Reply, error) {
 			panic("the handler ran for a refused caller")
-		}},
+		})},
 	)
 	return s
 }
@@ -88,7 +85,7 @@ func TestEnvelope(t *testing.T) {
 				if out["authenticated"] != false || out["rpc_version"] != "2.0" || out["package_version"] != "1.2.3" {
 					t.Errorf("ping reply %v", out)
 				}
-				if _, err := time.Parse(TimeFormat, out["request_processed"].(string)); err != nil {
+				if _, err := time.Parse(jobs.TimeFormat, out["request_processed"].(string)); err != nil {
 					t.Errorf("request_processed: %v", err)
 				}
 				if _, ok := out["request_user_id"]; ok {
@@ -113,7 +110,7 @@ func TestEnvelope(t *testing.T) {
 				}
 			}},
 		{name: "wrong field type", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":"7"}`,
-			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'number' must be a number, not string."},
+			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'number' must be an integer, not string."},
 		{name: "operation not a string", method: "POST", path: "/v2/test", body: `{"operation":5}`,
 			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'operation' must be a string."},
 		{name: "malformed json", method: "POST", path: "/v2/test", body: `{"operation":`,
@@ -163,7 +160,7 @@ func TestEveryOperationDeclaresAccess(t *testing.T) {
 				err = fmt.Errorf("%v", p)
 			}
 		}()
-		s.Handle("test", Operation{Name: "open", Handler: func(context.Context, *Request) (Reply, error) { return nil, nil }})
+		s.Handle("test", Operation{Name: "open"})
 		return nil
 	}(); err == nil || !strings.Contains(err.Error(), "declares no access rule") {
 		t.Fatalf("an operation without an access rule was accepted: %v", err)

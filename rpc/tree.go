@@ -17,29 +17,16 @@ type tree struct {
 // operations is the /v2/tree table with what each needs.
 func (h *tree) operations() []Operation {
 	return []Operation{
-		{Name: "getTree", Access: h.treeAccess, Handler: h.getTree},
-		{Name: "getAcl", Access: h.onObject(rbac.Read), Handler: h.getACL},
-		{Name: "addAcl", Access: h.objectOwner, Handler: h.changeACL(false)},
-		{Name: "removeAcl", Access: h.objectOwner, Handler: h.changeACL(true)},
-		{Name: "chown", Access: every(superuser("change owners"), h.onObject(0)), Handler: h.chown},
-		{Name: "checkAccess", Access: h.onObject(0), Handler: h.checkAccess}, // the answer is the check
+		{Name: "getTree", Serve: onListedObject(h.guard, h.getTree)},
+		{Name: "getAcl", Serve: onObject(h.guard, rbac.Read, h.getACL)},
+		{Name: "addAcl", Serve: objectOwner(h.guard, h.changeACL(false))},
+		{Name: "removeAcl", Serve: objectOwner(h.guard, h.changeACL(true))},
+		{Name: "chown", Serve: superuserOnly("change owners", onObject(h.guard, 0, h.chown))},
+		{Name: "checkAccess", Serve: onObject(h.guard, 0, h.checkAccess)}, // the answer is the check
 	}
 }
 
-// treeAccess needs r on the path, except on "/", where every caller sees the
-// objects it may read (as getAllClusterInfo leaves out the others).
-func (h *tree) treeAccess(ctx context.Context, req *Request) error {
-	p, o, err := h.object(ctx, req)
-	if err != nil {
-		return err
-	}
-	if o.Path == rbac.RootPath {
-		return nil
-	}
-	return needOnPath(p, req, o.Path, rbac.Read)
-}
-
-func (h *tree) getTree(ctx context.Context, req *Request) (Reply, error) {
+func (h *tree) getTree(ctx context.Context, req *Request, p *rbac.Policy, top *rbac.Object, _ *pathRef) (Reply, error) {
 	clusterIDs := map[string]int64{}
 	all, err := h.inventory.List(ctx)
 	if err != nil {
@@ -48,7 +35,6 @@ func (h *tree) getTree(ctx context.Context, req *Request) (Reply, error) {
 	for _, c := range all {
 		clusterIDs[rbac.ClusterPath(c.Name)] = c.ID
 	}
-	p := req.policy
 	item := func(o *rbac.Object) map[string]any {
 		out := ownerFields(p, o)
 		out["class_name"] = "CmonTreeItem"
@@ -63,8 +49,8 @@ func (h *tree) getTree(ctx context.Context, req *Request) (Reply, error) {
 		}
 		return out
 	}
-	root := item(req.object)
-	if req.object.Path == rbac.RootPath {
+	root := item(top)
+	if top.Path == rbac.RootPath {
 		subItems := []map[string]any{}
 		for _, o := range p.Objects() {
 			if o.Path != rbac.RootPath && p.Privileges(req.Caller, o.Path).Has(rbac.Read) {
@@ -97,19 +83,19 @@ func aclReply(p *rbac.Policy, o *rbac.Object) Reply {
 	}
 }
 
-func (h *tree) getACL(_ context.Context, req *Request) (Reply, error) {
-	return aclReply(req.policy, req.object), nil
+func (h *tree) getACL(_ context.Context, _ *Request, p *rbac.Policy, o *rbac.Object, _ *pathRef) (Reply, error) {
+	return aclReply(p, o), nil
+}
+
+// aclRequest is addAcl's and removeAcl's input.
+type aclRequest struct {
+	pathRef
+	ACL *string `json:"acl"`
 }
 
 // changeACL is addAcl, or removeAcl when remove is set.
-func (h *tree) changeACL(remove bool) Handler {
-	return func(ctx context.Context, req *Request) (Reply, error) {
-		var in struct {
-			ACL *string `json:"acl"`
-		}
-		if err := req.Decode(&in); err != nil {
-			return nil, err
-		}
+func (h *tree) changeACL(remove bool) func(context.Context, *Request, *rbac.Policy, *rbac.Object, *aclRequest) (Reply, error) {
+	return func(ctx context.Context, _ *Request, _ *rbac.Policy, o *rbac.Object, in *aclRequest) (Reply, error) {
 		if in.ACL == nil {
 			return nil, InvalidRequest("Field 'acl' is required, such as \"user:bob:r-x\".")
 		}
@@ -117,39 +103,37 @@ func (h *tree) changeACL(remove bool) Handler {
 		if err != nil {
 			return nil, treeError(err)
 		}
-		path := req.object.Path
 		if remove {
-			err = h.store.RemoveACL(ctx, path, entries)
+			err = h.store.RemoveACL(ctx, o.Path, entries)
 		} else {
-			err = h.store.AddACL(ctx, path, entries)
+			err = h.store.AddACL(ctx, o.Path, entries)
 		}
 		if err != nil {
 			return nil, treeError(err)
 		}
-		return h.currentACL(ctx, path)
+		return h.currentACL(ctx, o.Path)
 	}
 }
 
-func (h *tree) chown(ctx context.Context, req *Request) (Reply, error) {
-	var in struct {
-		Path      string `json:"path"`
-		UserName  string `json:"owner_user_name"`
-		GroupName string `json:"owner_group_name"`
-		Recursive bool   `json:"recursive"` // accepted; clusters hold no objects of their own
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
-	if in.Path == "" {
+// chownRequest is chown's input.
+type chownRequest struct {
+	pathRef
+	UserName  string `json:"owner_user_name"`
+	GroupName string `json:"owner_group_name"`
+	Recursive bool   `json:"recursive"` // accepted; clusters hold no objects of their own
+}
+
+func (h *tree) chown(ctx context.Context, _ *Request, _ *rbac.Policy, o *rbac.Object, in *chownRequest) (Reply, error) {
+	if in.Path == nil || *in.Path == "" {
 		return nil, InvalidRequest("Field 'path' is required.")
 	}
 	if in.UserName == "" && in.GroupName == "" {
 		return nil, InvalidRequest("Field 'owner_user_name' or 'owner_group_name' is required.")
 	}
-	if err := h.store.Chown(ctx, req.object.Path, in.UserName, in.GroupName); err != nil {
+	if err := h.store.Chown(ctx, o.Path, in.UserName, in.GroupName); err != nil {
 		return nil, treeError(err)
 	}
-	return h.currentACL(ctx, req.object.Path)
+	return h.currentACL(ctx, o.Path)
 }
 
 // currentACL answers a change with the object as it now is.
@@ -165,18 +149,18 @@ func (h *tree) currentACL(ctx context.Context, path string) (Reply, error) {
 	return aclReply(p, o), nil
 }
 
-func (h *tree) checkAccess(_ context.Context, req *Request) (Reply, error) {
-	var in struct {
-		Privileges string `json:"privileges"`
-	}
-	if err := req.Decode(&in); err != nil {
-		return nil, err
-	}
+// checkRequest is checkAccess's input.
+type checkRequest struct {
+	pathRef
+	Privileges string `json:"privileges"`
+}
+
+func (h *tree) checkAccess(_ context.Context, req *Request, p *rbac.Policy, o *rbac.Object, in *checkRequest) (Reply, error) {
 	want, err := rbac.ParsePrivileges(in.Privileges)
 	if err != nil {
 		return nil, InvalidRequest("Invalid field 'privileges': %s.", err)
 	}
-	if !req.policy.Privileges(req.Caller, req.object.Path).Has(want) {
+	if !p.Privileges(req.Caller, o.Path).Has(want) {
 		return nil, InvalidRequest("Access to object for user '%s' is not granted.", req.Caller.Name)
 	}
 	return Reply{}, nil

@@ -1,29 +1,18 @@
-package jobs
+package rpc
 
 import (
 	"encoding/json"
-	"time"
+
+	"github.com/cmon-dev/cmon/jobs"
 )
 
-// WireTimeFormat is the RPC v2 timestamp: UTC with milliseconds, the only form
-// that clients parse.
-const WireTimeFormat = "2006-01-02T15:04:05.000Z"
-
-// WireTime renders t for the wire; the zero time renders as "".
-func WireTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(WireTimeFormat)
-}
-
-// WireJob is the CmonJobInstance JSON object of RPC v2.
-type WireJob struct {
+// wireJob is the CmonJobInstance JSON object of RPC v2.
+type wireJob struct {
 	ClassName       string          `json:"class_name"`
 	JobID           int64           `json:"job_id"`
 	ClusterID       int64           `json:"cluster_id"`
 	Title           string          `json:"title"`
-	Status          Status          `json:"status"`
+	Status          jobs.Status     `json:"status"`
 	StatusText      string          `json:"status_text"`
 	Created         string          `json:"created,omitempty"`
 	Started         string          `json:"started,omitempty"`
@@ -44,30 +33,30 @@ type WireJob struct {
 	ProgressPercent *int            `json:"progress_percent,omitempty"`
 	Tags            []string        `json:"tags,omitempty"`
 	ParentJobID     int64           `json:"parent_job_id,omitempty"`
-	JobSpec         WireSpec        `json:"job_spec"`
+	JobSpec         wireSpec        `json:"job_spec"`
 	Result          json.RawMessage `json:"result,omitempty"`
 }
 
-// WireSpec is the job_spec object of a CmonJobInstance.
-type WireSpec struct {
+// wireSpec is the job_spec object of a CmonJobInstance.
+type wireSpec struct {
 	Command string          `json:"command"`
 	JobData json.RawMessage `json:"job_data"`
 }
 
-// Wire renders the job as a CmonJobInstance. A SCHEDULED job with no start time
+// renderJob is the CmonJobInstance of j. A SCHEDULED job with no start time
 // of its own (a recurring template) shows its next firing as "scheduled".
-func (j *Job) Wire() WireJob {
-	w := WireJob{
+func renderJob(j *jobs.Job) *wireJob {
+	w := &wireJob{
 		ClassName:    "CmonJobInstance",
 		JobID:        j.ID,
 		ClusterID:    j.ClusterID,
 		Title:        j.Title,
 		Status:       j.Status,
 		StatusText:   j.StatusText,
-		Created:      WireTime(j.Created),
-		Started:      WireTime(j.Started),
-		Ended:        WireTime(j.Ended),
-		Scheduled:    WireTime(j.Scheduled),
+		Created:      jobs.FormatTime(j.Created),
+		Started:      jobs.FormatTime(j.Started),
+		Ended:        jobs.FormatTime(j.Ended),
+		Scheduled:    jobs.FormatTime(j.Scheduled),
 		Recurrence:   j.Recurrence,
 		TimeZone:     j.TimeZone,
 		ExitCode:     j.ExitCode,
@@ -82,15 +71,15 @@ func (j *Job) Wire() WireJob {
 		HasProgress:  j.HasProgress,
 		Tags:         j.Tags,
 		ParentJobID:  j.ParentJobID,
-		JobSpec:      WireSpec{Command: j.Command, JobData: j.JobData},
+		JobSpec:      wireSpec{Command: j.Command, JobData: j.JobData},
 		Result:       j.Result,
 	}
 	if j.HasProgress {
 		p := j.Progress
 		w.ProgressPercent = &p
 	}
-	if w.Scheduled == "" && j.Status == StatusScheduled {
-		w.Scheduled = WireTime(j.NextFireAt)
+	if w.Scheduled == "" && j.Status == jobs.StatusScheduled {
+		w.Scheduled = jobs.FormatTime(j.NextFireAt)
 	}
 	if len(w.JobSpec.JobData) == 0 {
 		w.JobSpec.JobData = json.RawMessage("{}")
@@ -98,30 +87,37 @@ func (j *Job) Wire() WireJob {
 	return w
 }
 
-// MarshalJSON renders the job as a CmonJobInstance.
-func (j *Job) MarshalJSON() ([]byte, error) { return json.Marshal(j.Wire()) }
-
-// WireMessage is the CmonJobMessage JSON object of RPC v2.
-type WireMessage struct {
-	ClassName     string        `json:"class_name"`
-	MessageID     int64         `json:"message_id"`
-	JobID         int64         `json:"job_id"`
-	Created       string        `json:"created"`
-	MessageStatus MessageStatus `json:"message_status"`
-	MessageText   string        `json:"message_text"`
-}
-
-// Wire renders the message as a CmonJobMessage.
-func (m Message) Wire() WireMessage {
-	return WireMessage{
-		ClassName:     "CmonJobMessage",
-		MessageID:     m.ID,
-		JobID:         m.JobID,
-		Created:       WireTime(m.Created),
-		MessageStatus: m.Status,
-		MessageText:   m.Text,
+// renderJobs renders a list, [] when empty.
+func renderJobs(list []*jobs.Job) []*wireJob {
+	out := make([]*wireJob, 0, len(list))
+	for _, j := range list {
+		out = append(out, renderJob(j))
 	}
+	return out
 }
 
-// MarshalJSON renders the message as a CmonJobMessage.
-func (m Message) MarshalJSON() ([]byte, error) { return json.Marshal(m.Wire()) }
+// wireMessage is the CmonJobMessage JSON object of RPC v2.
+type wireMessage struct {
+	ClassName     string             `json:"class_name"`
+	MessageID     int64              `json:"message_id"`
+	JobID         int64              `json:"job_id"`
+	Created       string             `json:"created"`
+	MessageStatus jobs.MessageStatus `json:"message_status"`
+	MessageText   string             `json:"message_text"`
+}
+
+// renderMessages renders a job's log lines, [] when empty.
+func renderMessages(list []jobs.Message) []wireMessage {
+	out := make([]wireMessage, 0, len(list))
+	for _, m := range list {
+		out = append(out, wireMessage{
+			ClassName:     "CmonJobMessage",
+			MessageID:     m.ID,
+			JobID:         m.JobID,
+			Created:       jobs.FormatTime(m.Created),
+			MessageStatus: m.Status,
+			MessageText:   m.Text,
+		})
+	}
+	return out
+}
