@@ -74,7 +74,7 @@ func (r *Registry) Draft(command string, data json.RawMessage, clusterID int64) 
 		}
 	}
 	if d.ClusterID == 0 && !cmd.Access.ClusterOptional && !cmd.Access.OnRoot {
-		return nil, invalidf("job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'", cmd.Name)
+		return nil, invalid(ErrNeedsCluster, "job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'", cmd.Name)
 	}
 	return d, nil
 }

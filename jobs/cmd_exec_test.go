@@ -245,7 +245,6 @@ func TestExecNeedsCluster(t *testing.T) {
 		cluster int64
 		want    string
 	}{
-		{name: "no cluster", want: "exec needs a cluster_id"},
 		{name: "unknown cluster", cluster: 4242, want: "cluster 4242: cluster was not found"},
 	}
 	for _, tt := range tests {

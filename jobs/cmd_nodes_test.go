@@ -240,6 +240,8 @@ func TestNodeCommandsRejectBadJobData(t *testing.T) {
 		{name: "remove_node without node", command: "remove_node", data: `{"node": {"hostname": ""}}`, want: `needs "node"`},
 		{name: "remove_cluster bad id", command: "remove_cluster", data: `{"cluster_id": "x"}`, want: `"cluster_id" must be an integer`},
 		{name: "remove_cluster negative id", command: "remove_cluster", data: `{"cluster_id": -3}`, want: "not valid"},
+		{name: "remove_cluster naming another cluster", command: "remove_cluster", data: `{"cluster_id": 2}`, want: "names cluster 2 but the job is for cluster 1"},
+		{name: "stop naming another cluster", command: "stop", data: `{"clusterid": 2, "node": {"hostname": "a"}}`, want: "names cluster 2 but the job is for cluster 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

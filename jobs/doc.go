@@ -5,9 +5,13 @@
 //
 // # Life of a job
 //
-// Create validates the command (a Command from the Registry, by name or alias),
-// its job_data (a JSON object, checked by the command's Validate) and the
-// schedule, then stores the job DEFINED, or SCHEDULED when it has a future
+// Registry.Draft resolves the command (a Command from the Registry, by name or
+// alias), reads job_data's common fields (a JSON object: timeout_sec, and the
+// cluster ids a command that declares ClusterInJobData reads) and settles the
+// job's cluster. Draft.Authorize checks the command's declared Access for a
+// user (privileges on the cluster or on "/", superuser-only fields): every
+// way a job is made to run asks it. CreateDraft then checks job_data with the
+// command's Validate and the schedule, and stores the job DEFINED, or SCHEDULED when it has a future
 // start time or a recurrence. A worker claims the oldest DEFINED job in a
 // transaction (SELECT ... FOR UPDATE SKIP LOCKED on MySQL/MariaDB; SQLite has
 // one writer) and marks it DEQUEUED, then RUNNING, then runs the command's

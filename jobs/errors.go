@@ -14,6 +14,8 @@ var (
 	ErrUnknownCommand = errors.New("unknown job command")
 	ErrBadJobData     = errors.New("bad job_data")
 	ErrBadSchedule    = errors.New("bad schedule")
+	// ErrNeedsCluster: the command acts on a cluster and none was named.
+	ErrNeedsCluster = errors.New("job needs a cluster")
 	// ErrWrongState: the operation does not apply to the job in its status
 	// (deleting a running job, killing an ended one, pausing a one-off job...).
 	ErrWrongState = errors.New("operation not allowed in the job's status")

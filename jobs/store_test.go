@@ -332,45 +332,6 @@ func TestDeleteCloneSetStatus(t *testing.T) {
 	})
 }
 
-func TestWire(t *testing.T) {
-	created := time.Date(2021, 2, 9, 9, 33, 45, 0, time.UTC)
-	j := &Job{ID: 21, Title: "x", Command: "success", JobData: json.RawMessage(`{"path": "/a"}`), Status: StatusFinished,
-		StatusText: TextFinished, HasProgress: true, Progress: 100, Created: created, Started: created,
-		Ended: created.Add(1500 * time.Millisecond), Owner: Owner{UserID: 4, UserName: "pipas", IPAddress: "127.0.0.1"}}
-	b, err := json.Marshal(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
-		"class_name": "CmonJobInstance", "job_id": 21.0, "status": "FINISHED", "status_text": "Job finished.",
-		"created": "2021-02-09T09:33:45.000Z", "ended": "2021-02-09T09:33:46.500Z", "rpc_version": "2.0",
-		"can_be_aborted": false, "can_be_deleted": true, "has_progress": true, "progress_percent": 100.0,
-		"cluster_id": 0.0, "exit_code": 0.0, "user_name": "pipas",
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
-	}
-	spec, _ := got["job_spec"].(map[string]any)
-	if spec["command"] != "success" || spec["job_data"].(map[string]any)["path"] != "/a" {
-		t.Errorf("job_spec = %v", spec)
-	}
-	for _, absent := range []string{"scheduled", "recurrence", "parent_job_id", "result", "tags"} {
-		if _, ok := got[absent]; ok {
-			t.Errorf("%s present in %s", absent, b)
-		}
-	}
-	m, _ := json.Marshal(Message{ID: 7, JobID: 21, Created: created, Status: MessageWarning, Text: "hi"})
-	if string(m) != `{"class_name":"CmonJobMessage","message_id":7,"job_id":21,"created":"2021-02-09T09:33:45.000Z","message_status":"JOB_WARNING","message_text":"hi"}` {
-		t.Errorf("message = %s", m)
-	}
-}
-
 func TestSpecUnmarshal(t *testing.T) {
 	tests := []struct {
 		name, in, wantCmd, wantData string
