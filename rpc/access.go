@@ -172,11 +172,13 @@ func needOnPath(p *rbac.Policy, req *Request, path string, need rbac.Privileges)
 	return nil
 }
 
-// jobRef names a job by job_id, or by job.job_id as some clients send it.
+// jobRef names a job by job_id, or by job.job_id as some clients send it;
+// updateJobInstance sends the new status in job.status.
 type jobRef struct {
 	JobID int64 `json:"job_id"`
 	Job   *struct {
-		JobID int64 `json:"job_id"`
+		JobID  int64  `json:"job_id"`
+		Status string `json:"status"`
 	} `json:"job"`
 }
 

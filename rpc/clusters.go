@@ -107,11 +107,7 @@ func (h *clusters) render(ctx context.Context, p *rbac.Policy, c *hosts.Cluster,
 		out["acl"] = p.ACL(o)
 	}
 	if withHosts {
-		hostList := make([]map[string]any, 0, len(c.Hosts))
-		for _, host := range c.Hosts {
-			hostList = append(hostList, renderHost(c, host))
-		}
-		out["hosts"] = hostList
+		out["hosts"] = renderList(c.Hosts, func(host hosts.Host) map[string]any { return renderHost(c, host) })
 	}
 	return out, nil
 }

@@ -57,6 +57,16 @@ func AccessDenied(format string, args ...any) *Error {
 // Reply holds an operation's own reply fields; the envelope adds the rest.
 type Reply map[string]any
 
+// renderList renders each item of a list for the wire; an empty list is [],
+// never null, as clients iterate it.
+func renderList[T, W any](list []T, render func(T) W) []W {
+	out := make([]W, 0, len(list))
+	for _, x := range list {
+		out = append(out, render(x))
+	}
+	return out
+}
+
 // Request is one decoded RPC v2 request.
 type Request struct {
 	Module    string

@@ -12,11 +12,7 @@ func (h *users) getGroups(ctx context.Context, _ *Request, _ *none) (Reply, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, 0, len(groups))
-	for _, g := range groups {
-		out = append(out, renderGroup(g))
-	}
-	return Reply{"total": len(out), "groups": out}, nil
+	return Reply{"total": len(groups), "groups": renderList(groups, renderGroup)}, nil
 }
 
 // groupRequest is {"group": {"group_name": ...}}.

@@ -204,7 +204,7 @@ func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": total, "jobs": renderJobs(list)}, nil
+	return Reply{"total": total, "jobs": renderList(list, renderJob)}, nil
 }
 
 // The handlers below act on the job their access rule checked.
@@ -230,7 +230,7 @@ func (h *jobsModule) log(ctx context.Context, _ *Request, _ *rbac.Policy, j *job
 	if err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": renderJob(l.Job), "messages": renderMessages(l.Messages), "total": l.Total}, nil
+	return Reply{"job": renderJob(l.Job), "messages": renderList(l.Messages, renderMessage), "total": l.Total}, nil
 }
 
 func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
@@ -256,23 +256,7 @@ func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j 
 	return Reply{"job": renderJob(cloned)}, nil
 }
 
-// updateRequest is updateJobInstance's input: the job and its new status.
-type updateRequest struct {
-	JobID int64 `json:"job_id"`
-	Job   *struct {
-		JobID  int64  `json:"job_id"`
-		Status string `json:"status"`
-	} `json:"job"`
-}
-
-func (in updateRequest) job() int64 {
-	if in.JobID == 0 && in.Job != nil {
-		return in.Job.JobID
-	}
-	return in.JobID
-}
-
-func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *updateRequest) (Reply, error) {
+func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *jobRef) (Reply, error) {
 	if in.Job == nil {
 		return nil, InvalidRequest("Field 'job' with 'job_id' and 'status' is required.")
 	}

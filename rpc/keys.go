@@ -18,10 +18,7 @@ func (h *users) getKeys(ctx context.Context, _ *Request, u *rbac.User, _ *userFi
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, map[string]any{"name": k.Name, "key": k.Text})
-	}
+	out := renderList(keys, func(k *rbac.PublicKey) wireKey { return wireKey{Name: k.Name, Key: k.Text} })
 	return Reply{"total": len(out), "public_keys": out, "user": renderUser(u)}, nil
 }
 

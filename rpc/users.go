@@ -143,11 +143,7 @@ func (h *users) getUsers(ctx context.Context, req *Request, _ *none) (Reply, err
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, 0, len(all))
-	for _, u := range all {
-		out = append(out, renderUser(u))
-	}
-	return Reply{"total": len(out), "users": out}, nil
+	return Reply{"total": len(all), "users": renderList(all, renderUser)}, nil
 }
 
 // createUserRequest is createUser's input.

@@ -87,15 +87,6 @@ func renderJob(j *jobs.Job) *wireJob {
 	return w
 }
 
-// renderJobs renders a list, [] when empty.
-func renderJobs(list []*jobs.Job) []*wireJob {
-	out := make([]*wireJob, 0, len(list))
-	for _, j := range list {
-		out = append(out, renderJob(j))
-	}
-	return out
-}
-
 // wireMessage is the CmonJobMessage JSON object of RPC v2.
 type wireMessage struct {
 	ClassName     string             `json:"class_name"`
@@ -106,18 +97,14 @@ type wireMessage struct {
 	MessageText   string             `json:"message_text"`
 }
 
-// renderMessages renders a job's log lines, [] when empty.
-func renderMessages(list []jobs.Message) []wireMessage {
-	out := make([]wireMessage, 0, len(list))
-	for _, m := range list {
-		out = append(out, wireMessage{
-			ClassName:     "CmonJobMessage",
-			MessageID:     m.ID,
-			JobID:         m.JobID,
-			Created:       jobs.FormatTime(m.Created),
-			MessageStatus: m.Status,
-			MessageText:   m.Text,
-		})
+// renderMessage is the CmonJobMessage of m.
+func renderMessage(m jobs.Message) wireMessage {
+	return wireMessage{
+		ClassName:     "CmonJobMessage",
+		MessageID:     m.ID,
+		JobID:         m.JobID,
+		Created:       jobs.FormatTime(m.Created),
+		MessageStatus: m.Status,
+		MessageText:   m.Text,
 	}
-	return out
 }

@@ -41,8 +41,8 @@ func TestRenderJob(t *testing.T) {
 			t.Errorf("%s present in %s", absent, b)
 		}
 	}
-	m, _ := json.Marshal(renderMessages([]jobs.Message{{ID: 7, JobID: 21, Created: created, Status: jobs.MessageWarning, Text: "hi"}}))
-	if string(m) != `[{"class_name":"CmonJobMessage","message_id":7,"job_id":21,"created":"2021-02-09T09:33:45.000Z","message_status":"JOB_WARNING","message_text":"hi"}]` {
+	m, _ := json.Marshal(renderMessage(jobs.Message{ID: 7, JobID: 21, Created: created, Status: jobs.MessageWarning, Text: "hi"}))
+	if string(m) != `{"class_name":"CmonJobMessage","message_id":7,"job_id":21,"created":"2021-02-09T09:33:45.000Z","message_status":"JOB_WARNING","message_text":"hi"}` {
 		t.Errorf("message = %s", m)
 	}
 }

@@ -9,10 +9,6 @@ import (
 
 // renderUser is the CmonUser wire shape; never a password hash.
 func renderUser(u *rbac.User) map[string]any {
-	groups := make([]map[string]any, 0, len(u.Groups))
-	for _, g := range u.Groups {
-		groups = append(groups, renderGroup(g))
-	}
 	out := map[string]any{
 		"class_name":        "CmonUser",
 		"cdt_path":          "/",
@@ -28,7 +24,7 @@ func renderUser(u *rbac.User) map[string]any {
 		"last_login":        jobs.FormatTime(u.LastLogin),
 		"last_failed_login": jobs.FormatTime(u.LastFailedLogin),
 		"n_failed_logins":   u.NFailedLogins,
-		"groups":            groups,
+		"groups":            renderList(u.Groups, renderGroup),
 		"timezone":          renderTimezone(u.Timezone),
 		"owner_user_id":     u.ID,
 		"owner_user_name":   u.Name,
