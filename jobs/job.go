@@ -103,7 +103,7 @@ type Job struct {
 	ClusterID int64 // 0: the job concerns no cluster
 	Title     string
 	Command   string // the canonical command name (aliases are resolved at create)
-	// JobData is the job_data object exactly as the client sent it.
+	// JobData is the job_data object the client sent, compact.
 	JobData     json.RawMessage
 	Tags        []string
 	Status      Status

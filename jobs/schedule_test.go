@@ -68,7 +68,7 @@ func TestRecurring(t *testing.T) {
 				}
 				c := waitEnded(t, s, cs[i].ID)
 				if c.Status != StatusFinished || c.ParentJobID != tmpl.ID || c.Title != "Nightly" || c.ClusterID != 2 ||
-					c.Recurrence != "" || c.UserName != "pipas" || string(c.JobData) != `{"message": "tick"}` || len(c.Tags) != 1 {
+					c.Recurrence != "" || c.UserName != "pipas" || string(c.JobData) != `{"message":"tick"}` || len(c.Tags) != 1 {
 					t.Errorf("child = %+v", c)
 				}
 				tm, err := s.Get(context.Background(), tmpl.ID)

@@ -38,8 +38,8 @@ func TestCreateGetList(t *testing.T) {
 			got.ClusterID != 1 || got.Owner != owner || !got.Created.Equal(clock.Now()) {
 			t.Errorf("job a = %+v", got)
 		}
-		if string(got.JobData) != data {
-			t.Errorf("job_data = %s, want verbatim %s", got.JobData, data)
+		if want := `{"path":"/tests/x.js","n":[1,2]}`; string(got.JobData) != want {
+			t.Errorf("job_data = %s, want %s: the client's object, compact", got.JobData, want)
 		}
 		if !slices.Equal(got.Tags, []string{"red", "blue"}) {
 			t.Errorf("tags = %q", got.Tags)

@@ -19,7 +19,9 @@ const (
 	maxTitleLen   = 1024
 	maxTagLen     = 255
 	maxTags       = 64
-	maxJobDataLen = 8 << 20
+	// maxJobDataLen bounds job_data, which every listing of the job replays:
+	// room for a script of a few thousand lines.
+	maxJobDataLen = 256 << 10
 	// pastTolerance lets a start time a few seconds in the past (a client that
 	// asked for "now", late on the wire) mean "now" instead of being refused.
 	pastTolerance = 5 * time.Second
@@ -70,7 +72,8 @@ func JSONKind(t reflect.Type) string {
 
 // readJobData checks that job_data is a JSON object (absent or null is an
 // empty one) and reads the fields every command shares: timeout_sec and the
-// cluster ids. The object is kept verbatim.
+// cluster ids. The object is kept compact: its layout is the client's, and
+// replaying it must cost no more than its content.
 func readJobData(data json.RawMessage) (*Draft, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
@@ -79,8 +82,12 @@ func readJobData(data json.RawMessage) (*Draft, error) {
 	if len(trimmed) > maxJobDataLen {
 		return nil, invalid(ErrBadJobData, "job_data is larger than %d bytes", maxJobDataLen)
 	}
-	d := &Draft{JobData: json.RawMessage(bytes.Clone(trimmed))}
-	if trimmed[0] != '{' || json.Unmarshal(trimmed, &d.fields) != nil {
+	var compact bytes.Buffer
+	if trimmed[0] != '{' || json.Compact(&compact, trimmed) != nil {
+		return nil, invalid(ErrBadJobData, "job_data must be a JSON object")
+	}
+	d := &Draft{JobData: json.RawMessage(compact.Bytes())}
+	if err := json.Unmarshal(d.JobData, &d.fields); err != nil {
 		return nil, invalid(ErrBadJobData, "job_data must be a JSON object")
 	}
 	if raw := d.fields["timeout_sec"]; raw != nil && string(raw) != "null" {

@@ -204,6 +204,10 @@ func (s *Server) route(path string) (*Module, error) {
 	return m, nil
 }
 
+// echoed are the request fields a reply repeats, to let clients match
+// replies to requests. Only scalars are repeated.
+var echoed = []string{"request_id", "request_created"}
+
 // readBody reads the JSON body whatever the Content-Type says (curl -d sends a
 // form type), and the envelope fields every operation shares.
 func (s *Server) readBody(req *Request) error {
@@ -218,12 +222,20 @@ func (s *Server) readBody(req *Request) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
+	if jsonDepth(body, MaxDepth) > MaxDepth {
+		return InvalidRequest("The request nests deeper than %d levels.", MaxDepth)
+	}
 	req.body = body
 	if err := json.Unmarshal(body, &req.fields); err != nil {
 		if req.fields == nil && !json.Valid(body) {
 			return decodeError(err)
 		}
 		return InvalidRequest("The request must be a JSON object.")
+	}
+	for _, echo := range echoed {
+		if raw, ok := req.fields[echo]; ok && !isScalar(raw) {
+			return InvalidRequest("Field '%s' must be a string or a number.", echo)
+		}
 	}
 	if raw, ok := req.fields["operation"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &req.Operation); err != nil {
@@ -258,8 +270,8 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err err
 	out["request_status"] = status
 	out["controller_id"] = s.controllerID
 	out["request_processed"] = jobs.FormatTime(time.Now())
-	for _, echo := range []string{"request_id", "request_created"} {
-		if raw, ok := req.fields[echo]; ok {
+	for _, echo := range echoed {
+		if raw, ok := req.fields[echo]; ok && isScalar(raw) {
 			out[echo] = raw
 		}
 	}
@@ -267,7 +279,7 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err err
 		out["request_user_id"] = req.Caller.ID
 		out["debug_messages"] = []string{fmt.Sprintf("RPC V2 authenticated user is '%s'.", req.Caller.Name)}
 	}
-	body, err := json.MarshalIndent(out, "", "    ")
+	body, err := encodeReply(out)
 	if err != nil {
 		s.log.Error("encode rpc reply", "module", req.Module, "operation", req.Operation, "err", err)
 		body = []byte(`{"request_status": "UnknownError", "error_string": "Internal error."}`)

@@ -1,0 +1,109 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Bounds on what a request may make the controller hold or send: a reply
+// must stay within a small multiple of its request, whatever the request's
+// shape.
+const (
+	// MaxDepth bounds how deeply a request's JSON nests. Nothing in the
+	// protocol nests past a handful of levels.
+	MaxDepth = 64
+	// maxIndentedReply is the largest reply sent indented (as the original
+	// controller sends it); a reply whose indentation would grow past it goes
+	// out compact, so indentation never multiplies a deep value's size.
+	maxIndentedReply = 4 << 20
+)
+
+// jsonDepth is how deeply data nests, counting no further than limit+1. It
+// reads strings with their escapes, so brackets inside them do not count.
+func jsonDepth(data []byte, limit int) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > deepest {
+				if deepest = depth; deepest > limit {
+					return deepest
+				}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// isScalar tells whether raw is a JSON string, number, boolean or null.
+func isScalar(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] != '[' && raw[0] != '{'
+}
+
+// encodeReply renders v indented with four spaces, as the original
+// controller does, unless indentation would make it larger than
+// maxIndentedReply: then compact.
+func encodeReply(v any) ([]byte, error) {
+	compact, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if indentedSize(compact) > maxIndentedReply {
+		return compact, nil
+	}
+	var out bytes.Buffer
+	out.Grow(len(compact) * 2)
+	if err := json.Indent(&out, compact, "", "    "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// indentedSize bounds from above the size of compact JSON once indented: a
+// line break and the indentation of the current depth for every element and
+// every closing bracket, plus ": " for every key.
+func indentedSize(compact []byte) int {
+	size, depth := len(compact), 0
+	inString, escaped := false, false
+	for _, c := range compact {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			size += 1 + 4*depth
+		case c == ']' || c == '}':
+			depth--
+			size += 1 + 4*depth
+		case c == ',':
+			size += 1 + 4*depth
+		case c == ':':
+			size++
+		}
+	}
+	return size
+}
