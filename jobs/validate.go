@@ -16,9 +16,9 @@ import (
 
 // Limits on what a client may store with a job.
 const (
-	maxTitleLen   = 1024
-	maxTagLen     = 255
-	maxTags       = 64
+	maxTitleLen = 1024
+	maxTagLen   = 255
+	maxTags     = 64
 	// maxJobDataLen bounds job_data, which every listing of the job replays:
 	// room for a script of a few thousand lines.
 	maxJobDataLen = 256 << 10
