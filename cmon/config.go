@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,11 +24,20 @@ type Config struct {
 	MySQLDSN      string
 	TLSCert       string
 	TLSKey        string
-	AdminPassword string
-	LogLevel      string
-	ShutdownGrace time.Duration
-	SessionIdle   time.Duration
-	SessionMax    time.Duration
+	// TLSNames are extra names for the generated certificate.
+	TLSNames []string
+	// AllowedOrigins are the browser origins, besides the controller's own,
+	// whose pages may call the API.
+	AllowedOrigins []string
+	// MaxConnections bounds open client connections, in all and per client
+	// address (0: no bound).
+	MaxConnections           int
+	MaxConnectionsPerAddress int
+	AdminPassword            string
+	LogLevel                 string
+	ShutdownGrace            time.Duration
+	SessionIdle              time.Duration
+	SessionMax               time.Duration
 	// LoginMaxFailures failed logins within LoginLockout lock a user name or
 	// client address out for LoginLockout; half as many start slowing it.
 	LoginMaxFailures int
@@ -82,6 +92,26 @@ func settings() []setting {
 			set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{key: "CMON_TLS_KEY", flag: "tls-key", usage: "PEM private key of --tls-cert",
 			set: func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{key: "CMON_TLS_NAMES", flag: "tls-names",
+			usage: "comma-separated extra host names and addresses for the generated certificate (it always names the bind addresses, localhost and the host name)",
+			set:   func(c *Config, v string) error { c.TLSNames = splitList(v); return nil }},
+		{key: "CMON_ALLOWED_ORIGINS", flag: "allowed-origins",
+			usage: "comma-separated browser origins (https://ui.example:8443) besides the controller's own whose pages may call the API; requests without an Origin header (curl, CLIs) are unaffected",
+			set: func(c *Config, v string) error {
+				c.AllowedOrigins = splitList(v)
+				for _, o := range c.AllowedOrigins {
+					if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+						return fmt.Errorf("%q is not an origin such as https://ui.example:8443", o)
+					}
+				}
+				return nil
+			}},
+		{key: "CMON_MAX_CONNECTIONS", flag: "max-connections", def: "2000",
+			usage: "client connections held open at most, in all (0: no bound)",
+			set:   intSetter(0, 1_000_000, func(c *Config) *int { return &c.MaxConnections })},
+		{key: "CMON_MAX_CONNECTIONS_PER_ADDRESS", flag: "max-connections-per-address", def: "200",
+			usage: "client connections held open at most from one client address (0: no bound)",
+			set:   intSetter(0, 1_000_000, func(c *Config) *int { return &c.MaxConnectionsPerAddress })},
 		{key: "CMON_ADMIN_PASSWORD", flag: "admin-password", secret: true,
 			usage: "password of the admin user created on first start; empty generates one (prefer the file or environment: flags show in the process list)",
 			set:   func(c *Config, v string) error { c.AdminPassword = v; return nil }},
@@ -152,6 +182,17 @@ func intSetter(lo, hi int, field func(*Config) *int) func(*Config, string) error
 		*field(c) = n
 		return nil
 	}
+}
+
+// splitList reads a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func setBindAddresses(c *Config, v string) error {

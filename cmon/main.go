@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -58,8 +60,24 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 }
 
 func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
+	// The ports first: a busy one stops start-up before anything is written.
+	listeners, err := rpc.Listen(cfg.BindAddresses, cfg.Port,
+		rpc.ConnLimits{Total: cfg.MaxConnections, PerAddress: cfg.MaxConnectionsPerAddress})
+	if err != nil {
+		return err
+	}
+	defer closeAll(listeners)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, rpc.CertNames(cfg.BindAddresses, cfg.TLSNames))
+	if err != nil {
+		return err
 	}
 	db, err := sql.Open(ctx, cfg.MySQLDSN, cfg.DataDir)
 	if err != nil {
@@ -121,21 +139,40 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}()
 	go monitor.Run(ctx)
 
-	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, cfg.BindAddresses)
-	if err != nil {
-		return err
-	}
-	listeners, err := rpc.Listen(cfg.BindAddresses, cfg.Port, rpc.TLSConfig(cert))
-	if err != nil {
-		return err
-	}
 	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn,
-		Inventory: inventory, Jobs: engine, Authz: authz})
+		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
-	err = rpc.Serve(ctx, log, server, listeners, cfg.ShutdownGrace)
+	err = rpc.Serve(ctx, log, server, listeners, rpc.TLSConfig(cert), cfg.ShutdownGrace)
 	log.Info("cmon stopped")
 	return err
+}
+
+// lockDataDir holds an exclusive lock on the data directory for as long as
+// this process runs, so a second controller never opens the same embedded
+// database or takes the same node identity.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "cmon.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another cmon (pid %s): %w", dir, strings.TrimSpace(string(holder)), err)
+	}
+	// Who holds it, for the message above; the lock itself is the flock.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		l.Close()
+	}
 }
 
 // InitialPasswordFile is where a generated admin password is written, once.

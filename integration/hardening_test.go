@@ -1,10 +1,21 @@
 package integration
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // nested is value wrapped in depth JSON arrays.
@@ -68,6 +79,130 @@ func TestRepliesStayBounded(t *testing.T) {
 			r := mustOk(t, admin.call(t, "jobs", read))
 			if len(r.Raw) > 2*len(body) {
 				t.Errorf("%s: a %d-byte job replays as %d bytes", read, len(body), len(r.Raw))
+			}
+		}
+	})
+}
+
+// TestConnectionFlood holds slow-body TLS connections from one address
+// (finding 8): past its bound the controller closes new ones at once, and
+// keeps serving other clients while the flood lasts.
+func TestConnectionFlood(t *testing.T) {
+	const bound, flood = 20, 200
+	c := startController(t, controllerOptions{args: []string{"--max-connections-per-address", strconv.Itoa(bound)}})
+	addr := strings.TrimPrefix(c.URL, "https://")
+	held := 0
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	for range flood {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			continue // closed by the controller: past the bound
+		}
+		conns = append(conns, conn)
+		// A request whose body never comes keeps the connection busy.
+		if _, err := fmt.Fprintf(conn, "POST /v2/controller HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"); err == nil {
+			held++
+		}
+	}
+	if held == 0 || held > bound {
+		t.Fatalf("the controller took %d slow connections from one address, want 1 to %d", held, bound)
+	}
+	out, err := runCurl("-sk", "--max-time", "20", "--interface", "127.0.0.2", "-d", `{"operation":"ping"}`, c.URL+"/v2/controller")
+	if err != nil || !strings.Contains(out, `"request_status": "Ok"`) {
+		t.Fatalf("ping from another address during the flood: %v: %s", err, out)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	conns = nil
+	// The flooding address is served again once its connections are gone.
+	err = services.WaitFor(context.Background(), 30*time.Second, func() error {
+		out, err := runCurl("-sk", "--max-time", "10", "-d", `{"operation":"ping"}`, c.URL+"/v2/controller")
+		if err != nil || !strings.Contains(out, `"request_status": "Ok"`) {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after the flood: %v", err)
+	}
+}
+
+// TestStartUpGuards: a busy port stops start-up before anything is written,
+// a second controller cannot take a data directory in use, and the generated
+// certificate names every address and configured name (finding 10).
+func TestStartUpGuards(t *testing.T) {
+	t.Run("busy port", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		dir := filepath.Join(t.TempDir(), "data")
+		port := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+		out, err := exec.Command(cmonBinary, "--data-dir", dir, "--rpc-port", port).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "port "+port) {
+			t.Fatalf("cmon on a busy port: %v: %s", err, out)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("cmon wrote its data directory before finding the port busy: %v", err)
+		}
+	})
+	t.Run("data directory in use", func(t *testing.T) {
+		c := startController(t, controllerOptions{})
+		port, err := services.FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(cmonBinary, "--data-dir", c.DataDir, "--rpc-port", strconv.Itoa(port)).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "in use by another cmon") {
+			t.Fatalf("a second cmon on one data directory: %v: %s", err, out)
+		}
+		mustOk(t, c.curl(t, "controller", `{"operation":"ping"}`))
+	})
+	t.Run("certificate names", func(t *testing.T) {
+		names := func(c *controller) []string {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(c.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			leaf := conn.ConnectionState().PeerCertificates[0]
+			out := slices.Clone(leaf.DNSNames)
+			for _, ip := range leaf.IPAddresses {
+				out = append(out, ip.String())
+			}
+			return out
+		}
+		c := startController(t, controllerOptions{bindAddresses: []string{"127.0.0.1", "127.0.0.7"}, args: []string{"--tls-names", "cmon.test"}})
+		host, _ := os.Hostname()
+		got := names(c)
+		for _, want := range []string{"127.0.0.1", "127.0.0.7", "localhost", "cmon.test", strings.ToLower(host)} {
+			if !slices.Contains(got, want) {
+				t.Errorf("the certificate names %v, not %s", got, want)
+			}
+		}
+		c.opts.args = []string{"--tls-names", "other.test"}
+		c.Restart()
+		if got := names(c); !slices.Contains(got, "other.test") {
+			t.Errorf("after a change of names the certificate names %v, not other.test", got)
+		}
+	})
+	t.Run("origin", func(t *testing.T) {
+		c := startController(t, controllerOptions{args: []string{"--allowed-origins", "https://ui.test:8443"}})
+		for origin, want := range map[string]string{
+			"https://evil.test":                        "AccessDenied",
+			"https://ui.test:8443":                     "Ok",
+			strings.Replace(c.URL, "https", "http", 1): "AccessDenied",
+			c.URL: "Ok",
+		} {
+			if r := c.curl(t, "controller", `{"operation":"ping"}`, "-H", "Origin: "+origin); r.Status() != want {
+				t.Errorf("from origin %s: %s, want %s", origin, r.Status(), want)
 			}
 		}
 	})

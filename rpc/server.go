@@ -64,6 +64,7 @@ type Server struct {
 	controllerID string
 	auth         Authenticator
 	modules      map[string]*Module
+	origins      map[string]bool
 }
 
 // Options wire a Server.
@@ -81,6 +82,11 @@ type Options struct {
 	// Authz decides access to clusters, jobs and the tree; /v2/users,
 	// /v2/clusters, /v2/jobs and /v2/tree need it.
 	Authz *rbac.Authorizer
+	// AllowedOrigins are the browser origins ("https://ui.example:8443")
+	// besides the controller's own that may send requests. A request with
+	// another Origin header is refused; requests without one (curl, CLIs)
+	// are not browsers' and pass.
+	AllowedOrigins []string
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -88,7 +94,11 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{}}
+	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+		origins: map[string]bool{}}
+	for _, origin := range o.AllowedOrigins {
+		s.origins[strings.ToLower(strings.TrimRight(origin, "/"))] = true
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -154,6 +164,9 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 			reply, err = nil, &Error{Status: StatusUnknownError, Message: "Internal error."}
 		}
 	}()
+	if err := s.checkOrigin(req.HTTP); err != nil {
+		return nil, err
+	}
 	module, err := s.route(req.HTTP.URL.Path)
 	if err != nil {
 		return nil, err
@@ -185,6 +198,29 @@ func (s *Server) authenticate(ctx context.Context, req *Request) (*rbac.User, er
 		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
 	}
 	return s.auth.Authenticate(ctx, req)
+}
+
+// checkOrigin refuses a browser's request from a page of another origin, so
+// that a page elsewhere (even on another port of the same host) cannot use the
+// user's session cookie; cookies alone do not tell a forged request.
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	key := strings.ToLower(strings.TrimRight(origin, "/"))
+	if key == "https://"+strings.ToLower(r.Host) || s.origins[key] {
+		return nil
+	}
+	return AccessDenied("Requests from origin '%s' are not allowed; add it to CMON_ALLOWED_ORIGINS to let its pages call this controller.", clip(origin, 200))
+}
+
+// clip shortens what a client sent to at most n bytes for a reply.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // route maps /v2, /v2/ and /v2/<module>[/] to a module.

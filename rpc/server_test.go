@@ -26,7 +26,8 @@ func (a fixedAuth) Authenticate(context.Context, *Request) (*rbac.User, error) {
 }
 
 func testServer(auth Authenticator) *Server {
-	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid"})
+	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid",
+		AllowedOrigins: []string{"https://ui.example/"}})
 	s.auth = auth
 	s.Handle("test",
 		Operation{Name: "echoNumber", Serve: anyone(func(_ context.Context, _ *Request, in *struct {
@@ -47,8 +48,19 @@ func testServer(auth Authenticator) *Server {
 
 func call(t *testing.T, h http.Handler, method, path, body string) (int, http.Header, map[string]any) {
 	t.Helper()
+	return callFrom(t, h, "", method, path, body)
+}
+
+// callFrom is call as a browser page of origin sends it ("" for no Origin).
+func callFrom(t *testing.T, h http.Handler, origin, method, path, body string) (int, http.Header, map[string]any) {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Host = "cmon.example:9501"
+	if origin != "" {
+		r.Header.Set("Origin", origin)
+	}
+	h.ServeHTTP(rec, r)
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("reply is not JSON: %v: %s", err, rec.Body.String())
@@ -61,6 +73,7 @@ func TestEnvelope(t *testing.T) {
 	tests := []struct {
 		name       string
 		auth       Authenticator
+		origin     string
 		method     string
 		path       string
 		body       string
@@ -127,12 +140,21 @@ func TestEnvelope(t *testing.T) {
 			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
 		{name: "access is checked before the handler", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"adminOnly"}`,
 			wantHTTP: 200, wantStatus: StatusAccessDenied, wantError: "Only superusers may call adminOnly; user 'alice' is not one."},
+		{name: "the controller's own origin", origin: "https://cmon.example:9501", method: "POST", path: "/v2/controller",
+			body: `{"operation":"ping"}`, wantHTTP: 200, wantStatus: StatusOk},
+		{name: "an allowed origin", origin: "https://UI.example", method: "POST", path: "/v2/controller",
+			body: `{"operation":"ping"}`, wantHTTP: 200, wantStatus: StatusOk},
+		{name: "another port of the same host", origin: "https://cmon.example:8080", method: "POST", path: "/v2/controller",
+			body: `{"operation":"ping"}`, wantHTTP: 200, wantStatus: StatusAccessDenied,
+			wantError: "Requests from origin 'https://cmon.example:8080' are not allowed; add it to CMON_ALLOWED_ORIGINS to let its pages call this controller."},
+		{name: "a page over plain http", origin: "http://cmon.example:9501", method: "POST", path: "/v2/controller",
+			body: `{"operation":"ping"}`, wantHTTP: 200, wantStatus: StatusAccessDenied},
 		{name: "internal error text is not leaked", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"internal"}`,
 			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, hdr, out := call(t, testServer(tt.auth), tt.method, tt.path, tt.body)
+			code, hdr, out := callFrom(t, testServer(tt.auth), tt.origin, tt.method, tt.path, tt.body)
 			if code != tt.wantHTTP {
 				t.Errorf("HTTP status %d, want %d", code, tt.wantHTTP)
 			}

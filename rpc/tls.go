@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,9 +32,9 @@ func CertPaths(dataDir string) (cert, key string) {
 }
 
 // LoadCertificate loads the configured pair, or when certFile is empty the
-// generated pair in dataDir, generating it first if it is missing or does not
-// name every bind address.
-func LoadCertificate(log *slog.Logger, certFile, keyFile, dataDir string, bindAddrs []string) (tls.Certificate, error) {
+// generated pair in dataDir, generating it first if it is missing, expired, or
+// does not name every address and name in names (see CertNames).
+func LoadCertificate(log *slog.Logger, certFile, keyFile, dataDir string, names []string) (tls.Certificate, error) {
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -43,31 +44,64 @@ func LoadCertificate(log *slog.Logger, certFile, keyFile, dataDir string, bindAd
 	}
 	certFile, keyFile = CertPaths(dataDir)
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err == nil && coversAddresses(cert, bindAddrs) {
+	if err == nil && covers(cert, names) {
 		return cert, nil
 	}
 	if err == nil {
-		log.Info("regenerating the self-signed certificate: bind addresses changed", "cert", certFile)
+		log.Info("regenerating the self-signed certificate: its names changed", "cert", certFile, "names", names)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return tls.Certificate{}, fmt.Errorf("load generated TLS certificate %s: %w", certFile, err)
 	}
-	if err := generateSelfSigned(certFile, keyFile, bindAddrs); err != nil {
+	if err := generateSelfSigned(certFile, keyFile, names); err != nil {
 		return tls.Certificate{}, err
 	}
 	log.Info("generated a self-signed TLS certificate", "cert", certFile)
 	return tls.LoadX509KeyPair(certFile, keyFile)
 }
 
-func coversAddresses(cert tls.Certificate, addrs []string) bool {
+// CertNames are the names a generated certificate carries: every bind address
+// (every interface address for 0.0.0.0 or ::), loopback, localhost, the host
+// name, and extra (CMON_TLS_NAMES), so clients reach the controller by any of
+// them with verification on.
+func CertNames(bindAddrs, extra []string) []string {
+	names := []string{"127.0.0.1", "::1", "localhost"}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		names = append(names, host)
+	}
+	for _, a := range bindAddrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || !ip.IsUnspecified() {
+			names = append(names, a)
+			continue
+		}
+		ifaddrs, _ := net.InterfaceAddrs()
+		for _, ia := range ifaddrs {
+			if p, err := netip.ParsePrefix(ia.String()); err == nil {
+				names = append(names, p.Addr().String())
+			}
+		}
+	}
+	names = append(names, extra...)
+	var out []string
+	for _, n := range names {
+		if n = strings.ToLower(strings.TrimSpace(n)); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// covers tells whether cert is still valid for every name.
+func covers(cert tls.Certificate, names []string) bool {
 	if cert.Leaf == nil || time.Now().After(cert.Leaf.NotAfter) {
 		return false
 	}
-	for _, a := range addrs {
-		ip, err := netip.ParseAddr(a)
-		if err != nil || ip.IsUnspecified() {
-			continue
-		}
-		if !slices.ContainsFunc(cert.Leaf.IPAddresses, func(c net.IP) bool { return c.Equal(ip.AsSlice()) }) {
+	for _, n := range names {
+		if ip, err := netip.ParseAddr(n); err == nil {
+			if !slices.ContainsFunc(cert.Leaf.IPAddresses, func(c net.IP) bool { return c.Equal(ip.AsSlice()) }) {
+				return false
+			}
+		} else if !slices.Contains(cert.Leaf.DNSNames, n) {
 			return false
 		}
 	}
@@ -75,8 +109,8 @@ func coversAddresses(cert tls.Certificate, addrs []string) bool {
 }
 
 // generateSelfSigned writes an ECDSA P-256 certificate valid for ten years
-// whose SANs are the bind addresses, loopback, localhost and the host name.
-func generateSelfSigned(certFile, keyFile string, bindAddrs []string) error {
+// for names (IP addresses and DNS names).
+func generateSelfSigned(certFile, keyFile string, names []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate TLS key: %w", err)
@@ -85,7 +119,6 @@ func generateSelfSigned(certFile, keyFile string, bindAddrs []string) error {
 	if err != nil {
 		return fmt.Errorf("generate certificate serial: %w", err)
 	}
-	host, _ := os.Hostname()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "cmon", Organization: []string{"cmon"}},
@@ -94,15 +127,12 @@ func generateSelfSigned(certFile, keyFile string, bindAddrs []string) error {
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	if host != "" && host != "localhost" {
-		tmpl.DNSNames = append(tmpl.DNSNames, host)
-	}
-	for _, a := range bindAddrs {
-		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -161,8 +191,10 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// Listen opens one TLS listener per bind address; there is no plaintext listener.
-func Listen(addrs []string, port int, cfg *tls.Config) ([]net.Listener, error) {
+// Listen opens one TCP listener per bind address, each bounded by limits.
+// They are opened before anything is written, so a busy port stops start-up
+// first; Serve speaks TLS on them, and only TLS.
+func Listen(addrs []string, port int, limits ConnLimits) ([]net.Listener, error) {
 	var out []net.Listener
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
@@ -172,14 +204,14 @@ func Listen(addrs []string, port int, cfg *tls.Config) ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("listen on %s port %d: %w", a, port, err)
 		}
-		out = append(out, tls.NewListener(l, cfg))
+		out = append(out, LimitConnections(l, limits))
 	}
 	return out, nil
 }
 
 // Serve answers on every listener until ctx ends, then stops accepting and
 // gives in-flight requests up to grace to finish.
-func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []net.Listener, grace time.Duration) error {
+func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []net.Listener, cfg *tls.Config, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -197,7 +229,7 @@ func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []ne
 		go func() {
 			defer wg.Done()
 			log.Info("listening", "address", l.Addr().String(), "tls", true)
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(tls.NewListener(l, cfg)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("serve %s: %w", l.Addr(), err)
 			}
 		}()

@@ -45,6 +45,12 @@ func Open(ctx context.Context, mysqlDSN, dataDir string) (*DB, error) {
 	return OpenSQLite(ctx, filepath.Join(dataDir, SQLiteFile))
 }
 
+// Connection pool bounds per backend.
+const (
+	maxOpenSQLite = 32
+	maxOpenMySQL  = 64
+)
+
 // OpenSQLite opens (creating if needed) the SQLite database at path.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -66,6 +72,10 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// Bounded, so a flood of requests queues for a connection instead of
+	// opening file handles without end (SQLite has one writer anyway).
+	db.SetMaxOpenConns(maxOpenSQLite)
+	db.SetMaxIdleConns(maxOpenSQLite)
 	d := &DB{DB: db, Dialect: SQLite, Where: "sqlite:" + path}
 	if err := d.ping(ctx); err != nil {
 		return nil, err
@@ -91,6 +101,7 @@ func openMySQL(ctx context.Context, dsn string) (*DB, error) {
 	}
 	db := stdsql.OpenDB(connector)
 	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetMaxOpenConns(maxOpenMySQL) // several controllers share the server's max_connections
 	db.SetMaxIdleConns(8)
 	d := &DB{DB: db, Dialect: MySQL, Where: fmt.Sprintf("mysql:%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName)}
 	if err := d.ping(ctx); err != nil {
