@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -206,4 +207,27 @@ func TestStartUpGuards(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNamesAndProbing: names that look like others are refused, and a user
+// learns nothing of users it may not see (finding 10).
+func TestNamesAndProbing(t *testing.T) {
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	for _, name := range []string{"ad\u00admin", "ad\u200bmin", "\u202enimda", "ad\u0007min"} {
+		quoted, _ := json.Marshal(name)
+		r := admin.call(t, "users", fmt.Sprintf(`{"operation":"createUser","new_password":"pw-look-12345","user":{"user_name":%s}}`, quoted))
+		if r.Status() != "InvalidRequest" || !strings.Contains(fmt.Sprint(r.Reply["error_string"]), "not printable") {
+			t.Errorf("createUser %q: %s", name, r.Raw)
+		}
+	}
+	c.createUser(t, "bob", "pw-bob-12345")
+	bob := c.session(t, "bob", "pw-bob-12345")
+	existing := bob.call(t, "users", `{"operation":"getKeys","user":{"user_id":1}}`)
+	missing := bob.call(t, "users", `{"operation":"getKeys","user":{"user_id":9999}}`)
+	if existing.Status() != "AccessDenied" || missing.Status() != "AccessDenied" ||
+		strings.Contains(existing.Raw, "admin") ||
+		strings.ReplaceAll(fmt.Sprint(existing.Reply["error_string"]), "'1'", "'9999'") != fmt.Sprint(missing.Reply["error_string"]) {
+		t.Errorf("getKeys of user 1 and of user 9999 tell them apart:\n%s\n%s", existing.Raw, missing.Raw)
+	}
 }

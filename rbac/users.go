@@ -84,9 +84,10 @@ func NewStore(db *sql.DB) *Store {
 	return &Store{db: db, now: time.Now}
 }
 
-// ValidateName checks a user or group name: 1 to 64 characters, no control
-// characters, no white space at the ends, and none of the characters that ACL
-// strings and tree paths use as separators.
+// ValidateName checks a user or group name: 1 to 64 printable characters
+// (no control, format or invisible ones, which make two names look alike),
+// no white space at the ends, and none of the characters that ACL strings and
+// tree paths use as separators.
 func ValidateName(kind, name string) error {
 	switch {
 	case name == "":
@@ -99,8 +100,8 @@ func ValidateName(kind, name string) error {
 		return fmt.Errorf("%s name contains one of ':', ',' or '/'", kind)
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return fmt.Errorf("%s name contains a control or invalid character", kind)
+		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("%s name contains a character that is not printable (%U)", kind, r)
 		}
 	}
 	return nil

@@ -105,20 +105,36 @@ func (g *guard) findCluster(ctx context.Context, ref clusterRef) (*hosts.Cluster
 		return nil, InvalidRequest("Field 'cluster_id' or 'cluster_name' is required.")
 	}
 	if errors.Is(err, hosts.ErrClusterNotFound) {
-		return nil, NotFound("Cluster was not found.")
+		return nil, errNoCluster
 	}
 	return c, err
 }
 
+// errNoCluster is the reply for a cluster that does not exist and for one
+// the caller may not read alike, so that ids and names reveal nothing.
+var errNoCluster = NotFound("Cluster was not found.")
+
 // checkCluster loads the referenced cluster and refuses a caller without
 // need on it.
 func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
-	c, err := g.findCluster(ctx, ref)
+	c, err := g.visibleCluster(ctx, req, p, ref)
 	if err != nil {
 		return nil, err
 	}
 	if missing := need &^ p.Privileges(req.Caller, rbac.ClusterPath(c.Name)); missing != 0 {
 		return nil, denied(rbac.DeniedOnCluster(missing, c.ID, req.Caller.Name))
+	}
+	return c, nil
+}
+
+// visibleCluster loads the referenced cluster if the caller may read it.
+func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef) (*hosts.Cluster, error) {
+	c, err := g.findCluster(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read) {
+		return nil, errNoCluster
 	}
 	return c, nil
 }
@@ -235,7 +251,10 @@ func onJobRun[In jobInput](g *guard, need rbac.Privileges, h func(context.Contex
 	})
 }
 
-// authorizeDraft checks a job draft against its command's declaration.
+// authorizeDraft checks a job draft against its command's declaration. A
+// caller refused on a cluster it may not read is told the cluster does not
+// exist, as for one that does not; removing a cluster needs w on "/" only,
+// as deleting a file needs w on its directory.
 func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy, d *jobs.Draft) error {
 	var c *hosts.Cluster
 	if d.ClusterID != 0 {
@@ -244,13 +263,15 @@ func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy
 			return err
 		}
 	}
-	var refusal *rbac.DeniedError
-	if err := d.Authorize(p, req.Caller, c); errors.As(err, &refusal) {
-		return denied(refusal)
-	} else if err != nil {
-		return err
+	err := d.Authorize(p, req.Caller, c)
+	if c != nil && !p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read) && (err != nil || !d.Command.Access.OnRoot) {
+		return errNoCluster
 	}
-	return nil
+	var refusal *rbac.DeniedError
+	if errors.As(err, &refusal) {
+		return denied(refusal)
+	}
+	return err
 }
 
 func (g *guard) jobPrivileges(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job) (rbac.Privileges, error) {

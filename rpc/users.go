@@ -109,7 +109,7 @@ func selfOrSuperuser[In userInput](h *users, next func(context.Context, *Request
 			return nil, err
 		}
 		if u.ID != req.Caller.ID && !req.Caller.IsSuperuser() {
-			return nil, AccessDenied("Access to user '%s' is denied for user '%s'.", u.Name, req.Caller.Name)
+			return nil, AccessDenied("Access to user '%s' is denied for user '%s'.", refName((*in).user()), req.Caller.Name)
 		}
 		return next(ctx, req, u, in)
 	})
