@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run demo test vet fmt-check bench clean
+.PHONY: all build run demo test vet fmt-check fuzz bench soak clean
 
 all: build
 
@@ -40,6 +40,25 @@ vet:
 # missing service fails the run.
 test: fmt-check vet build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target, briefly in `make test`, for FUZZTIME each in `make soak`.
+FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs:FuzzJobData
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg > .fuzz-$$fn.log 2>&1 || { cat .fuzz-$$fn.log; rm -f .fuzz-$$fn.log; exit 1; }; \
+		rm -f .fuzz-$$fn.log; \
+	done
+
+# Longer fuzzing, then the hostile-input and connection-flood drills against
+# the real binary; one summary line per drill.
+soak: build
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$${SOAK_FUZZTIME:-2m}
+	@CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
+		rc=$$?; grep -E '^(hostile-input|connection-flood):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
 
 # Speed targets are ratios against a baseline measured in the same run, never
 # timed assertions in tests.

@@ -125,7 +125,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	defer strict.Close()
 	defer learn.Close()
 	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log})
-	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor)
+	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
+	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor, permit)
 	if err != nil {
 		return err
 	}
@@ -243,7 +244,7 @@ func nonEmpty(s string) []string {
 }
 
 // startJobs builds the command registry and starts the job engine.
-func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker) (*jobs.Service, error) {
+func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker, permit jobs.Permitter) (*jobs.Service, error) {
 	nodeID, err := nodeIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -258,7 +259,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, d
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Logger: log})
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -66,9 +66,9 @@ func TestRepliesStayBounded(t *testing.T) {
 	})
 
 	t.Run("stored job_data is replayed at its own size", func(t *testing.T) {
-		// 60 levels deep and 60,000 elements wide: indented, as replies are,
-		// it would be some 15 MB.
-		wide := strings.TrimSuffix(strings.Repeat("0,", 60000), ",")
+		// 60 levels deep and 30,000 elements wide: indented, as replies are,
+		// it would be some 7 MB.
+		wide := strings.TrimSuffix(strings.Repeat("0,", 30000), ",")
 		body := fmt.Sprintf(`{"operation":"createJobInstance","job":{"tags":["wide"],"job_spec":{"command":"success","job_data":{"x":%s}}}}`,
 			nested(60, wide))
 		id := int64(mustOk(t, admin.call(t, "jobs", body)).Reply["job"].(map[string]any)["job_id"].(float64))
@@ -229,5 +229,66 @@ func TestNamesAndProbing(t *testing.T) {
 		strings.Contains(existing.Raw, "admin") ||
 		strings.ReplaceAll(fmt.Sprint(existing.Reply["error_string"]), "'1'", "'9999'") != fmt.Sprint(missing.Reply["error_string"]) {
 		t.Errorf("getKeys of user 1 and of user 9999 tell them apart:\n%s\n%s", existing.Raw, missing.Raw)
+	}
+}
+
+// TestRecurringJobsFollowTheirOwner: a recurring job runs as its owner is now
+// (findings 2 and 3): deleting or disabling the owner, or taking away the
+// privilege the command needs, stops it at its next firing, paused, with the
+// reason in its status and log.
+func TestRecurringJobsFollowTheirOwner(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.21")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	clusterID, job := admin.registerCluster(t, "owned", sshd, sshd.Addrs, nil)
+	if clusterID == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	for _, u := range []string{"deleted", "disabled", "revoked"} {
+		c.createUser(t, u, "pw-"+u+"-12345")
+		mustOk(t, admin.call(t, "tree", fmt.Sprintf(`{"operation":"addAcl","path":"/owned","acl":"user:%s:r-x"}`, u)))
+	}
+	tests := []struct {
+		user   string
+		change string // what admin does to the owner, as a request
+		module string
+		want   string // in the paused template's status_text
+	}{
+		{user: "deleted", module: "users", change: `{"operation":"deleteUser","user":{"user_name":"deleted"}}`, want: "no longer exists"},
+		{user: "disabled", module: "users", change: `{"operation":"disable","user":{"user_name":"disabled"}}`, want: "is disabled"},
+		{user: "revoked", module: "tree", change: `{"operation":"removeAcl","path":"/owned","acl":"user:revoked"}`,
+			want: fmt.Sprintf("Execute access to cluster %d for user revoked is denied", clusterID)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			owner := c.session(t, tt.user, "pw-"+tt.user+"-12345")
+			r := mustOk(t, owner.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+				"job":{"recurrence":"@every 1s","tags":[%q],"job_spec":{"command":"success"}}}`, clusterID, tt.user)))
+			tmpl := int64(r.Reply["job"].(map[string]any)["job_id"].(float64))
+			// It runs while its owner may run it.
+			waitFor(t, 60*time.Second, func() error {
+				list := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstances","tags":[%q],"show_finished":true}`, tt.user)))
+				if list.Reply["total"].(float64) < 1 {
+					return fmt.Errorf("no run finished yet")
+				}
+				return nil
+			})
+			mustOk(t, admin.call(t, tt.module, tt.change))
+			waitFor(t, 60*time.Second, func() error {
+				j := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstance","job_id":%d}`, tmpl))).Reply["job"].(map[string]any)
+				if j["status"] != "PAUSED" || !strings.Contains(fmt.Sprint(j["status_text"]), tt.want) {
+					return fmt.Errorf("template is %v %q", j["status"], j["status_text"])
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// waitFor polls check until it passes or the timeout ends.
+func waitFor(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	if err := services.WaitFor(context.Background(), timeout, check); err != nil {
+		t.Fatal(err)
 	}
 }

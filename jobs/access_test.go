@@ -15,7 +15,7 @@ type grants map[string]map[string]rbac.Privileges
 
 func (g grants) Privileges(u *rbac.User, path string) rbac.Privileges { return g[u.Name][path] }
 
-func declaredRegistry(t *testing.T) *Registry {
+func declaredRegistry(t testing.TB) *Registry {
 	t.Helper()
 	reg, err := NewRegistry(append(append(Builtin(), NodeCommands(NodeDeps{})...), CheckHostsCommand(nil, nil))...)
 	if err != nil {

@@ -47,8 +47,12 @@ type Config struct {
 	// deadline (default 30s).
 	DrainTimeout time.Duration
 	Retention    Retention
-	Clock        Clock        // default the real clock
-	Logger       *slog.Logger // default slog.Default()
+	// Permit, when set, is asked before every job runs and every recurring
+	// template fires (OwnerCheck): a job whose owner may no longer run it
+	// fails, and its template is paused. Nil runs every job.
+	Permit Permitter
+	Clock  Clock        // default the real clock
+	Logger *slog.Logger // default slog.Default()
 }
 
 // Retention deletes ended jobs (FINISHED, FAILED, ABORTED) and their messages.

@@ -57,6 +57,15 @@ func (s *Service) fireDue(ctx context.Context) (fired int, err error) {
 // or the job changed meanwhile.
 func (s *Service) fire(ctx context.Context, id int64) (bool, error) {
 	now := s.clock.Now()
+	if t, err := s.Get(ctx, id); err == nil && t.Recurring() {
+		var refused *RefusedError
+		if err := s.permit(ctx, t); errors.As(err, &refused) {
+			s.pauseRefused(ctx, id, refused.Reason)
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
 	var fired bool
 	var child int64
 	var skippedFor int64

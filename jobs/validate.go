@@ -20,8 +20,8 @@ const (
 	maxTagLen   = 255
 	maxTags     = 64
 	// maxJobDataLen bounds job_data, which every listing of the job replays:
-	// room for a script of a few thousand lines.
-	maxJobDataLen = 256 << 10
+	// room for a script of over a thousand lines.
+	maxJobDataLen = 64 << 10
 	// pastTolerance lets a start time a few seconds in the past (a client that
 	// asked for "now", late on the wire) mean "now" instead of being refused.
 	pastTolerance = 5 * time.Second

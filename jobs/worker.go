@@ -155,6 +155,21 @@ func (s *Service) run(j *Job) {
 		s.finish(j, outcome{status: StatusFailed, text: fmt.Sprintf("unknown job command %q", j.Command), exitCode: 1})
 		return
 	}
+	if err := s.permit(ctx, j); err != nil {
+		var refused *RefusedError
+		if !errors.As(err, &refused) {
+			log.Error("check the job's owner", "err", err)
+			s.finish(j, outcome{status: StatusFailed, text: "Could not check the job's owner.", exitCode: 1})
+			return
+		}
+		log.Warn("job refused: its owner may not run it", "reason", refused.Reason)
+		s.addMessage(ctx, j.ID, MessageFailed, "Not run: "+refused.Reason+".")
+		if j.ParentJobID != 0 {
+			s.pauseRefused(ctx, j.ParentJobID, refused.Reason)
+		}
+		s.finish(j, outcome{status: StatusFailed, text: clipText("Not run: "+refused.Reason+".", 255), exitCode: 1})
+		return
+	}
 	timeout := s.cfg.MaxRunTime
 	if t := jobTimeout(j.JobData); t > 0 && t < timeout && !cmd.TimeoutPerNode {
 		timeout = t

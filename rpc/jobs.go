@@ -183,8 +183,19 @@ func (in *listRequest) statuses() []jobs.Status {
 	return out
 }
 
+// A listing holds at most maxListedJobs jobs, listedJobs unless the request's
+// limit says otherwise: a reply stays a few MiB however many jobs are kept.
+const (
+	listedJobs    = 100
+	maxListedJobs = 1000
+)
+
 func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *listRequest) (Reply, error) {
-	f := jobs.Filter{Limit: in.Limit, Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses()}
+	limit := in.Limit
+	if limit <= 0 {
+		limit = listedJobs
+	}
+	f := jobs.Filter{Limit: min(limit, maxListedJobs), Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses()}
 	switch {
 	case c != nil:
 		f.ClusterIDs = []int64{c.ID}
