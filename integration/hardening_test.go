@@ -292,3 +292,46 @@ func waitFor(t *testing.T, timeout time.Duration, check func() error) {
 		t.Fatal(err)
 	}
 }
+
+// TestHiddenClusterReadsAsMissing: to a user who may not read it, a cluster
+// that exists and one that does not get the same refusal (finding 10).
+func TestHiddenClusterReadsAsMissing(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.22")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "hidden", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	c.createUser(t, "prober", "pw-prober-12345")
+	prober := c.session(t, "prober", "pw-prober-12345")
+	pairs := []struct{ name, existing, missing string }{
+		{name: "getClusterInfo by id",
+			existing: fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id), missing: `{"operation":"getClusterInfo","cluster_id":9999}`},
+		{name: "getClusterInfo by name",
+			existing: `{"operation":"getClusterInfo","cluster_name":"hidden"}`, missing: `{"operation":"getClusterInfo","cluster_name":"nosuch"}`},
+		{name: "getJobInstances by name",
+			existing: `{"operation":"getJobInstances","cluster_name":"hidden"}`, missing: `{"operation":"getJobInstances","cluster_name":"nosuch"}`},
+		{name: "exec by id",
+			existing: fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,"job":{"job_spec":{"command":"exec","job_data":{"command":"id"}}}}`, id),
+			missing:  `{"operation":"createJobInstance","cluster_id":9999,"job":{"job_spec":{"command":"exec","job_data":{"command":"id"}}}}`},
+		{name: "stop named in job_data",
+			existing: fmt.Sprintf(`{"operation":"createJobInstance","job":{"job_spec":{"command":"stop","job_data":{"clusterid":%d,"node":{"hostname":"a"}}}}}`, id),
+			missing:  `{"operation":"createJobInstance","job":{"job_spec":{"command":"stop","job_data":{"clusterid":9999,"node":{"hostname":"a"}}}}}`},
+	}
+	module := func(body string) string {
+		if strings.Contains(body, "JobInstance") {
+			return "jobs"
+		}
+		return "clusters"
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			e, m := prober.call(t, module(p.existing), p.existing), prober.call(t, module(p.missing), p.missing)
+			same := strings.NewReplacer(strconv.FormatInt(id, 10), "9999", "hidden", "nosuch").Replace(fmt.Sprint(e.Reply["error_string"]))
+			if e.Status() != "AccessDenied" || e.Status() != m.Status() || same != fmt.Sprint(m.Reply["error_string"]) {
+				t.Errorf("a hidden and a missing cluster differ:\n%s\n%s", e.Raw, m.Raw)
+			}
+		})
+	}
+}

@@ -51,9 +51,10 @@ type DeniedError struct{ Message string }
 func (e *DeniedError) Error() string { return e.Message }
 
 // DeniedOnCluster refuses a user the privileges it lacks (missing) on a
-// cluster: "Execute access to cluster 21 for user readeruser is denied."
-func DeniedOnCluster(missing Privileges, clusterID int64, user string) *DeniedError {
-	return &DeniedError{fmt.Sprintf("%s access to cluster %d for user %s is denied.", actionName(missing), clusterID, user)}
+// cluster, named by its id or as the user named it: "Execute access to
+// cluster 21 for user readeruser is denied."
+func DeniedOnCluster(missing Privileges, cluster, user string) *DeniedError {
+	return &DeniedError{fmt.Sprintf("%s access to cluster %s for user %s is denied.", actionName(missing), cluster, user)}
 }
 
 // DeniedOnPath refuses a user the privileges it lacks on a tree path:

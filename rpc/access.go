@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
@@ -92,7 +93,15 @@ func (r clusterRef) named() bool         { return r.ID != 0 || r.Name != "" }
 // clusterInput is an operation's input that names a cluster.
 type clusterInput interface{ cluster() clusterRef }
 
-// findCluster loads the referenced cluster; unknown clusters are ObjectNotFound.
+func (r clusterRef) label() string {
+	if r.ID > 0 {
+		return strconv.FormatInt(r.ID, 10)
+	}
+	return r.Name
+}
+
+// findCluster loads the referenced cluster; nil without an error when there
+// is none.
 func (g *guard) findCluster(ctx context.Context, ref clusterRef) (*hosts.Cluster, error) {
 	var c *hosts.Cluster
 	var err error
@@ -105,36 +114,41 @@ func (g *guard) findCluster(ctx context.Context, ref clusterRef) (*hosts.Cluster
 		return nil, InvalidRequest("Field 'cluster_id' or 'cluster_name' is required.")
 	}
 	if errors.Is(err, hosts.ErrClusterNotFound) {
-		return nil, errNoCluster
+		return nil, nil
 	}
 	return c, err
 }
 
-// errNoCluster is the reply for a cluster that does not exist and for one
-// the caller may not read alike, so that ids and names reveal nothing.
-var errNoCluster = NotFound("Cluster was not found.")
+// visibleCluster loads the referenced cluster for a caller who will need
+// need on it. A cluster the caller may not read and a cluster that does not
+// exist get the same refusal, naming the cluster as the caller did, so that
+// ids and names reveal nothing; only superusers, who read every cluster, are
+// told that one does not exist.
+func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
+	c, err := g.findCluster(ctx, ref)
+	switch {
+	case err != nil:
+		return nil, err
+	case c != nil && p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read):
+		return c, nil
+	case c == nil && req.Caller.IsSuperuser():
+		return nil, NotFound("Cluster was not found.")
+	}
+	if need == 0 {
+		need = rbac.Read
+	}
+	return nil, denied(rbac.DeniedOnCluster(need, ref.label(), req.Caller.Name))
+}
 
 // checkCluster loads the referenced cluster and refuses a caller without
 // need on it.
 func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
-	c, err := g.visibleCluster(ctx, req, p, ref)
+	c, err := g.visibleCluster(ctx, req, p, ref, need)
 	if err != nil {
 		return nil, err
 	}
 	if missing := need &^ p.Privileges(req.Caller, rbac.ClusterPath(c.Name)); missing != 0 {
-		return nil, denied(rbac.DeniedOnCluster(missing, c.ID, req.Caller.Name))
-	}
-	return c, nil
-}
-
-// visibleCluster loads the referenced cluster if the caller may read it.
-func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef) (*hosts.Cluster, error) {
-	c, err := g.findCluster(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	if !p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read) {
-		return nil, errNoCluster
+		return nil, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(c.ID, 10), req.Caller.Name))
 	}
 	return c, nil
 }
@@ -229,7 +243,7 @@ func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, 
 			if !priv.Has(rbac.Read) {
 				return nil, NotFound("Job %d was not found.", id)
 			}
-			return nil, denied(rbac.DeniedOnCluster(missing, j.ClusterID, req.Caller.Name))
+			return nil, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(j.ClusterID, 10), req.Caller.Name))
 		}
 		return h(ctx, req, p, j, in)
 	})
@@ -244,34 +258,48 @@ func onJobRun[In jobInput](g *guard, need rbac.Privileges, h func(context.Contex
 		if err != nil {
 			return nil, jobError(err, j.ID)
 		}
-		if err := g.authorizeDraft(ctx, req, p, d); err != nil {
+		if err := g.authorizeDraft(ctx, req, p, d, clusterRef{ID: j.ClusterID}); err != nil {
 			return nil, err
 		}
 		return h(ctx, req, p, j, in)
 	})
 }
 
-// authorizeDraft checks a job draft against its command's declaration. A
-// caller refused on a cluster it may not read is told the cluster does not
-// exist, as for one that does not; removing a cluster needs w on "/" only,
-// as deleting a file needs w on its directory.
-func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy, d *jobs.Draft) error {
-	var c *hosts.Cluster
-	if d.ClusterID != 0 {
-		var err error
-		if c, err = g.findCluster(ctx, clusterRef{ID: d.ClusterID}); err != nil {
+// authorizeDraft checks a job draft against its command's declaration.
+// Commands on "/" (removing a cluster) are decided there first, as deleting
+// a file needs w on its directory only; a refusal on any other cluster the
+// caller may not read reads as one for a cluster that does not exist.
+func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy, d *jobs.Draft, ref clusterRef) error {
+	access := d.Command.Access
+	if access.OnRoot {
+		if err := needOnPath(p, req, rbac.RootPath, access.Need); err != nil {
 			return err
 		}
 	}
-	err := d.Authorize(p, req.Caller, c)
-	if c != nil && !p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read) && (err != nil || !d.Command.Access.OnRoot) {
-		return errNoCluster
+	if d.ClusterID != 0 && (ref.ID != d.ClusterID || ref.Name != "") {
+		ref = clusterRef{ID: d.ClusterID} // named in job_data
+	}
+	var c *hosts.Cluster
+	var err error
+	switch {
+	case d.ClusterID == 0:
+	case access.OnRoot:
+		if c, err = g.findCluster(ctx, ref); err == nil && c == nil {
+			err = NotFound("Cluster was not found.")
+		}
+	default:
+		c, err = g.visibleCluster(ctx, req, p, ref, access.Need)
+	}
+	if err != nil {
+		return err
 	}
 	var refusal *rbac.DeniedError
-	if errors.As(err, &refusal) {
+	if err := d.Authorize(p, req.Caller, c); errors.As(err, &refusal) {
 		return denied(refusal)
+	} else if err != nil {
+		return err
 	}
-	return err
+	return nil
 }
 
 func (g *guard) jobPrivileges(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job) (rbac.Privileges, error) {

@@ -54,19 +54,34 @@ func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft,
 		if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
 			return nil, InvalidRequest("Field 'job' with 'job_spec.command' is required.")
 		}
-		var clusterID int64
-		if in.named() {
-			c, err := h.findCluster(ctx, in.clusterRef)
+		// A named cluster the caller may not see is refused before anything
+		// else is said of the request; removing one is decided on "/".
+		clusterID := in.ID
+		if in.Name != "" {
+			var c *hosts.Cluster
+			var err error
+			if cmd, ok := h.jobs.Registry().Lookup(in.Job.Spec.Command); ok && cmd.Access.OnRoot {
+				if err := needOnPath(p, req, rbac.RootPath, cmd.Access.Need); err != nil {
+					return nil, err
+				}
+				if c, err = h.findCluster(ctx, in.clusterRef); err == nil && c == nil {
+					err = NotFound("Cluster was not found.")
+				}
+			} else if ok {
+				c, err = h.visibleCluster(ctx, req, p, in.clusterRef, cmd.Access.Need)
+			}
 			if err != nil {
 				return nil, err
 			}
-			clusterID = c.ID
+			if c != nil {
+				clusterID = c.ID
+			}
 		}
 		d, err := h.jobs.Registry().Draft(in.Job.Spec.Command, in.Job.Spec.JobData, clusterID)
 		if err != nil {
 			return nil, jobError(err, 0)
 		}
-		if err := h.authorizeDraft(ctx, req, p, d); err != nil {
+		if err := h.authorizeDraft(ctx, req, p, d, in.clusterRef); err != nil {
 			return nil, err
 		}
 		return next(ctx, req, d, in)
