@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +24,7 @@ type Access struct {
 	// applies to "/", and a cluster, when named, must exist.
 	OnRoot bool
 	// ClusterOptional commands may run without a cluster; with one, Need
-	// applies to it. Other commands refuse a job without a cluster.
+	// applies to it unless OnRoot. Other commands refuse a job without one.
 	ClusterOptional bool
 	// ClusterInJobData: job_data may name the cluster as clusterid or
 	// cluster_id (the seed's stop example); it must agree with the job's.
@@ -73,7 +75,7 @@ func (r *Registry) Draft(command string, data json.RawMessage, clusterID int64) 
 			d.ClusterID = id
 		}
 	}
-	if d.ClusterID == 0 && !cmd.Access.ClusterOptional && !cmd.Access.OnRoot {
+	if d.ClusterID == 0 && !cmd.Access.ClusterOptional {
 		return nil, invalid(ErrNeedsCluster, "job command '%s' needs a cluster: set 'cluster_id' or 'cluster_name'", cmd.Name)
 	}
 	return d, nil
@@ -96,7 +98,7 @@ func (d *Draft) Authorize(p Privileger, u *rbac.User, cluster *hosts.Cluster) er
 		}
 	case cluster != nil:
 		if missing := a.Need &^ p.Privileges(u, rbac.ClusterPath(cluster.Name)); missing != 0 {
-			return rbac.DeniedOnCluster(missing, cluster.ID, u.Name)
+			return rbac.DeniedOnCluster(missing, strconv.FormatInt(cluster.ID, 10), u.Name)
 		}
 	}
 	if u.IsSuperuser() {
@@ -114,4 +116,29 @@ func (d *Draft) Authorize(p Privileger, u *rbac.User, cluster *hosts.Cluster) er
 func (d *Draft) sets(field string) bool {
 	v := bytes.TrimSpace(d.fields[field])
 	return len(v) > 0 && !bytes.Equal(v, []byte("null")) && !bytes.Equal(v, []byte(`""`))
+}
+
+// errNoCluster: neither the job nor its job_data names a cluster.
+var errNoCluster = errors.New("no cluster given")
+
+// jobCluster settles which cluster a job acts on: the job's cluster_id and
+// the ids job_data may carry must agree, so that access granted on the job's
+// cluster never reaches another one.
+func jobCluster(jobClusterID int64, dataIDs ...int64) (int64, error) {
+	id := jobClusterID
+	for _, d := range dataIDs {
+		switch {
+		case d < 0:
+			return 0, fmt.Errorf("job_data cluster id %d is not valid", d)
+		case d == 0:
+		case id == 0:
+			id = d
+		case id != d:
+			return 0, fmt.Errorf("job_data names cluster %d but the job is for cluster %d", d, id)
+		}
+	}
+	if id <= 0 {
+		return 0, errNoCluster
+	}
+	return id, nil
 }

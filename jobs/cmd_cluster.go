@@ -84,12 +84,18 @@ type registerData struct {
 	Nodes          []nodeSpec `json:"nodes"`
 }
 
-// parseRegister checks register_cluster's job_data and makes the cluster to
-// store (without facts, owner or state yet).
-func parseRegister(raw json.RawMessage) (*hosts.Cluster, fingerprints, error) {
+// registration is register_cluster's checked job_data: the cluster to store
+// (without facts, owner or state yet) and the host keys its nodes must have.
+type registration struct {
+	cluster      *hosts.Cluster
+	fingerprints fingerprints
+}
+
+// parseRegister checks register_cluster's job_data.
+func parseRegister(raw json.RawMessage) (*registration, error) {
 	var d registerData
 	if err := DecodeJobData(raw, &d); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	fps := fingerprints{}
 	c := &hosts.Cluster{Name: d.ClusterName, Type: d.ClusterType, Vendor: d.Vendor, Version: d.Version, Tags: d.Tags,
@@ -101,37 +107,37 @@ func parseRegister(raw json.RawMessage) (*hosts.Cluster, fingerprints, error) {
 	for _, s := range d.Nodes {
 		h, err := s.host()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if err := fps.add(s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		// Host names are case-insensitive, and so are the nodes' host key entries.
 		if _, dup := findHost(c, h.Hostname); dup {
-			return nil, nil, fmt.Errorf("node %s is listed twice", h.Hostname)
+			return nil, fmt.Errorf("node %s is listed twice", h.Hostname)
 		}
 		c.Hosts = append(c.Hosts, h)
 	}
 	if err := c.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The columns' sizes, so that a bad request fails here and not at the insert.
 	switch {
 	case len(c.Vendor) > 64 || len(c.Version) > 64:
-		return nil, nil, errors.New("vendor and version are at most 64 characters")
+		return nil, errors.New("vendor and version are at most 64 characters")
 	case len(c.ServiceName) > 255:
-		return nil, nil, errors.New("service_name is at most 255 characters")
+		return nil, errors.New("service_name is at most 255 characters")
 	case len(c.ServiceCommand) > 1024 || len(c.SSHKeyFile) > 1024:
-		return nil, nil, errors.New("service_command and ssh_keyfile are at most 1024 characters")
+		return nil, errors.New("service_command and ssh_keyfile are at most 1024 characters")
 	case len(c.SSHUser) > 64:
-		return nil, nil, errors.New("ssh_user is at most 64 characters")
+		return nil, errors.New("ssh_user is at most 64 characters")
 	case strings.ContainsAny(c.ServiceName, "\x00\n"):
-		return nil, nil, errors.New("service_name must be one line")
+		return nil, errors.New("service_name must be one line")
 	}
 	if err := checkTags("tags", c.Tags); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return c, fps, nil
+	return &registration{cluster: c, fingerprints: fps}, nil
 }
 
 // factsScript prints a node's facts as key=value lines, one command per
@@ -317,27 +323,21 @@ func (n *nodes) forget(ctx context.Context, log Logger, addrs []string) {
 // connects to every node (learning host keys), reads their facts, and stores
 // the cluster only if every node answered; the job's user owns it.
 func (n *nodes) registerClusterCommand() Command {
-	return Command{
+	c := Command{
 		Name:      "register_cluster",
-		Access:    Access{Need: rbac.Write, OnRoot: true, SuperuserFields: []string{"ssh_keyfile"}},
+		Access:    Access{Need: rbac.Write, OnRoot: true, ClusterOptional: true, SuperuserFields: []string{"ssh_keyfile"}},
 		Aliases:   []string{"add_cluster"},
 		Exclusive: true,
-		Validate: func(raw json.RawMessage) error {
-			_, _, err := parseRegister(raw)
-			return err
-		},
-		Handler: HandlerFunc(n.registerCluster),
 	}
+	c.Validate, c.Handler = Parsed(parseRegister, n.registerCluster)
+	return c
 }
 
-func (n *nodes) registerCluster(ctx context.Context, job *Job, log Logger) (any, error) {
+func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, log Logger) (any, error) {
 	if err := n.ready("register_cluster"); err != nil {
 		return nil, err
 	}
-	c, fps, err := parseRegister(job.JobData)
-	if err != nil {
-		return nil, err
-	}
+	c, fps := r.cluster, r.fingerprints
 	// Checked early to spare the nodes; Create settles a race for the name.
 	if _, err := n.Inventory.GetByName(ctx, c.Name); err == nil {
 		return nil, fmt.Errorf("a cluster named %q exists", c.Name)
@@ -373,7 +373,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, log Logger) (any,
 }
 
 // clusterRefData is the job_data of remove_cluster: the cluster may also be
-// named there, as the job's cluster_id or not at all.
+// named there (the registry's Draft settles it as the job's cluster).
 type clusterRefData struct {
 	ClusterID  int64 `json:"cluster_id"`
 	ClusterID2 int64 `json:"clusterid"`
@@ -383,40 +383,20 @@ type clusterRefData struct {
 // hosts from the inventory (its jobs stay) and forgets the host keys of its
 // nodes that no other cluster uses.
 func (n *nodes) removeClusterCommand() Command {
-	return Command{
+	c := Command{
 		Name:      "remove_cluster",
 		Access:    Access{Need: rbac.Write, OnRoot: true, ClusterInJobData: true},
 		Exclusive: true,
-		Validate: func(raw json.RawMessage) error {
-			var d clusterRefData
-			if err := DecodeJobData(raw, &d); err != nil {
-				return err
-			}
-			if _, err := jobCluster(0, d.ClusterID, d.ClusterID2); err != nil && !errors.Is(err, errNoCluster) {
-				return err
-			}
-			return nil
-		},
-		Handler: HandlerFunc(n.removeCluster),
 	}
+	c.Validate, c.Handler = Parsed(decoded[clusterRefData], n.removeCluster)
+	return c
 }
 
-func (n *nodes) removeCluster(ctx context.Context, job *Job, log Logger) (any, error) {
+func (n *nodes) removeCluster(ctx context.Context, job *Job, _ *clusterRefData, log Logger) (any, error) {
 	if err := n.ready("remove_cluster"); err != nil {
 		return nil, err
 	}
-	var d clusterRefData
-	if err := job.DecodeData(&d); err != nil {
-		return nil, err
-	}
-	id, err := jobCluster(job.ClusterID, d.ClusterID, d.ClusterID2)
-	if errors.Is(err, errNoCluster) {
-		return nil, errors.New("remove_cluster needs a cluster_id")
-	}
-	if err != nil {
-		return nil, err
-	}
-	c, err := n.cluster(ctx, id)
+	c, err := n.cluster(ctx, job.ClusterID)
 	if err != nil {
 		return nil, err
 	}
@@ -465,27 +445,17 @@ func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 // addNodeCommand is "add_node": it connects to the node (learning its host
 // key), reads its facts and adds it to the job's cluster.
 func (n *nodes) addNodeCommand() Command {
-	return Command{
+	c := Command{
 		Name:      "add_node",
 		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
-		Validate: func(raw json.RawMessage) error {
-			_, err := parseNodeData(raw, true)
-			return err
-		},
-		Handler: HandlerFunc(n.addNode),
 	}
+	c.Validate, c.Handler = Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, true) }, n.addNode)
+	return c
 }
 
-func (n *nodes) addNode(ctx context.Context, job *Job, log Logger) (any, error) {
+func (n *nodes) addNode(ctx context.Context, job *Job, spec *nodeSpec, log Logger) (any, error) {
 	if err := n.ready("add_node"); err != nil {
-		return nil, err
-	}
-	if job.ClusterID <= 0 {
-		return nil, errors.New("add_node needs a cluster_id")
-	}
-	spec, err := parseNodeData(job.JobData, true)
-	if err != nil {
 		return nil, err
 	}
 	h, _ := spec.host()
@@ -526,27 +496,17 @@ func (n *nodes) addNode(ctx context.Context, job *Job, log Logger) (any, error) 
 // removeNodeCommand is "remove_node": it removes a node from the job's
 // cluster and forgets its host key if no other cluster uses the node.
 func (n *nodes) removeNodeCommand() Command {
-	return Command{
+	c := Command{
 		Name:      "remove_node",
 		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
-		Validate: func(raw json.RawMessage) error {
-			_, err := parseNodeData(raw, false)
-			return err
-		},
-		Handler: HandlerFunc(n.removeNode),
 	}
+	c.Validate, c.Handler = Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, false) }, n.removeNode)
+	return c
 }
 
-func (n *nodes) removeNode(ctx context.Context, job *Job, log Logger) (any, error) {
+func (n *nodes) removeNode(ctx context.Context, job *Job, spec *nodeSpec, log Logger) (any, error) {
 	if err := n.ready("remove_node"); err != nil {
-		return nil, err
-	}
-	if job.ClusterID <= 0 {
-		return nil, errors.New("remove_node needs a cluster_id")
-	}
-	spec, err := parseNodeData(job.JobData, false)
-	if err != nil {
 		return nil, err
 	}
 	c, err := n.cluster(ctx, job.ClusterID)

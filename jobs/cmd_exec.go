@@ -48,7 +48,7 @@ type execPlan struct {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// parseExec checks exec's job_data; Validate and the handler share it.
+// parseExec checks exec's job_data and makes the plan the job runs.
 func parseExec(raw json.RawMessage) (*execPlan, error) {
 	var d execData
 	if err := DecodeJobData(raw, &d); err != nil {
@@ -153,28 +153,18 @@ func decodeBase64(s string) ([]byte, error) {
 // timeout_sec bounds each node's command (RPort's meaning); the whole job is
 // bounded by the controller's maximum run time.
 func (n *nodes) execCommand() Command {
-	return Command{
+	c := Command{
 		Name:           "exec",
 		Access:         Access{Need: rbac.Execute},
 		Aliases:        []string{"run_command"},
 		TimeoutPerNode: true,
-		Validate: func(raw json.RawMessage) error {
-			_, err := parseExec(raw)
-			return err
-		},
-		Handler: HandlerFunc(n.exec),
 	}
+	c.Validate, c.Handler = Parsed(parseExec, n.exec)
+	return c
 }
 
-func (n *nodes) exec(ctx context.Context, job *Job, log Logger) (any, error) {
+func (n *nodes) exec(ctx context.Context, job *Job, p *execPlan, log Logger) (any, error) {
 	if err := n.ready("exec"); err != nil {
-		return nil, err
-	}
-	if job.ClusterID <= 0 {
-		return nil, errors.New("exec needs a cluster_id")
-	}
-	p, err := parseExec(job.JobData)
-	if err != nil {
 		return nil, err
 	}
 	c, err := n.cluster(ctx, job.ClusterID)

@@ -24,79 +24,39 @@ type serviceData struct {
 	Node       *nodeRef `json:"node"`
 }
 
+// parseServiceData checks start's, stop's and restart's job_data; the
+// cluster ids in it are settled by the registry's Draft.
 func parseServiceData(raw json.RawMessage) (*serviceData, error) {
-	var d serviceData
-	if err := DecodeJobData(raw, &d); err != nil {
+	d, err := decoded[serviceData](raw)
+	if err != nil {
 		return nil, err
 	}
 	if d.Node == nil || strings.TrimSpace(d.Node.Hostname) == "" {
 		return nil, errors.New("job_data needs \"node\": {\"hostname\": ...}")
 	}
-	if _, err := jobCluster(0, d.ClusterID, d.ClusterID2); err != nil && !errors.Is(err, errNoCluster) {
-		return nil, err
-	}
-	return &d, nil
-}
-
-// errNoCluster: neither the job nor its job_data names a cluster.
-var errNoCluster = errors.New("no cluster given")
-
-// jobCluster settles which cluster a job acts on: the job's cluster_id and
-// the ids job_data may carry must agree, so that access granted on the job's
-// cluster never reaches another one.
-func jobCluster(jobClusterID int64, dataIDs ...int64) (int64, error) {
-	id := jobClusterID
-	for _, d := range dataIDs {
-		switch {
-		case d < 0:
-			return 0, fmt.Errorf("job_data cluster id %d is not valid", d)
-		case d == 0:
-		case id == 0:
-			id = d
-		case id != d:
-			return 0, fmt.Errorf("job_data names cluster %d but the job is for cluster %d", d, id)
-		}
-	}
-	if id <= 0 {
-		return 0, errNoCluster
-	}
-	return id, nil
+	return d, nil
 }
 
 // serviceCommand is "start", "stop" or "restart": the cluster's service
 // command template, with {action} and {service} filled in, on one node, with
 // the cluster's sudo setting.
 func (n *nodes) serviceCommand(action string) Command {
-	return Command{
+	c := Command{
 		Name:      action,
 		Exclusive: true,
 		Access:    Access{Need: rbac.Execute, ClusterInJobData: true},
-		Validate: func(raw json.RawMessage) error {
-			_, err := parseServiceData(raw)
-			return err
-		},
-		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
-			return n.service(ctx, job, log, action)
-		}),
 	}
+	c.Validate, c.Handler = Parsed(parseServiceData, func(ctx context.Context, job *Job, d *serviceData, log Logger) (any, error) {
+		return n.service(ctx, job, d, log, action)
+	})
+	return c
 }
 
-func (n *nodes) service(ctx context.Context, job *Job, log Logger, action string) (any, error) {
+func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logger, action string) (any, error) {
 	if err := n.ready(action); err != nil {
 		return nil, err
 	}
-	d, err := parseServiceData(job.JobData)
-	if err != nil {
-		return nil, err
-	}
-	id, err := jobCluster(job.ClusterID, d.ClusterID, d.ClusterID2)
-	if errors.Is(err, errNoCluster) {
-		return nil, fmt.Errorf("%s needs a cluster_id", action)
-	}
-	if err != nil {
-		return nil, err
-	}
-	c, err := n.cluster(ctx, id)
+	c, err := n.cluster(ctx, job.ClusterID)
 	if err != nil {
 		return nil, err
 	}

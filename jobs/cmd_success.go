@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/cmon-dev/cmon/rbac"
 )
@@ -15,19 +14,12 @@ type successData struct {
 // SuccessCommand is "success": it finishes at once, successfully, logging
 // job_data.message if given. Clients use it to test the job machinery.
 func SuccessCommand() Command {
-	return Command{
-		Name:     "success",
-		Access:   Access{Need: rbac.Execute, ClusterOptional: true},
-		Validate: func(data json.RawMessage) error { return DecodeJobData(data, &successData{}) },
-		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
-			var d successData
-			if err := job.DecodeData(&d); err != nil {
-				return nil, err
-			}
-			if d.Message != "" {
-				log.Message(ctx, MessageSuccess, d.Message)
-			}
-			return nil, nil
-		}),
-	}
+	c := Command{Name: "success", Access: Access{Need: rbac.Execute, ClusterOptional: true}}
+	c.Validate, c.Handler = Parsed(decoded[successData], func(ctx context.Context, _ *Job, d *successData, log Logger) (any, error) {
+		if d.Message != "" {
+			log.Message(ctx, MessageSuccess, d.Message)
+		}
+		return nil, nil
+	})
+	return c
 }

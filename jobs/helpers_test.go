@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -147,23 +146,16 @@ func sleepCommand() Command {
 	type data struct {
 		MS int `json:"ms"`
 	}
-	return Command{
-		Name:     "sleep",
-		Access:   testAccess,
-		Validate: func(raw json.RawMessage) error { return DecodeJobData(raw, &data{}) },
-		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
-			var d data
-			if err := job.DecodeData(&d); err != nil {
-				return nil, err
-			}
-			select {
-			case <-time.After(time.Duration(d.MS) * time.Millisecond):
-				return nil, nil
-			case <-ctx.Done():
-				return nil, context.Cause(ctx)
-			}
-		}),
-	}
+	c := Command{Name: "sleep", Access: testAccess}
+	c.Validate, c.Handler = Parsed(decoded[data], func(ctx context.Context, _ *Job, d *data, _ Logger) (any, error) {
+		select {
+		case <-time.After(time.Duration(d.MS) * time.Millisecond):
+			return nil, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	})
+	return c
 }
 
 // gate is a command whose runs block until released or cancelled, and that

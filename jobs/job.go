@@ -3,7 +3,6 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -133,17 +132,6 @@ type Job struct {
 
 // Spec is the job's job_spec: its command and job_data.
 func (j *Job) Spec() Spec { return Spec{Command: j.Command, JobData: j.JobData} }
-
-// DecodeData unmarshals the job's job_data into v, for command handlers.
-func (j *Job) DecodeData(v any) error {
-	if len(j.JobData) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(j.JobData, v); err != nil {
-		return fmt.Errorf("decode job_data of job %d: %w", j.ID, err)
-	}
-	return nil
-}
 
 // CanBeAborted tells whether killJobInstance applies: the job has not ended.
 func (j *Job) CanBeAborted() bool { return !j.Status.Ended() }

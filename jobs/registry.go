@@ -58,6 +58,30 @@ type Command struct {
 	Handler Handler
 }
 
+// Parsed makes a command's Validate and Handler from one parser of its
+// job_data and a run that gets the parsed input, typed: the same function
+// refuses bad input at create and hands the job its input when it runs.
+func Parsed[In any](parse func(json.RawMessage) (In, error), run func(context.Context, *Job, In, Logger) (any, error)) (func(json.RawMessage) error, Handler) {
+	validate := func(raw json.RawMessage) error {
+		_, err := parse(raw)
+		return err
+	}
+	return validate, HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
+		in, err := parse(job.JobData)
+		if err != nil {
+			return nil, err
+		}
+		return run(ctx, job, in, log)
+	})
+}
+
+// decoded is the parser of commands whose job_data needs no check beyond
+// its fields' types.
+func decoded[T any](raw json.RawMessage) (*T, error) {
+	v := new(T)
+	return v, DecodeJobData(raw, v)
+}
+
 // Registry maps command names and aliases to commands. It is built once and
 // not changed afterwards, so controllers can share it without locking.
 type Registry struct {

@@ -163,7 +163,6 @@ func (s *Service) run(j *Job) {
 			return
 		}
 		log.Warn("job refused: its owner may not run it", "reason", refused.Reason)
-		s.addMessage(ctx, j.ID, MessageFailed, "Not run: "+refused.Reason+".")
 		if j.ParentJobID != 0 {
 			s.pauseRefused(ctx, j.ParentJobID, refused.Reason)
 		}
@@ -305,15 +304,12 @@ func (s *Service) finish(j *Job, o outcome) {
 		log.Warn("job was ended by another controller meanwhile", "status", o.status)
 		return
 	}
-	ctx := context.Background()
 	switch o.status {
 	case StatusFinished:
 		log.Info("job finished", "duration", ended.Sub(j.Started))
 	case StatusAborted:
-		s.addMessage(ctx, j.ID, MessageWarning, o.text)
 		log.Info("job aborted", "reason", o.text)
 	default:
-		s.addMessage(ctx, j.ID, MessageFailed, o.text)
 		log.Info("job failed", "reason", o.text, "exit_code", o.exitCode)
 	}
 }
@@ -333,14 +329,29 @@ func (s *Service) recordEnd(id int64, o outcome, ended time.Time) (int64, error)
 	if o.result != nil {
 		result = string(o.result)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, ended = ?,
-		result = ?, exclusive_lock = NULL, progress_percent = `+progress+`, has_progress = `+hasProgress+`
-		WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
-		o.status, o.text, o.exitCode, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
+	var n int64
+	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, ended = ?,
+			result = ?, exclusive_lock = NULL, progress_percent = `+progress+`, has_progress = `+hasProgress+`
+			WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
+			o.status, o.text, o.exitCode, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
+		if err != nil {
+			return err
+		}
+		if n, _ = res.RowsAffected(); n == 0 || o.status == StatusFinished {
+			return nil
+		}
+		// With the end, so that whoever sees the job ended also reads why.
+		st := MessageFailed
+		if o.status == StatusAborted {
+			st = MessageWarning
+		}
+		return insertMessage(ctx, tx, id, ended, st, o.text)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("record end of job %d: %w", id, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // dbContext bounds an engine write that must happen even while stopping.
