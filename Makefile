@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run demo test vet fmt-check fuzz bench soak clean
+.PHONY: all build run demo test vet fmt-check tidy-check fuzz bench soak clean
 
 all: build
 
@@ -35,10 +35,13 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
 # Integration tests start bin/cmon; services (MariaDB, sshd) are installed with
 # apt-get when missing and started by the tests themselves. Under CI=true a
 # missing service fails the run.
-test: fmt-check vet build
+test: fmt-check tidy-check vet build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 

@@ -28,7 +28,6 @@ import (
 
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // dialer counts the TCP connections a client opens and can break them.
@@ -757,7 +756,7 @@ func TestFanOutOverNodes(t *testing.T) {
 
 func TestHostKeys(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.40")
-	store := NewDBKnownHosts(sqltest.OpenSQLite(t))
+	store := NewDBKnownHosts(services.OpenSQLite(t))
 	tg := Target{Host: sshd.Addrs[0], Port: sshd.Port, User: sshd.User, KeyFile: sshd.ClientKey}
 	ctx := context.Background()
 	run := func(c *testClient, tg Target) error {
@@ -898,7 +897,7 @@ func TestKnownHostsStore(t *testing.T) {
 		}
 	}
 	t.Run("memory", func(t *testing.T) { check(t, NewMemoryKnownHosts()) })
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		store := NewDBKnownHosts(db)
 		check(t, store)
 		if err := store.Forget(ctx, "db1.example.com:22"); err != nil {

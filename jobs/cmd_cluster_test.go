@@ -13,7 +13,6 @@ import (
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // TestRegisterClusterAndExec is the main flow on both backends: register
@@ -21,7 +20,7 @@ import (
 func TestRegisterClusterAndExec(t *testing.T) {
 	sshd := services.SharedSSHD(t)
 	addrs := sshd.Addrs[0:3]
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		e := newNodeEnv(t, db)
 		before := time.Now().Add(-time.Second)
 		j := e.run(t, 0, "register_cluster", registerJobData("galera1", sshd, addrs, map[string]any{
@@ -84,7 +83,7 @@ func TestRegisterClusterAndExec(t *testing.T) {
 
 func TestRegisterClusterFailures(t *testing.T) {
 	sshd := services.SharedSSHD(t)
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	t.Run("unreachable node stores nothing", func(t *testing.T) {
 		// Nothing listens on 127.0.0.99.
 		j := e.run(t, 0, "register_cluster", registerJobData("broken", sshd, []string{sshd.Addrs[3], sshd.Addrs[4], "127.0.0.99"}, nil))
@@ -122,7 +121,7 @@ func TestRegisterClusterFailures(t *testing.T) {
 
 func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	sshd := services.SharedSSHD(t)
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	a, b, extra := sshd.Addrs[8], sshd.Addrs[9], sshd.Addrs[10]
 	c1 := e.register(t, "c1", sshd, []string{a, b}, nil)
 	c2 := e.register(t, "c2", sshd, []string{b}, nil)
@@ -210,7 +209,7 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 // removed (which forgets the key) and it is registered again.
 func TestStrictHostKeyAfterRegistration(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.2", "127.0.0.3")
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	c := e.register(t, "rekey", sshd, sshd.Addrs, nil)
 	if j := e.run(t, c.ID, "exec", map[string]any{"command": "true"}); j.Status != StatusFinished {
 		t.Fatalf("exec before: %s %q", j.Status, j.StatusText)

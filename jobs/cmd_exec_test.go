@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/integration/services"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // onNode is shell text that runs then only on the node reached at addr.
@@ -21,7 +20,7 @@ func onNode(addr, then string) string {
 
 func TestExec(t *testing.T) {
 	sshd := services.SharedSSHD(t)
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	addrs := sshd.Addrs[11:15]
 	c := e.register(t, "exec", sshd, addrs, nil)
 	a0, a1, a2, a3 := addrs[0], addrs[1], addrs[2], addrs[3]
@@ -188,7 +187,7 @@ func TestExec(t *testing.T) {
 // the job keeps its result.
 func TestExecStops(t *testing.T) {
 	sshd := services.SharedSSHD(t)
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	addrs := sshd.Addrs[15:17]
 	c := e.register(t, "stops", sshd, addrs, nil)
 
@@ -239,7 +238,7 @@ func TestExecStops(t *testing.T) {
 }
 
 func TestExecNeedsCluster(t *testing.T) {
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	tests := []struct {
 		name    string
 		cluster int64

@@ -18,7 +18,6 @@ import (
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // nodeEnv is a started job Service with the node commands, over real SSH.
@@ -195,7 +194,7 @@ func waitProcesses(t *testing.T, pattern string, want func(int) bool, what strin
 }
 
 func TestNodeCommandsRejectBadJobData(t *testing.T) {
-	s := newService(t, sqltest.OpenSQLite(t), testConfig("validate"), false, NodeCommands(NodeDeps{})...)
+	s := newService(t, services.OpenSQLite(t), testConfig("validate"), false, NodeCommands(NodeDeps{})...)
 	tests := []struct {
 		name    string
 		command string

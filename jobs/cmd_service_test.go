@@ -10,12 +10,11 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/integration/services"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestServiceCommands(t *testing.T) {
 	sshd := services.SharedSSHD(t)
-	e := newNodeEnv(t, sqltest.OpenSQLite(t))
+	e := newNodeEnv(t, services.OpenSQLite(t))
 	marker := filepath.Join(t.TempDir(), "service-action")
 	addrs := sshd.Addrs[17:19]
 	c := e.register(t, "svc", sshd, addrs, map[string]any{

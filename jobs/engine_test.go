@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmon-dev/cmon/integration/services"
+
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestOutcomes(t *testing.T) {
@@ -33,7 +34,7 @@ func TestOutcomes(t *testing.T) {
 			return nil, nil
 		})},
 	}
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		cfg := testConfig("c1")
 		cfg.Workers = 8
 		cfg.MaxRunTime = 1500 * time.Millisecond
@@ -114,7 +115,7 @@ func TestProgressWhileRunning(t *testing.T) {
 		log.StatusText(ctx, "Copying")
 		return g.command("x").Handler.Run(ctx, j, log)
 	})}
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		s := newService(t, db, testConfig("c1"), true, progress)
 		id := create(t, s, CreateRequest{Command: "progress"}).ID
 		g.waitStarted(t)
@@ -191,7 +192,7 @@ func TestClaimExactlyOnce(t *testing.T) {
 }
 
 func TestWakeUp(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		started := make(chan time.Time, 1)
 		mark := Command{Name: "mark", Access: testAccess, Handler: HandlerFunc(func(context.Context, *Job, Logger) (any, error) {
 			started <- time.Now()
@@ -269,7 +270,7 @@ func TestExclusive(t *testing.T) {
 }
 
 func TestKill(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		g := newGate()
 		s := newService(t, db, testConfig("c1"), true, g.command("wait"))
@@ -327,7 +328,7 @@ func TestKillThroughOtherController(t *testing.T) {
 }
 
 func TestStopFailsRunningJobs(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		g := newGate()
 		cfg := testConfig("c1")
 		reg, err := NewRegistry(g.command("wait"))
@@ -366,7 +367,7 @@ func TestStopFailsRunningJobs(t *testing.T) {
 }
 
 func TestRestartRecovery(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		api := newService(t, db, testConfig("c1"), false)
 		now := time.Now()
@@ -429,7 +430,7 @@ func TestRestartRecovery(t *testing.T) {
 }
 
 func TestExclusiveLockReleasedOnRecovery(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: SuccessCommand().Handler}
 		api := newService(t, db, testConfig("c1"), false, change)

@@ -14,7 +14,6 @@ import (
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
@@ -76,7 +75,7 @@ func newService(t *testing.T, db *sql.DB, cfg Config, start bool, cmds ...Comman
 // two controllers sharing it have.
 func forEachShared(t *testing.T, fn func(t *testing.T, db1, db2 *sql.DB)) {
 	t.Run("sqlite", func(t *testing.T) {
-		db1 := sqltest.OpenSQLite(t)
+		db1 := services.OpenSQLite(t)
 		db2, err := sql.OpenSQLite(context.Background(), strings.TrimPrefix(db1.Where, "sqlite:"))
 		if err != nil {
 			t.Fatal(err)

@@ -6,8 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cmon-dev/cmon/integration/services"
+
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // switchPermit refuses every job once refuse is set, as an owner deleted,
@@ -33,7 +34,7 @@ func (p *switchPermit) Permit(context.Context, *Job, *Draft) error {
 }
 
 func TestRefusedOwnersJobsDoNotRun(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
 		permit := &switchPermit{}
 		cfg := testConfig("c1")

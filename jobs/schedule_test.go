@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmon-dev/cmon/integration/services"
+
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // children lists a template's children, oldest first.
@@ -36,7 +37,7 @@ func fireAt(t *testing.T, s *Service, clock *fakeClock, at string) int {
 }
 
 func TestRecurring(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
 		cfg := testConfig("c1")
 		cfg.Clock = clock
@@ -84,7 +85,7 @@ func TestRecurring(t *testing.T) {
 }
 
 func TestRecurringSkipsWhilePreviousRuns(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		g := newGate()
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
@@ -121,7 +122,7 @@ func TestRecurringSkipsWhilePreviousRuns(t *testing.T) {
 }
 
 func TestPausedDoesNotFire(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
 		cfg := testConfig("c1")
@@ -158,7 +159,7 @@ func TestPausedDoesNotFire(t *testing.T) {
 }
 
 func TestScheduledOnce(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:00Z"))
 		cfg := testConfig("c1")
 		cfg.Clock = clock
@@ -244,7 +245,7 @@ func TestParseSchedule(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:00Z"))
 		cfg := testConfig("c1")

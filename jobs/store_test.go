@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmon-dev/cmon/integration/services"
+
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestCreateGetList(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
 		cfg := testConfig("c1")
@@ -100,7 +101,7 @@ func TestCreateGetList(t *testing.T) {
 }
 
 func TestCreateInvalid(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:00Z"))
 		cfg := testConfig("c1")
 		cfg.Clock = clock
@@ -170,7 +171,7 @@ func TestCreateInvalid(t *testing.T) {
 }
 
 func TestMessagesPaging(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		s := newService(t, db, testConfig("c1"), false)
 		j := create(t, s, CreateRequest{Command: "success"})
@@ -221,7 +222,7 @@ func TestMessagesPaging(t *testing.T) {
 }
 
 func TestDeleteCloneSetStatus(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		clock := newFakeClock(mustTime(t, "2030-01-01T10:00:30Z"))
 		cfg := testConfig("c1")

@@ -7,8 +7,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cmon-dev/cmon/integration/services"
+
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 // privilegesVia reads what u may do on path through a fresh look at the
@@ -23,7 +24,7 @@ func privilegesVia(t *testing.T, a *Authorizer, u *User, path string) Privileges
 }
 
 func TestAuthorizerFollowsTheDatabase(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		authn, _ := testAuthn(t, db)
 		store := authn.Store()

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cmon-dev/cmon/sql/sqltest"
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // The baseline is a full password login at the production bcrypt cost; the
@@ -14,7 +14,7 @@ import (
 
 func benchAuthn(b *testing.B, cost int) (*Authn, string) {
 	b.Helper()
-	db := sqltest.OpenSQLite(b)
+	db := services.OpenSQLite(b)
 	h, err := NewHasher(cost)
 	if err != nil {
 		b.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
@@ -38,7 +37,7 @@ func mustUser(t *testing.T, a *Authn, name, password string, groups ...string) *
 }
 
 func TestCreateUserIsAllOrNothing(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		s := NewStore(db)
 		_, err := s.CreateUser(ctx, NewUser{Name: "kirk", Groups: []string{"nosuchgroup"}})
@@ -63,7 +62,7 @@ func TestCreateUserIsAllOrNothing(t *testing.T) {
 }
 
 func TestLastAdminIsProtected(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		s := NewStore(db)
 		if created, err := s.CreateAdmin(ctx, "x"); err != nil || !created {
@@ -106,7 +105,7 @@ func TestLastAdminIsProtected(t *testing.T) {
 }
 
 func TestSessionsLifecycle(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		a, _ := testAuthn(t, db)
 		u := mustUser(t, a, "alice", "alice-pw", "crew")
@@ -151,7 +150,7 @@ func TestSessionsLifecycle(t *testing.T) {
 }
 
 func TestChallengeIsSingleUse(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		a, _ := testAuthn(t, db)
 		u := mustUser(t, a, "pipas", "pw")
@@ -178,7 +177,7 @@ func TestChallengeIsSingleUse(t *testing.T) {
 }
 
 func TestInlineCredentialsSkipBcryptWhenCached(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		a, h := testAuthn(t, db)
 		u := mustUser(t, a, "bob", "bob-pw")
@@ -211,7 +210,7 @@ func TestInlineCredentialsSkipBcryptWhenCached(t *testing.T) {
 }
 
 func TestUnknownUserCostsOneComparison(t *testing.T) {
-	db := sqltest.OpenSQLite(t)
+	db := services.OpenSQLite(t)
 	a, h := testAuthn(t, db)
 	mustUser(t, a, "known", "pw")
 	for _, name := range []string{"known", "unknown"} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -101,8 +102,11 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 	defer conn.Close()
 	if db.Dialect == MySQL {
 		var got stdsql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('cmon_schema_migration', 60)").Scan(&got); err != nil || got.Int64 != 1 {
-			return nil, fmt.Errorf("take the schema migration lock: %v", err)
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('cmon_schema_migration', 60)").Scan(&got); err != nil {
+			return nil, fmt.Errorf("take the schema migration lock: %w", err)
+		}
+		if got.Int64 != 1 {
+			return nil, errors.New("take the schema migration lock: another controller held it for 60 s")
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('cmon_schema_migration')")
 	}

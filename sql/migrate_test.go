@@ -9,7 +9,6 @@ import (
 
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
-	"github.com/cmon-dev/cmon/sql/sqltest"
 )
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
@@ -37,7 +36,7 @@ func TestMigrationsMatchAcrossDialects(t *testing.T) {
 }
 
 func TestMigrateIsIdempotentAndVersioned(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		steps, err := sql.Migrations(db.Dialect)
 		if err != nil {
@@ -90,7 +89,7 @@ func TestConcurrentMigrateOnOneDatabase(t *testing.T) {
 }
 
 func TestEnsureSettingKeepsFirstValue(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		first, err := db.EnsureSetting(ctx, "controller_id", "one")
 		if err != nil || first != "one" {
@@ -104,7 +103,7 @@ func TestEnsureSettingKeepsFirstValue(t *testing.T) {
 }
 
 func TestUniqueViolationIsRecognized(t *testing.T) {
-	sqltest.ForEach(t, func(t *testing.T, db *sql.DB) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		insert := "INSERT INTO controller_settings (name, value) VALUES ('k', 'v')"
 		if _, err := db.ExecContext(ctx, insert); err != nil {

@@ -1,12 +1,12 @@
-// Package sqltest runs a store test against every backend cmon supports: a
-// fresh SQLite file and a fresh database on a real MariaDB, both migrated.
-package sqltest
+package services
+
+// A store test runs against every backend cmon supports: a fresh SQLite file
+// and a fresh database on a real MariaDB, both migrated.
 
 import (
 	"context"
 	"testing"
 
-	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -16,8 +16,8 @@ type Backend struct {
 	Open func(t testing.TB) *sql.DB
 }
 
-// Backends lists SQLite and MariaDB. MariaDB comes from services.SharedMariaDB,
-// so the package's TestMain must run services.Main.
+// Backends lists SQLite and MariaDB. MariaDB comes from SharedMariaDB, so the
+// package's TestMain must run Main.
 func Backends() []Backend {
 	return []Backend{
 		{Name: "sqlite", Open: OpenSQLite},
@@ -45,7 +45,7 @@ func OpenSQLite(t testing.TB) *sql.DB {
 // OpenMariaDB gives a migrated database of its own on the shared MariaDB.
 func OpenMariaDB(t testing.TB) *sql.DB {
 	t.Helper()
-	dsn := services.SharedMariaDB(t).NewDatabase(t)
+	dsn := SharedMariaDB(t).NewDatabase(t)
 	db, err := sql.Open(context.Background(), dsn, "")
 	if err != nil {
 		t.Fatalf("open mariadb: %v", err)
