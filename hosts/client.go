@@ -254,7 +254,7 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 		return res, newError(stopped, node, cause)
 	}
 	if cause != nil {
-		log.WarnContext(ctx, "command outcome unknown", append(attrs, "error", cause)...)
+		log.WarnContext(ctx, "command outcome unknown", append(attrs, "err", cause)...)
 		return res, newError(ErrConnLost, node, cause)
 	}
 	log.DebugContext(ctx, "command finished", attrs...)
@@ -346,7 +346,7 @@ func (c *Client) open(ctx context.Context, key poolKey, t Target) (*conn, *ssh.S
 		if errors.As(err, &refused) || fresh || attempt > 0 {
 			return nil, nil, nil, newError(ErrConnect, node, fmt.Errorf("open session: %w", err))
 		}
-		c.log.InfoContext(ctx, "pooled ssh connection is broken, reconnecting", "node", node, "error", err)
+		c.log.InfoContext(ctx, "pooled ssh connection is broken, reconnecting", "node", node, "err", err)
 		c.pool.discard(cn)
 	}
 }
@@ -363,7 +363,7 @@ func (c *Client) session(ctx context.Context, cn *conn) (*ssh.Session, func(), e
 		if err == nil || try == tries || !errors.As(err, &refused) {
 			return sess, release, err
 		}
-		c.log.DebugContext(ctx, "session refused, retrying", "node", cn.node, "error", err)
+		c.log.DebugContext(ctx, "session refused, retrying", "node", cn.node, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
@@ -409,12 +409,12 @@ func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logg
 	}
 	inv, err := newInvocation(killScript(pgid, c.cfg.KillGrace), "", nil, sudo, nil)
 	if err != nil {
-		log.Warn("cannot end remote command", "error", err)
+		log.Warn("cannot end remote command", "err", err)
 		return
 	}
 	sess, release, err := cn.session(ctx, true)
 	if err != nil {
-		log.Warn("cannot end remote command: no session", "pgid", pgid, "error", err)
+		log.Warn("cannot end remote command: no session", "pgid", pgid, "err", err)
 		return
 	}
 	defer release()
@@ -429,7 +429,7 @@ func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logg
 		err = ctx.Err()
 	}
 	if err != nil {
-		log.Warn("ending remote command failed", "pgid", pgid, "error", err, "stderr", clip(stderr.String()))
+		log.Warn("ending remote command failed", "pgid", pgid, "err", err, "stderr", clip(stderr.String()))
 		return
 	}
 	log.Info("ended remote command", "pgid", pgid)
@@ -476,7 +476,7 @@ func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
 		nc.Close()
 		switch {
 		case check.refused != nil:
-			c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "error", err)
+			c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "err", err)
 			return nil, newError(check.refused, node, unwrapHandshake(err))
 		case interrupted:
 			return nil, newError(ErrConnect, node, fmt.Errorf("handshake: %w", ctx.Err()))
@@ -484,7 +484,7 @@ func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
 			// The key exchange passed: what failed is the login.
 			return nil, newError(ErrAuth, node, unwrapHandshake(err))
 		case strings.Contains(err.Error(), "no common algorithm for host key"):
-			c.log.ErrorContext(ctx, "refusing node: it offers none of the host key types on record", "node", node, "error", err)
+			c.log.ErrorContext(ctx, "refusing node: it offers none of the host key types on record", "node", node, "err", err)
 			return nil, newError(ErrHostKey, node, unwrapHandshake(err))
 		default:
 			return nil, newError(ErrConnect, node, unwrapHandshake(err))
@@ -495,7 +495,7 @@ func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
 		if err := c.cfg.KnownHosts.Record(ctx, node, check.presented); err != nil {
 			sc.Close()
 			if errors.Is(err, ErrHostKey) {
-				c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "error", err)
+				c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "err", err)
 				return nil, newError(ErrHostKey, node, err)
 			}
 			return nil, newError(ErrConnect, node, fmt.Errorf("record host key: %w", err))

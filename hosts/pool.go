@@ -220,7 +220,7 @@ func (p *pool) watch(c *conn) {
 	select {
 	case <-c.gone:
 	default:
-		p.log.Info("ssh connection closed by peer", "node", c.node, "user", c.key.user, "error", err)
+		p.log.Info("ssh connection closed by peer", "node", c.node, "user", c.key.user, "err", err)
 	}
 	p.discard(c)
 }
@@ -252,7 +252,7 @@ func (p *pool) keepAliveLoop(c *conn) {
 			if err == nil {
 				continue
 			}
-			p.log.Warn("ssh keep-alive failed", "node", c.node, "error", err)
+			p.log.Warn("ssh keep-alive failed", "node", c.node, "err", err)
 		case <-timer.C:
 			p.log.Warn("ssh keep-alive unanswered", "node", c.node, "after", p.keepAlive)
 		case <-c.gone:
