@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc"
@@ -126,7 +127,11 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	defer learn.Close()
 	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log})
 	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
-	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn, HostKeys: knownHosts, Log: log}, monitor, permit)
+	// One grace period for a stop, the transport's: the engine's backstop
+	// for a handler that ignores its cancellation sits just above it.
+	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
+	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
+		HostKeys: knownHosts, Log: log}, monitor, permit, killGrace)
 	if err != nil {
 		return err
 	}
@@ -218,18 +223,18 @@ func ensureAdmin(ctx context.Context, log *slog.Logger, cfg *Config, users *rbac
 
 // sshClients makes the two SSH clients over one host-key store: strict for
 // everything, and one that learns unknown host keys, for registration only.
-func sshClients(log *slog.Logger, cfg *Config, known hosts.KnownHosts) (strict, learn *hosts.Client, err error) {
-	filter, err := hosts.NewFilter(hosts.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: hosts.Order(cfg.ExecOrder)})
+func sshClients(log *slog.Logger, cfg *Config, known remote.KnownHosts) (strict, learn *remote.Client, err error) {
+	filter, err := remote.NewFilter(remote.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: remote.Order(cfg.ExecOrder)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: CMON_EXEC_ALLOW/CMON_EXEC_DENY: %w", err)
 	}
-	base := hosts.Config{KnownHosts: known, KeyFile: cfg.SSHKeyFile, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
-		Filters: hosts.Filters{Default: filter}, Logger: log}
-	if strict, err = hosts.New(base); err != nil {
+	base := remote.Config{KnownHosts: known, KeyFile: cfg.SSHKeyFile, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
+		Filters: remote.Filters{Default: filter}, Logger: log}
+	if strict, err = remote.New(base); err != nil {
 		return nil, nil, err
 	}
 	base.LearnHostKeys = true
-	if learn, err = hosts.New(base); err != nil {
+	if learn, err = remote.New(base); err != nil {
 		strict.Close()
 		return nil, nil, err
 	}
@@ -244,7 +249,8 @@ func nonEmpty(s string) []string {
 }
 
 // startJobs builds the command registry and starts the job engine.
-func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker, permit jobs.Permitter) (*jobs.Service, error) {
+func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker,
+	permit jobs.Permitter, killGrace time.Duration) (*jobs.Service, error) {
 	nodeID, err := nodeIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -259,7 +265,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, d
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, Logger: log})
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -377,4 +378,10 @@ func DeriveState(online, total int) (state, text string) {
 	default:
 		return StateDegraded, fmt.Sprintf("%d of %d nodes are offline.", total-online, total)
 	}
+}
+
+// TargetOf is how cmon reaches host h of cluster c: with the cluster's SSH
+// user, key and port, under the cluster's name for its command filter.
+func TargetOf(c *Cluster, h Host) remote.Target {
+	return remote.Target{Host: h.Hostname, Port: c.SSHPort, User: c.SSHUser, KeyFile: c.SSHKeyFile, Cluster: c.Name}
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -19,7 +20,7 @@ type DBKnownHosts struct {
 	db *sql.DB
 }
 
-var _ KnownHosts = (*DBKnownHosts)(nil)
+var _ remote.KnownHosts = (*DBKnownHosts)(nil)
 
 // NewDBKnownHosts returns a store on a migrated database.
 func NewDBKnownHosts(db *sql.DB) *DBKnownHosts { return &DBKnownHosts{db: db} }
@@ -85,10 +86,7 @@ func (s *DBKnownHosts) compare(ctx context.Context, hostport string, key ssh.Pub
 	if err != nil {
 		return fmt.Errorf("host key of %s on record is unreadable: %w", hostport, err)
 	}
-	if !sameKey(old, key) {
-		return fmt.Errorf("%w: %s presented %s, on record %s", ErrHostKey, hostport, describeKey(key), describeKey(old))
-	}
-	return nil
+	return remote.CheckSameKey(hostport, key, old)
 }
 
 // Forget removes every key of hostport, for an operator who has checked that

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cmon-dev/cmon/hosts/remote"
 )
 
 // MonitorConfig configures the health monitor.
@@ -24,12 +26,17 @@ type MonitorConfig struct {
 // and keeps host statuses and cluster states current.
 type Monitor struct {
 	inv *Inventory
-	ssh *Client
+	ssh Prober
 	cfg MonitorConfig
 }
 
+// Prober runs a command on many nodes, as *remote.Client does.
+type Prober interface {
+	RunMany(ctx context.Context, targets []remote.Target, req remote.Request, opt remote.FanOut) *remote.FanOutResult
+}
+
 // NewMonitor makes a monitor; Run starts its rounds.
-func NewMonitor(inv *Inventory, ssh *Client, cfg MonitorConfig) *Monitor {
+func NewMonitor(inv *Inventory, ssh Prober, cfg MonitorConfig) *Monitor {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 30 * time.Second
 	}
@@ -85,17 +92,17 @@ type ClusterHealth struct {
 // CheckCluster checks each host of c, records the results and the derived
 // cluster state, and logs a state change.
 func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth, error) {
-	targets := make([]Target, len(c.Hosts))
+	targets := make([]remote.Target, len(c.Hosts))
 	for i, h := range c.Hosts {
 		targets[i] = TargetOf(c, h)
 	}
 	checks := make([]HostCheck, len(c.Hosts))
-	res := m.ssh.RunMany(ctx, targets, Request{Command: "true", Timeout: m.cfg.Timeout},
-		FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
+	res := m.ssh.RunMany(ctx, targets, remote.Request{Command: "true", Timeout: m.cfg.Timeout},
+		remote.FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
 	for i, n := range res.Nodes {
 		check := HostCheck{HostID: c.Hosts[i].ID, At: time.Now().UTC()}
 		switch {
-		case n.Outcome == Responded && n.Err == nil:
+		case n.Outcome == remote.Responded && n.Err == nil:
 			check.Online, check.Message = true, "Up and running."
 		case n.Err != nil:
 			check.Message = n.Err.Error()

@@ -6,29 +6,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
 // execData is the job_data of "exec", after RPort's command API.
 type execData struct {
-	Command             *string        `json:"command"`
-	CommandBase64       *string        `json:"command_base64"`
-	ContentType         string         `json:"content_type"`
-	Nodes               []string       `json:"nodes"`
-	HostTags            *tagSelector   `json:"host_tags"`
-	TimeoutSec          float64        `json:"timeout_sec"`
-	Cwd                 string         `json:"cwd"`
-	IsSudo              bool           `json:"is_sudo"`
-	Env                 []hosts.EnvVar `json:"env"`
-	StdinBase64         string         `json:"stdin_base64"`
-	ExecuteConcurrently bool           `json:"execute_concurrently"`
-	AbortOnError        *bool          `json:"abort_on_error"`
-	OutputEncoding      string         `json:"output_encoding"`
+	Command             *string         `json:"command"`
+	CommandBase64       *string         `json:"command_base64"`
+	ContentType         string          `json:"content_type"`
+	Nodes               []string        `json:"nodes"`
+	HostTags            *tagSelector    `json:"host_tags"`
+	TimeoutSec          float64         `json:"timeout_sec"`
+	Cwd                 string          `json:"cwd"`
+	IsSudo              bool            `json:"is_sudo"`
+	Env                 []remote.EnvVar `json:"env"`
+	StdinBase64         string          `json:"stdin_base64"`
+	ExecuteConcurrently bool            `json:"execute_concurrently"`
+	AbortOnError        *bool           `json:"abort_on_error"`
+	OutputEncoding      string          `json:"output_encoding"`
 }
 
 // execPlan is checked execData, ready to run.
@@ -40,13 +39,11 @@ type execPlan struct {
 	timeout    time.Duration
 	dir        string
 	sudo       bool
-	env        []hosts.EnvVar
+	env        []remote.EnvVar
 	concurrent bool
 	abort      bool
 	base64     bool
 }
-
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // parseExec checks exec's job_data and makes the plan the job runs.
 func parseExec(raw json.RawMessage) (*execPlan, error) {
@@ -110,11 +107,8 @@ func parseExec(raw json.RawMessage) (*execPlan, error) {
 		}
 	}
 	for _, e := range d.Env {
-		if !envName.MatchString(e.Key) {
-			return nil, fmt.Errorf("job_data field \"env\": %q is not a valid variable name", e.Key)
-		}
-		if strings.IndexByte(e.Value, 0) >= 0 {
-			return nil, fmt.Errorf("job_data field \"env\": variable %s contains a NUL byte", e.Key)
+		if err := e.Check(); err != nil {
+			return nil, fmt.Errorf("job_data field \"env\": %w", err)
 		}
 	}
 	if d.StdinBase64 != "" {
@@ -164,10 +158,7 @@ func (n *nodes) execCommand() Command {
 }
 
 func (n *nodes) exec(ctx context.Context, job *Job, p *execPlan, log Logger) (any, error) {
-	if err := n.ready("exec"); err != nil {
-		return nil, err
-	}
-	c, err := n.cluster(ctx, job.ClusterID)
+	c, err := n.clusterOf(ctx, "exec", job)
 	if err != nil {
 		return nil, err
 	}
@@ -179,10 +170,10 @@ func (n *nodes) exec(ctx context.Context, job *Job, p *execPlan, log Logger) (an
 		"concurrent", p.concurrent, "sudo", c.Sudo || p.sudo)
 	rep := n.run(ctx, log, nodeRun{
 		client: n.SSH, cluster: c, hosts: picked, base64: p.base64,
-		req: hosts.Request{Command: p.command, Env: p.env, Stdin: p.stdin, Dir: p.dir,
-			Sudo: hosts.Sudo{Enabled: c.Sudo || p.sudo}, Timeout: p.timeout},
+		req: remote.Request{Command: p.command, Env: p.env, Stdin: p.stdin, Dir: p.dir,
+			Sudo: remote.Sudo{Enabled: c.Sudo || p.sudo}, Timeout: p.timeout},
 		// RPort ignores abort_on_error in concurrent mode: every node runs.
-		opt: hosts.FanOut{Concurrent: p.concurrent, Parallelism: n.Parallelism, AbortOnError: p.abort && !p.concurrent},
+		opt: remote.FanOut{Concurrent: p.concurrent, Parallelism: n.Parallelism, AbortOnError: p.abort && !p.concurrent},
 	})
 	if ctx.Err() != nil {
 		return rep, context.Cause(ctx)

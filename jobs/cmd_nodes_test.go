@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
@@ -34,8 +35,8 @@ var testOwner = Owner{UserID: 7, UserName: "tester", GroupID: 3, GroupName: "tes
 func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 	t.Helper()
 	keys := hosts.NewDBKnownHosts(db)
-	client := func(learn bool) *hosts.Client {
-		c, err := hosts.New(hosts.Config{KnownHosts: keys, LearnHostKeys: learn, KillGrace: 500 * time.Millisecond,
+	client := func(learn bool) *remote.Client {
+		c, err := remote.New(remote.Config{KnownHosts: keys, LearnHostKeys: learn, KillGrace: 500 * time.Millisecond,
 			Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
@@ -44,10 +45,11 @@ func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 		return c
 	}
 	inv := hosts.NewInventory(db)
-	deps := NodeDeps{Inventory: inv, Tree: rbac.NewStore(db), SSH: client(false), Learn: client(true), HostKeys: keys,
-		StopWait: 1500 * time.Millisecond, Log: testLogger()}
+	strict := client(false)
+	deps := NodeDeps{Inventory: inv, Tree: rbac.NewStore(db), SSH: strict, Learn: client(true), HostKeys: keys, Log: testLogger()}
 	cfg := testConfig("nodes")
 	cfg.Workers = 8
+	cfg.KillGrace = strict.StopBound() + time.Second // above the transport's bound, as cmon sets it
 	return &nodeEnv{svc: newService(t, db, cfg, true, NodeCommands(deps)...), db: db, inv: inv, keys: keys}
 }
 
@@ -277,24 +279,24 @@ func TestOutputLogLines(t *testing.T) {
 	tests := []struct {
 		name   string
 		max    int
-		chunks []hosts.Chunk
+		chunks []remote.Chunk
 		want   []string
 	}{
-		{name: "lines across chunks", max: 100, chunks: []hosts.Chunk{
-			{Node: "n1:22", Stream: hosts.Stdout, Data: []byte("hel")},
-			{Node: "n2:22", Stream: hosts.Stderr, Data: []byte("oops\r\n")},
-			{Node: "n1:22", Stream: hosts.Stdout, Data: []byte("lo\nwor")},
-			{Node: "n1:22", Stream: hosts.Stdout, Data: []byte("ld\n\xfftail")},
+		{name: "lines across chunks", max: 100, chunks: []remote.Chunk{
+			{Node: "n1:22", Stream: remote.Stdout, Data: []byte("hel")},
+			{Node: "n2:22", Stream: remote.Stderr, Data: []byte("oops\r\n")},
+			{Node: "n1:22", Stream: remote.Stdout, Data: []byte("lo\nwor")},
+			{Node: "n1:22", Stream: remote.Stdout, Data: []byte("ld\n\xfftail")},
 		}, want: []string{"JOB_WARNING n2: oops", "JOB_SUCCESS n1: hello", "JOB_SUCCESS n1: world", "JOB_SUCCESS n1: \uFFFDtail"}},
-		{name: "cap", max: 2, chunks: []hosts.Chunk{
-			{Node: "n1:22", Stream: hosts.Stdout, Data: []byte("a\nb\nc\nd\n")},
+		{name: "cap", max: 2, chunks: []remote.Chunk{
+			{Node: "n1:22", Stream: remote.Stdout, Data: []byte("a\nb\nc\nd\n")},
 		}, want: []string{"JOB_SUCCESS n1: a", "JOB_SUCCESS n1: b", "JOB_WARNING More output than 2 lines: the rest is in the job result only."}},
-		{name: "long line in pieces", max: 100, chunks: []hosts.Chunk{
-			{Node: "n1:22", Stream: hosts.Stdout, Data: []byte(long)},
+		{name: "long line in pieces", max: 100, chunks: []remote.Chunk{
+			{Node: "n1:22", Stream: remote.Stdout, Data: []byte(long)},
 		}, want: []string{"JOB_SUCCESS n1: " + long[:maxMessageLine-1], "JOB_SUCCESS n1: " + long[maxMessageLine-1:2*maxMessageLine-1],
 			"JOB_SUCCESS n1: " + long[2*maxMessageLine-1:]}},
-		{name: "unknown node ignored", max: 100, chunks: []hosts.Chunk{
-			{Node: "n9:22", Stream: hosts.Stdout, Data: []byte("x\n")},
+		{name: "unknown node ignored", max: 100, chunks: []remote.Chunk{
+			{Node: "n9:22", Stream: remote.Stdout, Data: []byte("x\n")},
 		}},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -53,10 +54,7 @@ func (n *nodes) serviceCommand(action string) Command {
 }
 
 func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logger, action string) (any, error) {
-	if err := n.ready(action); err != nil {
-		return nil, err
-	}
-	c, err := n.cluster(ctx, job.ClusterID)
+	c, err := n.clusterOf(ctx, action, job)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +70,7 @@ func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logge
 	n.Log.InfoContext(ctx, "service action", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname,
 		"action", action, "service", c.ServiceName)
 	rep := n.run(ctx, log, nodeRun{client: n.SSH, cluster: c, hosts: []hosts.Host{h},
-		req: hosts.Request{Command: command, Sudo: hosts.Sudo{Enabled: c.Sudo}}})
+		req: remote.Request{Command: command, Sudo: remote.Sudo{Enabled: c.Sudo}}})
 	result := map[string]any{"action": action, "service": c.ServiceName, "command": command, "nodes": rep.Nodes}
 	if ctx.Err() != nil {
 		return result, context.Cause(ctx)
@@ -99,7 +97,7 @@ func serviceCommandLine(c *hosts.Cluster, action string) (string, error) {
 	if strings.Contains(tmpl, "{service}") && c.ServiceName == "" {
 		return "", fmt.Errorf("cluster %q has no service_name for its service command %q", c.Name, tmpl)
 	}
-	return strings.NewReplacer("{action}", action, "{service}", shellQuote(c.ServiceName)).Replace(tmpl), nil
+	return strings.NewReplacer("{action}", action, "{service}", remote.ShellQuote(c.ServiceName)).Replace(tmpl), nil
 }
 
 func upperFirst(s string) string {

@@ -41,7 +41,10 @@ type Config struct {
 	// MaxRunTime bounds every job, whatever its timeout_sec (default 24h).
 	MaxRunTime time.Duration
 	// KillGrace is how long a cancelled handler may take to return before the
-	// job is ended without it (default 10s).
+	// job is ended without it (default 10s): a backstop for a handler that
+	// ignores its cancellation. Node commands return within their transport's
+	// stop bound (remote.Client.StopBound), so keep it above that; cmon
+	// derives it from it.
 	KillGrace time.Duration
 	// DrainTimeout bounds Stop's wait for running jobs when its context has no
 	// deadline (default 30s).

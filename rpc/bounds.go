@@ -18,10 +18,10 @@ const (
 	maxIndentedReply = 4 << 20
 )
 
-// jsonDepth is how deeply data nests, counting no further than limit+1. It
-// reads strings with their escapes, so brackets inside them do not count.
-func jsonDepth(data []byte, limit int) int {
-	depth, deepest := 0, 0
+// structure calls fn with each byte of data outside strings (read with
+// their escapes) and the nesting depth after it, until fn returns false.
+func structure(data []byte, fn func(c byte, depth int) bool) {
+	depth := 0
 	inString, escaped := false, false
 	for _, c := range data {
 		switch {
@@ -34,18 +34,28 @@ func jsonDepth(data []byte, limit int) int {
 			case c == '"':
 				inString = false
 			}
+			continue
 		case c == '"':
 			inString = true
+			continue
 		case c == '[' || c == '{':
-			if depth++; depth > deepest {
-				if deepest = depth; deepest > limit {
-					return deepest
-				}
-			}
+			depth++
 		case c == ']' || c == '}':
 			depth--
 		}
+		if !fn(c, depth) {
+			return
+		}
 	}
+}
+
+// jsonDepth is how deeply data nests, counting no further than limit+1.
+func jsonDepth(data []byte, limit int) int {
+	deepest := 0
+	structure(data, func(_ byte, depth int) bool {
+		deepest = max(deepest, depth)
+		return deepest <= limit
+	})
 	return deepest
 }
 
@@ -78,32 +88,15 @@ func encodeReply(v any) ([]byte, error) {
 // line break and the indentation of the current depth for every element and
 // every closing bracket, plus ": " for every key.
 func indentedSize(compact []byte) int {
-	size, depth := len(compact), 0
-	inString, escaped := false, false
-	for _, c := range compact {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
-			depth++
+	size := len(compact)
+	structure(compact, func(c byte, depth int) bool {
+		switch c {
+		case '[', '{', ']', '}', ',':
 			size += 1 + 4*depth
-		case c == ']' || c == '}':
-			depth--
-			size += 1 + 4*depth
-		case c == ',':
-			size += 1 + 4*depth
-		case c == ':':
+		case ':':
 			size++
 		}
-	}
+		return true
+	})
 	return size
 }

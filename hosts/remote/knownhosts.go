@@ -1,4 +1,4 @@
-package hosts
+package remote
 
 import (
 	"bytes"
@@ -46,16 +46,31 @@ func (m *MemoryKnownHosts) Record(_ context.Context, hostport string, key ssh.Pu
 		if k.Type() != key.Type() {
 			continue
 		}
-		if sameKey(k, key) {
-			return nil
-		}
-		return fmt.Errorf("%w: %s presented %s, on record %s", ErrHostKey, hostport, describeKey(key), describeKey(k))
+		return CheckSameKey(hostport, key, k)
 	}
 	m.keys[hostport] = append(m.keys[hostport], key)
 	return nil
 }
 
+// Forget removes every key of hostport.
+func (m *MemoryKnownHosts) Forget(_ context.Context, hostport string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.keys, hostport)
+	return nil
+}
+
 func sameKey(a, b ssh.PublicKey) bool { return bytes.Equal(a.Marshal(), b.Marshal()) }
+
+// CheckSameKey is how a KnownHosts store compares the key a node presents
+// with the one of its type on record: nil when equal, else an ErrHostKey
+// naming both.
+func CheckSameKey(hostport string, presented, onRecord ssh.PublicKey) error {
+	if sameKey(presented, onRecord) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s presented %s, on record %s", ErrHostKey, hostport, describeKey(presented), describeKey(onRecord))
+}
 
 func describeKey(k ssh.PublicKey) string { return k.Type() + " " + ssh.FingerprintSHA256(k) }
 

@@ -1,10 +1,9 @@
-package hosts
+package remote
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -179,8 +178,13 @@ func TestFanOutCancelled(t *testing.T) {
 	ts := targets(5)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fake{delay: time.Hour}
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	got := fanOut(ctx, ts, FanOut{}, f.run)
+	run := func(ctx context.Context, t Target) (*Result, error) {
+		if t.Host == "node0" {
+			cancel() // the job is killed while its first node runs
+		}
+		return f.run(ctx, t)
+	}
+	got := fanOut(ctx, ts, FanOut{}, run)
 	// The running node is killed (it had started: responded); the rest never start.
 	if !slices.Equal(got.Responded, addrs(ts[0])) || !slices.Equal(got.Pending, addrs(ts[1:]...)) {
 		t.Errorf("responded %v pending %v", got.Responded, got.Pending)
@@ -202,20 +206,5 @@ func TestErrorKinds(t *testing.T) {
 	}
 	if got := err.Error(); got != "10.0.0.1:22: host key mismatch: presented x" {
 		t.Errorf("message %q", got)
-	}
-}
-
-func TestTargetOf(t *testing.T) {
-	c := &Cluster{Name: "prod", SSHUser: "cmon", SSHKeyFile: "/etc/cmon/id", SSHPort: 2222}
-	got := TargetOf(c, Host{Hostname: "db1", Port: 3306})
-	want := Target{Host: "db1", Port: 2222, User: "cmon", KeyFile: "/etc/cmon/id", Cluster: "prod"}
-	if !reflect.DeepEqual(got, want) || got.Addr() != "db1:2222" {
-		t.Errorf("TargetOf = %+v", got)
-	}
-	if a := (Target{Host: "DB1.Example.com"}).Addr(); a != "db1.example.com:22" {
-		t.Errorf("default port and case: %s", a)
-	}
-	if a := (Target{Host: "::1", Port: 22}).Addr(); a != "[::1]:22" {
-		t.Errorf("IPv6: %s", a)
 	}
 }

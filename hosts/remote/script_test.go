@@ -1,9 +1,10 @@
-package hosts
+package remote
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // runLocally runs an invocation the way sshd would: the login shell gets the
@@ -158,9 +161,9 @@ func TestInvocationInvalid(t *testing.T) {
 
 func TestShellQuote(t *testing.T) {
 	for _, s := range []string{"", "a", "'", "''", "a'b'c", `\'`, "$(id)", "\n"} {
-		out, err := exec.Command("/bin/sh", "-c", "printf %s "+shellQuote(s)).Output()
+		out, err := exec.Command("/bin/sh", "-c", "printf %s "+ShellQuote(s)).Output()
 		if err != nil || string(out) != s {
-			t.Errorf("shellQuote(%q) came back as %q (%v)", s, out, err)
+			t.Errorf("ShellQuote(%q) came back as %q (%v)", s, out, err)
 		}
 	}
 }
@@ -175,8 +178,15 @@ func TestKillScriptEndsGroup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	time.Sleep(200 * time.Millisecond)
 	pgid := cmd.Process.Pid
+	if err := services.WaitFor(context.Background(), 10*time.Second, func() error {
+		if live := liveMembers(t, pgid); len(live) < 3 {
+			return fmt.Errorf("group members %v", live)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err) // the shell and both sleeps, traps set
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,11 +1,9 @@
-package hosts
+package remote
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -27,7 +25,6 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/cmon-dev/cmon/integration/services"
-	"github.com/cmon-dev/cmon/sql"
 )
 
 // dialer counts the TCP connections a client opens and can break them.
@@ -87,6 +84,22 @@ type testClient struct {
 	*Client
 	dials *dialer
 	known KnownHosts
+}
+
+// waitPooled waits until the client's pool holds n connections.
+func (c *testClient) waitPooled(t *testing.T, n int) {
+	t.Helper()
+	err := services.WaitFor(context.Background(), 20*time.Second, func() error {
+		c.pool.mu.Lock()
+		defer c.pool.mu.Unlock()
+		if len(c.pool.conns) != n {
+			return fmt.Errorf("%d pooled connections, want %d", len(c.pool.conns), n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // newTestClient returns a client in learning mode with an in-memory store,
@@ -209,7 +222,10 @@ func TestSecretsStayOffTheProcessList(t *testing.T) {
 	c := newTestClient(t, nil)
 	secret := "env-secret-" + unique(t)
 	password := "sudo-secret-" + unique(t)
-	req := Request{Command: `sleep 1.5; printf %s "$TOKEN"`, Env: []EnvVar{{"TOKEN", secret}}}
+	// The command runs until the test has looked at the process list enough.
+	release := filepath.Join(t.TempDir(), "release")
+	req := Request{Command: `while [ ! -e ` + ShellQuote(release) + ` ]; do sleep 0.05; done; printf %s "$TOKEN"`,
+		Env: []EnvVar{{"TOKEN", secret}}}
 	if os.Geteuid() == 0 {
 		// As root, sudo asks no password: the line is fed and skipped, which
 		// is the path where a password could most easily leak.
@@ -224,27 +240,30 @@ func TestSecretsStayOffTheProcessList(t *testing.T) {
 		defer close(done)
 		res, err = c.Run(context.Background(), node(sshd, 1), req)
 	}()
-	looked := 0
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		case <-time.After(100 * time.Millisecond):
-			out, perr := exec.Command("ps", "-eo", "args").Output()
-			if perr != nil {
-				t.Fatalf("ps: %v", perr)
-			}
-			if bytes.Contains(out, []byte(secret)) || bytes.Contains(out, []byte(password)) {
-				t.Fatalf("a secret shows in ps:\n%s", out)
-			}
+	// Look while the remote loop is seen running, five times at least.
+	for looked := 0; looked < 5; {
+		out, perr := exec.Command("ps", "-eo", "args").Output()
+		if perr != nil {
+			t.Fatalf("ps: %v", perr)
+		}
+		if bytes.Contains(out, []byte(secret)) || bytes.Contains(out, []byte(password)) {
+			t.Fatalf("a secret shows in ps:\n%s", out)
+		}
+		if bytes.Contains(out, []byte("sleep 0.05")) {
 			looked++
 		}
+		select {
+		case <-done:
+			t.Fatalf("the command ended before it was released: %v", err)
+		default:
+		}
 	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 	if err != nil || string(res.Stdout) != secret {
 		t.Fatalf("Run: %v, stdout %q", err, res.Stdout)
-	}
-	if looked < 5 {
-		t.Errorf("looked at ps only %d times", looked)
 	}
 }
 
@@ -338,13 +357,13 @@ func TestTimeoutAndKillEndRemoteProcesses(t *testing.T) {
 	c := newTestClient(t, nil)
 	tests := []struct {
 		name   string
-		stop   func(cancel context.CancelFunc) // nil: the request's timeout
+		stop   func(cancel context.CancelFunc) // called once the command has started; nil: the request's timeout
 		kind   error
 		marker string
 		sudo   bool
 	}{
 		{name: "timeout", kind: ErrTimeout},
-		{name: "cancel", stop: func(cancel context.CancelFunc) { time.Sleep(700 * time.Millisecond); cancel() }, kind: ErrKilled},
+		{name: "cancel", stop: func(cancel context.CancelFunc) { cancel() }, kind: ErrKilled},
 		{name: "timeout with sudo", kind: ErrTimeout, sudo: true},
 	}
 	for _, tt := range tests {
@@ -367,35 +386,17 @@ func TestTimeoutAndKillEndRemoteProcesses(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if tt.stop == nil {
-				req.Timeout = time.Second
+				req.Timeout = 3 * time.Second
 			} else {
-				go tt.stop(cancel)
+				// "started" comes after the child is spawned: stop then.
+				req.OnOutput = func(Chunk) { tt.stop(cancel) }
 			}
-			seen := make(chan bool, 1)
-			go func() {
-				deadline := time.Now().Add(600 * time.Millisecond)
-				for time.Now().Before(deadline) {
-					a, _ := running(child)
-					b, _ := running(main)
-					if a && b {
-						seen <- true
-						return
-					}
-					time.Sleep(30 * time.Millisecond)
-				}
-				seen <- false
-			}()
-			start := time.Now()
 			res, err := c.Run(ctx, node(sshd, 2), req)
 			if !errors.Is(err, tt.kind) {
 				t.Fatalf("Run error %v, want %v", err, tt.kind)
 			}
-			if !<-seen {
-				t.Fatal("the remote processes never showed up: the test proves nothing")
-			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("Run took %s to give up", d)
-			}
+			// The output proves the command ran past spawning its child, so
+			// the check below is not vacuous.
 			if string(res.Stdout) != "started\n" || res.ExitSignal == "" {
 				t.Errorf("partial result: stdout %q exit %d signal %q", res.Stdout, res.ExitStatus, res.ExitSignal)
 			}
@@ -646,7 +647,7 @@ func TestConnectionReuse(t *testing.T) {
 
 	// keep_open: the connection closes after its idle time.
 	run(7, Request{KeepOpen: 200 * time.Millisecond})
-	time.Sleep(600 * time.Millisecond)
+	c.waitPooled(t, 0)
 	run(7, Request{})
 	expect("after the idle time", 4)
 
@@ -664,7 +665,7 @@ func TestKeepAliveDropsSilentConnection(t *testing.T) {
 	}
 	c.dials.silenceAll()
 	// Without keep-alives the next command would wait on the dead connection.
-	time.Sleep(700 * time.Millisecond)
+	c.waitPooled(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	res, err := c.Run(ctx, node(sshd, 10), Request{Command: "echo fresh"})
@@ -756,7 +757,7 @@ func TestFanOutOverNodes(t *testing.T) {
 
 func TestHostKeys(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.40")
-	store := NewDBKnownHosts(services.OpenSQLite(t))
+	store := NewMemoryKnownHosts()
 	tg := Target{Host: sshd.Addrs[0], Port: sshd.Port, User: sshd.User, KeyFile: sshd.ClientKey}
 	ctx := context.Background()
 	run := func(c *testClient, tg Target) error {
@@ -827,86 +828,6 @@ func TestHostKeys(t *testing.T) {
 	if err := run(learner, tg); err != nil {
 		t.Errorf("registration after forget: %v", err)
 	}
-}
-
-func TestKnownHostsStore(t *testing.T) {
-	ctx := context.Background()
-	newKey := func() ssh.PublicKey {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherType, err := ssh.NewPublicKey(&ecKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := func(t *testing.T, store KnownHosts) {
-		a, b := newKey(), newKey()
-		const hp = "db1.example.com:22"
-		if keys, err := store.Lookup(ctx, hp); err != nil || len(keys) != 0 {
-			t.Fatalf("empty store: %v %v", keys, err)
-		}
-		if err := store.Record(ctx, hp, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Record(ctx, hp, a); err != nil {
-			t.Errorf("recording the same key again: %v", err)
-		}
-		if err := store.Record(ctx, hp, b); !errors.Is(err, ErrHostKey) {
-			t.Errorf("recording a different key of the same type: %v", err)
-		}
-		if err := store.Record(ctx, hp, otherType); err != nil {
-			t.Errorf("recording a key of another type: %v", err)
-		}
-		if err := store.Record(ctx, "db2.example.com:22", b); err != nil {
-			t.Errorf("another host: %v", err)
-		}
-		keys, err := store.Lookup(ctx, hp)
-		if err != nil || len(keys) != 2 {
-			t.Fatalf("lookup: %v %v", keys, err)
-		}
-		if !slices.ContainsFunc(keys, func(k ssh.PublicKey) bool { return sameKey(k, a) }) ||
-			!slices.ContainsFunc(keys, func(k ssh.PublicKey) bool { return sameKey(k, otherType) }) {
-			t.Errorf("lookup returned other keys")
-		}
-
-		// Concurrent first sightings of one host agree, or one of them fails.
-		const racers = 8
-		key := newKey()
-		var wg sync.WaitGroup
-		errs := make(chan error, racers)
-		for range racers {
-			wg.Go(func() { errs <- store.Record(ctx, "db3.example.com:22", key) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Errorf("concurrent record of one key: %v", err)
-			}
-		}
-	}
-	t.Run("memory", func(t *testing.T) { check(t, NewMemoryKnownHosts()) })
-	services.ForEach(t, func(t *testing.T, db *sql.DB) {
-		store := NewDBKnownHosts(db)
-		check(t, store)
-		if err := store.Forget(ctx, "db1.example.com:22"); err != nil {
-			t.Fatal(err)
-		}
-		if keys, err := store.Lookup(ctx, "db1.example.com:22"); err != nil || len(keys) != 0 {
-			t.Errorf("after forget: %v %v", keys, err)
-		}
-	})
 }
 
 // TestWhyTheProcessGroupIsKilled records what OpenSSH does without our kill:

@@ -1,4 +1,4 @@
-package hosts
+package remote
 
 import (
 	"context"
@@ -123,17 +123,19 @@ start:
 	wg.Wait()
 
 	out := &FanOutResult{Nodes: nodes}
-	for _, n := range nodes {
-		addr := n.Target.Addr()
-		switch n.Outcome {
-		case Responded:
-			out.Responded = append(out.Responded, addr)
-		case Unreachable:
-			out.Unreachable = append(out.Unreachable, addr)
-		case Unapproved:
-			out.Unapproved = append(out.Unapproved, addr)
-		default:
-			out.Pending = append(out.Pending, addr)
+	addr := func(n NodeResult) string { return n.Target.Addr() }
+	out.Responded, out.Unreachable = out.Names(Responded, addr), out.Names(Unreachable, addr)
+	out.Unapproved, out.Pending = out.Names(Unapproved, addr), out.Names(Pending, addr)
+	return out
+}
+
+// Names lists, in the order of the targets, the nodes with outcome o, each
+// as name calls it; [] when none.
+func (r *FanOutResult) Names(o Outcome, name func(NodeResult) string) []string {
+	out := []string{}
+	for _, n := range r.Nodes {
+		if n.Outcome == o {
+			out = append(out, name(n))
 		}
 	}
 	return out

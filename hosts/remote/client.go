@@ -1,4 +1,4 @@
-package hosts
+package remote
 
 import (
 	"context"
@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 )
 
 // Config sets up a Client. Zero durations and sizes take the defaults below.
@@ -45,8 +43,9 @@ type Config struct {
 	MaxSessions int
 	// OutputLimit is the default per-stream output limit (DefaultOutputLimit).
 	OutputLimit int
-	// KillGrace is how long a timed-out command has between SIGTERM and
-	// SIGKILL (default 2s).
+	// KillGrace is how long a timed-out or cancelled command has between
+	// SIGTERM and SIGKILL (default 2s). It is the one grace period of a stop:
+	// Run and RunMany return at most StopBound after their context ends.
 	KillGrace time.Duration
 	// Dial opens TCP connections; tests count connections through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -67,12 +66,6 @@ type Target struct {
 	// HostKeyFingerprints, when given ("SHA256:..."), are the only host keys
 	// accepted; a matching key not yet on record is recorded even in strict mode.
 	HostKeyFingerprints []string `json:"host_key_fingerprints,omitempty"`
-}
-
-// TargetOf is how cmon reaches host h of cluster c: with the cluster's SSH
-// user, key and port, under the cluster's name for its command filter.
-func TargetOf(c *Cluster, h Host) Target {
-	return Target{Host: h.Hostname, Port: c.SSHPort, User: c.SSHUser, KeyFile: c.SSHKeyFile, Cluster: c.Name}
 }
 
 // Addr is the node's "host:port", the name it has in results and errors.
@@ -170,10 +163,19 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Client{cfg: cfg, log: log.With("component", "hosts")}
+	c := &Client{cfg: cfg, log: log.With("component", "remote")}
 	c.pool = newPool(cfg, c.log, c.connect)
 	return c, nil
 }
+
+// stopSlack is what a stop may take beyond KillGrace: learning the command's
+// process group, opening the session that ends it, the SIGKILL and the
+// command's report of its end.
+const stopSlack = 5 * time.Second
+
+// StopBound is how long after its context ends a Run (or RunMany) returns at
+// the most, having ended the remote command: the engine above waits for it.
+func (c *Client) StopBound() time.Duration { return c.cfg.KillGrace + stopSlack }
 
 // Close ends every pooled connection.
 func (c *Client) Close() error {
@@ -281,9 +283,22 @@ func (c *Client) await(ctx context.Context, cn *conn, sess *ssh.Session, pgid <-
 	}
 	stopped = stopKind(ctx)
 	log.WarnContext(ctx, "ending remote command", "why", stopped)
-	c.endRemote(cn, pgid, sudo, log)
-	waited, waitErr = c.waitAfterKill(sess, waitc)
-	return waited, waitErr, stopped
+	// One deadline for the whole stop: the kill, then the command's report
+	// of how it ended. Past it the connection is dropped, which ends the
+	// session for certain, so Run returns within StopBound.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.StopBound())
+	defer cancel()
+	c.endRemote(stopCtx, cn, pgid, sudo, log)
+	select {
+	case err := <-waitc:
+		return true, err, stopped
+	case <-stopCtx.Done():
+	}
+	log.Warn("the command did not report its end in time: dropping the connection", "bound", c.StopBound())
+	_ = sess.Close()
+	c.pool.discard(cn)
+	<-waitc
+	return false, nil, stopped
 }
 
 // exitOf fills in how the command ended; it returns why that is unknown.
@@ -316,85 +331,10 @@ func stopKind(ctx context.Context) error {
 	return ErrKilled
 }
 
-// open takes a pooled connection and a session on it. A pooled connection
-// that turns out broken is replaced once, transparently: nothing ran on it.
-func (c *Client) open(ctx context.Context, key poolKey, t Target) (*conn, *ssh.Session, func(), error) {
-	node := key.addr
-	for attempt := 0; ; attempt++ {
-		cn, fresh, err := c.pool.acquire(ctx, key, t)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, nil, newError(stopKind(ctx), node, fmt.Errorf("while connecting: %w", err))
-			}
-			var e *Error
-			if errors.As(err, &e) {
-				return nil, nil, nil, e
-			}
-			return nil, nil, nil, newError(ErrConnect, node, err)
-		}
-		sess, release, err := c.session(ctx, cn)
-		if err == nil {
-			return cn, sess, release, nil
-		}
-		c.pool.release(cn, 0, false)
-		if ctx.Err() != nil {
-			return nil, nil, nil, newError(stopKind(ctx), node, fmt.Errorf("while waiting for a session: %w", err))
-		}
-		// A refused channel comes from a live peer: the connection is sound
-		// and must not be dropped under other commands.
-		var refused *ssh.OpenChannelError
-		if errors.As(err, &refused) || fresh || attempt > 0 {
-			return nil, nil, nil, newError(ErrConnect, node, fmt.Errorf("open session: %w", err))
-		}
-		c.log.InfoContext(ctx, "pooled ssh connection is broken, reconnecting", "node", node, "err", err)
-		c.pool.discard(cn)
-	}
-}
-
-// session opens a command session. sshd counts a closed session against
-// MaxSessions until it has collected it, which can lag behind our close (it
-// answers "open failed" then): a refused session is retried briefly before
-// the refusal counts.
-func (c *Client) session(ctx context.Context, cn *conn) (*ssh.Session, func(), error) {
-	const tries = 6
-	for try := 1; ; try++ {
-		sess, release, err := cn.session(ctx, false)
-		var refused *ssh.OpenChannelError
-		if err == nil || try == tries || !errors.As(err, &refused) {
-			return sess, release, err
-		}
-		c.log.DebugContext(ctx, "session refused, retrying", "node", cn.node, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
-		}
-	}
-}
-
-// waitAfterKill gives the session time to report how the command ended, then
-// closes it; it reports false if even that did not end it.
-func (c *Client) waitAfterKill(sess *ssh.Session, waitc <-chan error) (ended bool, err error) {
-	select {
-	case err := <-waitc:
-		return true, err
-	case <-time.After(c.cfg.KillGrace + time.Second):
-	}
-	_ = sess.Close()
-	select {
-	case err := <-waitc:
-		return true, err
-	case <-time.After(2 * time.Second):
-		return false, nil
-	}
-}
-
 // endRemote ends the command's process group on the node over a second
 // session on the same connection, as the same user (with sudo when the
-// command used it).
-func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.KillGrace+10*time.Second)
-	defer cancel()
+// command used it), within ctx.
+func (c *Client) endRemote(ctx context.Context, cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logger) {
 	var pgid int
 	select {
 	case g, ok := <-pgidc:
@@ -403,7 +343,7 @@ func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logg
 			return
 		}
 		pgid = g
-	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
 		log.Warn("cannot end remote command: it never reported its process group")
 		return
 	}
@@ -433,116 +373,6 @@ func (c *Client) endRemote(cn *conn, pgidc <-chan int, sudo Sudo, log *slog.Logg
 		return
 	}
 	log.Info("ended remote command", "pgid", pgid)
-}
-
-func (c *Client) keyFile(t Target) string {
-	if t.KeyFile != "" {
-		return t.KeyFile
-	}
-	return c.cfg.KeyFile
-}
-
-// connect dials a node, checks its host key and logs in. Its errors are
-// *Error, classified.
-func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
-	node := t.Addr()
-	known, err := c.cfg.KnownHosts.Lookup(ctx, node)
-	if err != nil {
-		return nil, newError(ErrConnect, node, fmt.Errorf("read known host keys: %w", err))
-	}
-	auth, done, err := c.auth(ctx, t)
-	if err != nil {
-		return nil, newError(ErrAuth, node, err)
-	}
-	defer done()
-	check := &hostKeyCheck{known: known, fingerprints: t.HostKeyFingerprints, learn: c.cfg.LearnHostKeys}
-	nc, err := c.cfg.Dial(ctx, "tcp", node)
-	if err != nil {
-		return nil, newError(ErrConnect, node, err)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
-	// A handshake has no context: a deadline in the past interrupts it.
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	sc, chans, reqs, err := ssh.NewClientConn(nc, node, &ssh.ClientConfig{
-		User:              t.User,
-		Auth:              auth,
-		HostKeyCallback:   check.callback,
-		HostKeyAlgorithms: hostKeyAlgorithms(known),
-	})
-	interrupted := !stop()
-	if err != nil {
-		nc.Close()
-		switch {
-		case check.refused != nil:
-			c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "err", err)
-			return nil, newError(check.refused, node, unwrapHandshake(err))
-		case interrupted:
-			return nil, newError(ErrConnect, node, fmt.Errorf("handshake: %w", ctx.Err()))
-		case check.verified:
-			// The key exchange passed: what failed is the login.
-			return nil, newError(ErrAuth, node, unwrapHandshake(err))
-		case strings.Contains(err.Error(), "no common algorithm for host key"):
-			c.log.ErrorContext(ctx, "refusing node: it offers none of the host key types on record", "node", node, "err", err)
-			return nil, newError(ErrHostKey, node, unwrapHandshake(err))
-		default:
-			return nil, newError(ErrConnect, node, unwrapHandshake(err))
-		}
-	}
-	_ = nc.SetDeadline(time.Time{})
-	if check.record {
-		if err := c.cfg.KnownHosts.Record(ctx, node, check.presented); err != nil {
-			sc.Close()
-			if errors.Is(err, ErrHostKey) {
-				c.log.ErrorContext(ctx, "refusing node: host key check failed", "node", node, "err", err)
-				return nil, newError(ErrHostKey, node, err)
-			}
-			return nil, newError(ErrConnect, node, fmt.Errorf("record host key: %w", err))
-		}
-		c.log.InfoContext(ctx, "learned host key", "node", node, "key_type", check.presented.Type(),
-			"fingerprint", ssh.FingerprintSHA256(check.presented))
-	}
-	c.log.DebugContext(ctx, "ssh connection open", "node", node, "user", t.User)
-	return ssh.NewClient(sc, chans, reqs), nil
-}
-
-// unwrapHandshake drops x/crypto's "ssh: handshake failed: " prefix, which
-// the error kind already says.
-func unwrapHandshake(err error) error {
-	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), "ssh: handshake failed: ") {
-		return inner
-	}
-	return err
-}
-
-// auth gives the login methods for a target: its key file, the default key
-// file, or the agent. done releases the agent connection after the handshake.
-func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, done func(), err error) {
-	if path := c.keyFile(t); path != "" {
-		pem, err := os.ReadFile(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read private key: %w", err)
-		}
-		signer, err := ssh.ParsePrivateKey(pem)
-		var protected *ssh.PassphraseMissingError
-		if errors.As(err, &protected) {
-			return nil, nil, fmt.Errorf("private key %s is protected by a passphrase: load it into ssh-agent instead", path)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("parse private key %s: %w", path, err)
-		}
-		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, func() {}, nil
-	}
-	if c.cfg.AgentSocket != "" {
-		var d net.Dialer
-		ac, err := d.DialContext(ctx, "unix", c.cfg.AgentSocket)
-		if err != nil {
-			return nil, nil, fmt.Errorf("connect to ssh-agent: %w", err)
-		}
-		return []ssh.AuthMethod{ssh.PublicKeysCallback(agent.NewClient(ac).Signers)}, func() { ac.Close() }, nil
-	}
-	return nil, nil, errors.New("no private key file and no ssh-agent configured")
 }
 
 // clip shortens a command for a log line.

@@ -1,4 +1,4 @@
-package hosts
+package remote
 
 import (
 	"bytes"
@@ -57,6 +57,17 @@ type EnvVar struct {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// Check refuses a variable the remote shell cannot be given as it is.
+func (e EnvVar) Check() error {
+	if !envName.MatchString(e.Key) {
+		return fmt.Errorf("%q is not a valid variable name", e.Key)
+	}
+	if strings.IndexByte(e.Value, 0) >= 0 {
+		return fmt.Errorf("variable %s contains a NUL byte", e.Key)
+	}
+	return nil
+}
+
 // invocation is what goes over the wire for one command.
 type invocation struct {
 	line  string // the exec request: no secrets
@@ -88,19 +99,16 @@ func script(command, dir string, env []EnvVar) (string, error) {
 	}
 	var b strings.Builder
 	for _, e := range env {
-		if !envName.MatchString(e.Key) {
-			return "", fmt.Errorf("environment variable name %q is not a shell name", e.Key)
+		if err := e.Check(); err != nil {
+			return "", fmt.Errorf("environment: %w", err)
 		}
-		if strings.IndexByte(e.Value, 0) >= 0 {
-			return "", fmt.Errorf("environment variable %s contains a NUL byte", e.Key)
-		}
-		b.WriteString("export " + e.Key + "=" + shellQuote(e.Value) + "\n")
+		b.WriteString("export " + e.Key + "=" + ShellQuote(e.Value) + "\n")
 	}
 	if dir != "" {
 		if strings.IndexByte(dir, 0) >= 0 {
 			return "", fmt.Errorf("working directory contains a NUL byte")
 		}
-		b.WriteString("cd -- " + shellQuote(dir) + " || exit 1\n")
+		b.WriteString("cd -- " + ShellQuote(dir) + " || exit 1\n")
 	}
 	b.WriteString(command)
 	if !strings.HasSuffix(command, "\n") {
@@ -109,10 +117,10 @@ func script(command, dir string, env []EnvVar) (string, error) {
 	return b.String(), nil
 }
 
-// shellQuote makes s one single-quoted shell word: inside single quotes
+// ShellQuote makes s one single-quoted shell word: inside single quotes
 // nothing is special, and an embedded quote closes the quoting, adds an
 // escaped quote and opens it again.
-func shellQuote(s string) string {
+func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
