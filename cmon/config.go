@@ -38,8 +38,9 @@ type Config struct {
 	ShutdownGrace            time.Duration
 	SessionIdle              time.Duration
 	SessionMax               time.Duration
-	// LoginMaxFailures failed logins within LoginLockout lock a user name or
-	// client address out for LoginLockout; half as many start slowing it.
+	// LoginMaxFailures failed logins within LoginLockout lock a user name out
+	// from that client address for LoginLockout; an address trying five
+	// times as many over all names is locked out for all of them.
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 	JobWorkers       int
@@ -131,7 +132,7 @@ func settings() []setting {
 		{key: "CMON_SESSION_MAX_LIFETIME", flag: "session-max-lifetime", def: "24h",
 			usage: "a session ends this long after login however used", set: durationSetter(func(c *Config) *time.Duration { return &c.SessionMax })},
 		{key: "CMON_LOGIN_MAX_FAILURES", flag: "login-max-failures", def: "10",
-			usage: "failed logins per user name or client address before a lockout (half as many start slowing)",
+			usage: "failed logins of a user name from one client address before a lockout (five times as many per address over all names)",
 			set:   intSetter(2, 1000, func(c *Config) *int { return &c.LoginMaxFailures })},
 		{key: "CMON_JOB_WORKERS", flag: "job-workers", def: "4", usage: "jobs this controller runs at once",
 			set: intSetter(0, 256, func(c *Config) *int { return &c.JobWorkers })},

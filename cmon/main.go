@@ -113,9 +113,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}
 	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
 	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
-		SlowAfter: cfg.LoginMaxFailures / 2, MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout,
-		Lockout: cfg.LoginLockout, Step: 500 * time.Millisecond, MaxDelay: 3 * time.Second}})
-	go purgeSessions(ctx, log, sessions)
+		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout, Lockout: cfg.LoginLockout}})
+	go purgeExpired(ctx, log, sessions, authn.Throttle())
 
 	inventory := hosts.NewInventory(db)
 	knownHosts := hosts.NewDBKnownHosts(db)
@@ -290,19 +289,25 @@ func nodeIdentity(dataDir string) (string, error) {
 	return id, nil
 }
 
-// purgeSessions deletes expired sessions every few minutes until ctx ends.
-func purgeSessions(ctx context.Context, log *slog.Logger, sessions *rbac.Sessions) {
-	t := time.NewTicker(5 * time.Minute)
+// purgeExpired deletes expired sessions, challenges and login counters every
+// minute until ctx ends.
+func purgeExpired(ctx context.Context, log *slog.Logger, purgers ...interface {
+	Purge(context.Context) (int64, error)
+}) {
+	// Often enough that a challenge (2 minutes) does not outlive itself long.
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := sessions.Purge(ctx); err != nil {
-				log.Warn("purge expired sessions", "err", err)
-			} else if n > 0 {
-				log.Debug("purged expired sessions", "count", n)
+			for _, p := range purgers {
+				if n, err := p.Purge(ctx); err != nil {
+					log.Warn("purge expired sessions and login attempts", "err", err)
+				} else if n > 0 {
+					log.Debug("purged expired sessions and login attempts", "count", n)
+				}
 			}
 		}
 	}

@@ -237,13 +237,7 @@ func TestNamesAndProbing(t *testing.T) {
 // privilege the command needs, stops it at its next firing, paused, with the
 // reason in its status and log.
 func TestRecurringJobsFollowTheirOwner(t *testing.T) {
-	sshd := services.NewSSHD(t, "127.0.0.21")
-	c := startController(t, controllerOptions{})
-	admin := c.session(t, "admin", adminPassword)
-	clusterID, job := admin.registerCluster(t, "owned", sshd, sshd.Addrs, nil)
-	if clusterID == 0 {
-		t.Fatalf("register: %v", job)
-	}
+	c, admin, clusterID := withCluster(t, "127.0.0.21", "owned")
 	for _, u := range []string{"deleted", "disabled", "revoked"} {
 		c.createUser(t, u, "pw-"+u+"-12345")
 		mustOk(t, admin.call(t, "tree", fmt.Sprintf(`{"operation":"addAcl","path":"/owned","acl":"user:%s:r-x"}`, u)))
@@ -296,13 +290,7 @@ func waitFor(t *testing.T, timeout time.Duration, check func() error) {
 // TestHiddenClusterReadsAsMissing: to a user who may not read it, a cluster
 // that exists and one that does not get the same refusal (finding 10).
 func TestHiddenClusterReadsAsMissing(t *testing.T) {
-	sshd := services.NewSSHD(t, "127.0.0.22")
-	c := startController(t, controllerOptions{})
-	admin := c.session(t, "admin", adminPassword)
-	id, job := admin.registerCluster(t, "hidden", sshd, sshd.Addrs, nil)
-	if id == 0 {
-		t.Fatalf("register: %v", job)
-	}
+	c, _, id := withCluster(t, "127.0.0.22", "hidden")
 	c.createUser(t, "prober", "pw-prober-12345")
 	prober := c.session(t, "prober", "pw-prober-12345")
 	pairs := []struct{ name, existing, missing string }{
@@ -334,4 +322,18 @@ func TestHiddenClusterReadsAsMissing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withCluster starts a controller with a cluster of one node on addr,
+// registered by admin.
+func withCluster(t *testing.T, addr, name string) (*controller, *session, int64) {
+	t.Helper()
+	sshd := services.NewSSHD(t, addr)
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, name, sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	return c, admin, id
 }

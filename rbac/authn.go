@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 )
 
@@ -17,19 +18,24 @@ var ErrBadCredentials = errors.New("bad credentials")
 // ChallengeTTL is how long a key-login challenge may be answered.
 const ChallengeTTL = 2 * time.Minute
 
+// ErrBusy refuses a login while every password check the controller allows
+// at once is taken: a fast "try again" instead of a queue that grows without
+// bound (bcrypt costs tens of milliseconds of CPU each).
+var ErrBusy = errors.New("too many logins at once")
+
 // Authn verifies logins: passwords, inline credentials and key challenges,
 // with brute-force throttling in front of every check.
 type Authn struct {
 	store    *Store
 	sessions *Sessions
 	hasher   *Hasher
-	// names and addresses throttle failures per user name and per client
-	// address; an address gets more room, as many users may share one.
-	names     *Throttle
-	addresses *Throttle
-	cache     *credentialCache
-	log       *slog.Logger
-	now       func() time.Time
+	throttle *Throttle
+	// checks bounds the password checks running at once.
+	checks   chan struct{}
+	checkFor time.Duration
+	cache    *credentialCache
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // AuthnOptions configure an Authn.
@@ -37,21 +43,33 @@ type AuthnOptions struct {
 	Throttle ThrottleLimits
 	// InlineCacheTTL is how long verified inline credentials skip bcrypt.
 	InlineCacheTTL time.Duration
-	Log            *slog.Logger
+	// ConcurrentChecks bounds the password checks running at once (default
+	// the number of CPUs); a login finding none free within CheckWait
+	// (default 1s) gets ErrBusy.
+	ConcurrentChecks int
+	CheckWait        time.Duration
+	Log              *slog.Logger
 }
 
-// NewAuthn wires the login checks over a user store and a session store.
+// NewAuthn wires the login checks over a user store and a session store,
+// which share one database with the throttle.
 func NewAuthn(store *Store, sessions *Sessions, hasher *Hasher, o AuthnOptions) *Authn {
 	if o.InlineCacheTTL == 0 {
 		o.InlineCacheTTL = 5 * time.Minute
+	}
+	if o.ConcurrentChecks <= 0 {
+		o.ConcurrentChecks = runtime.NumCPU()
+	}
+	if o.CheckWait <= 0 {
+		o.CheckWait = time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
 	return &Authn{store: store, sessions: sessions, hasher: hasher, log: o.Log, now: time.Now,
-		names:     NewThrottle(o.Throttle, time.Now),
-		addresses: NewThrottle(o.Throttle.scaled(AddressFactor), time.Now),
-		cache:     newCredentialCache(o.InlineCacheTTL, 10_000, time.Now)}
+		throttle: NewThrottle(store.db, o.Throttle),
+		checks:   make(chan struct{}, o.ConcurrentChecks), checkFor: o.CheckWait,
+		cache: newCredentialCache(o.InlineCacheTTL, 10_000, time.Now)}
 }
 
 // Store is the user store logins are checked against.
@@ -63,74 +81,73 @@ func (a *Authn) Sessions() *Sessions { return a.sessions }
 // Hasher hashes new passwords.
 func (a *Authn) Hasher() *Hasher { return a.hasher }
 
-// admit waits out the throttle's delay for this attempt, or refuses it.
-func (a *Authn) admit(ctx context.Context, name, remote string) error {
-	byName, err := a.names.Check(name)
-	if err == nil {
-		var byAddr time.Duration
-		byAddr, err = a.addresses.Check(remote)
-		byName = max(byName, byAddr)
-	}
-	delay := byName
-	if err != nil {
-		a.log.Warn("login refused: too many failures", "user", name, "remote", remote)
-		return err
-	}
-	if delay == 0 {
-		return nil
-	}
-	select {
-	case <-time.After(delay):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Throttle is the login throttle, for purging and clearing lockouts.
+func (a *Authn) Throttle() *Throttle { return a.throttle }
 
-// fail records a failed attempt everywhere it counts.
-func (a *Authn) fail(ctx context.Context, u *User, name, remote, how string) error {
-	if name != "" {
-		a.names.Fail(name)
-	}
-	a.addresses.Fail(remote)
-	if u != nil {
-		if err := a.store.RecordLogin(ctx, u.ID, false, a.now()); err != nil {
-			a.log.Error("record failed login", "user", name, "err", err)
+// verify checks a secret for name from remote under the throttle and the
+// bound on concurrent checks: the attempt is counted first, so parallel
+// attempts cannot slip past the limit, and refunded if it succeeds or was
+// never checked.
+func (a *Authn) verify(ctx context.Context, name, remote, how string, check func() (*User, bool)) (*User, error) {
+	if err := a.throttle.Reserve(ctx, name, remote); err != nil {
+		if errors.Is(err, ErrThrottled) {
+			a.log.Warn("login refused: too many failures", "user", name, "remote", remote, "method", how)
 		}
+		return nil, err
 	}
-	a.log.Info("login failed", "user", name, "remote", remote, "method", how)
-	return ErrBadCredentials
-}
-
-func (a *Authn) succeed(ctx context.Context, u *User, remote, how string) {
-	a.names.Succeed(u.Name)
+	wait := time.NewTimer(a.checkFor)
+	defer wait.Stop()
+	select {
+	case a.checks <- struct{}{}:
+	case <-wait.C:
+		a.refund(ctx, name, remote, false)
+		a.log.Warn("login refused: too many password checks at once", "user", name, "remote", remote)
+		return nil, ErrBusy
+	case <-ctx.Done():
+		a.refund(ctx, name, remote, false)
+		return nil, ctx.Err()
+	}
+	u, ok := check()
+	<-a.checks
+	if !ok {
+		if u != nil {
+			if err := a.store.RecordLogin(ctx, u.ID, false, a.now()); err != nil {
+				a.log.Error("record failed login", "user", name, "err", err)
+			}
+		}
+		a.log.Info("login failed", "user", name, "remote", remote, "method", how)
+		return nil, ErrBadCredentials
+	}
+	a.refund(ctx, name, remote, true)
 	now := a.now()
 	if err := a.store.RecordLogin(ctx, u.ID, true, now); err != nil {
 		a.log.Error("record login", "user", u.Name, "err", err)
 	}
 	u.LastLogin, u.NFailedLogins = now.UTC(), 0
 	a.log.Info("login", "user", u.Name, "remote", remote, "method", how)
+	return u, nil
+}
+
+func (a *Authn) refund(ctx context.Context, name, remote string, succeeded bool) {
+	if err := a.throttle.Refund(ctx, name, remote, succeeded); err != nil {
+		a.log.Warn("refund login attempt", "user", name, "err", err)
+	}
 }
 
 // Password checks a user name and password. It costs one bcrypt comparison
 // whether or not the user exists.
 func (a *Authn) Password(ctx context.Context, name, password, remote string) (*User, error) {
-	if err := a.admit(ctx, name, remote); err != nil {
-		return nil, err
-	}
 	u, err := a.store.UserByName(ctx, name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	hash := ""
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	if !a.hasher.Verify(hash, password) || u == nil || u.Disabled {
-		return nil, a.fail(ctx, u, name, remote, "password")
-	}
-	a.succeed(ctx, u, remote, "password")
-	return u, nil
+	return a.verify(ctx, name, remote, "password", func() (*User, bool) {
+		hash := ""
+		if u != nil {
+			hash = u.PasswordHash
+		}
+		return u, a.hasher.Verify(hash, password) && u != nil && !u.Disabled
+	})
 }
 
 // Inline checks credentials sent inside a request. Credentials that verified
@@ -154,9 +171,6 @@ func (a *Authn) Inline(ctx context.Context, name, password, remote string) (*Use
 // single-use challenge. An unknown user gets a challenge too, which no
 // signature can answer, so the reply does not reveal whether the user exists.
 func (a *Authn) Challenge(ctx context.Context, name, remote string) (token, challenge string, err error) {
-	if err := a.admit(ctx, name, remote); err != nil {
-		return "", "", err
-	}
 	var userID int64
 	u, err := a.store.UserByName(ctx, name)
 	switch {
@@ -168,7 +182,7 @@ func (a *Authn) Challenge(ctx context.Context, name, remote string) (token, chal
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	challenge = hex.EncodeToString(b)
-	token, err = a.sessions.CreateChallenge(ctx, userID, challenge, ChallengeTTL)
+	token, err = a.sessions.CreateChallenge(ctx, userID, challenge, remote, ChallengeTTL)
 	if err != nil {
 		return "", "", err
 	}
@@ -180,37 +194,39 @@ func (a *Authn) Challenge(ctx context.Context, name, remote string) (token, chal
 // used up whatever the outcome.
 func (a *Authn) Respond(ctx context.Context, token, signature, remote string) (*User, error) {
 	challenge, userID, err := a.sessions.TakeChallenge(ctx, token)
-	if err != nil {
-		return nil, a.fail(ctx, nil, "", remote, "key")
-	}
-	if userID == 0 {
-		return nil, a.fail(ctx, nil, "", remote, "key")
+	if err != nil || userID == 0 {
+		a.log.Info("login failed", "remote", remote, "method", "key")
+		return nil, ErrBadCredentials
 	}
 	u, err := a.store.UserByID(ctx, userID)
 	if err != nil {
-		return nil, a.fail(ctx, nil, "", remote, "key")
-	}
-	if err := a.admit(ctx, u.Name, remote); err != nil {
-		return nil, err
+		a.log.Info("login failed", "remote", remote, "method", "key")
+		return nil, ErrBadCredentials
 	}
 	keys, err := a.store.Keys(ctx, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("key login: %w", err)
 	}
-	for _, k := range keys {
-		if k.Verify(challenge, signature) && !u.Disabled {
-			a.succeed(ctx, u, remote, "key")
-			return u, nil
+	return a.verify(ctx, u.Name, remote, "key", func() (*User, bool) {
+		for _, k := range keys {
+			if k.Verify(challenge, signature) && !u.Disabled {
+				return u, true
+			}
 		}
-	}
-	return nil, a.fail(ctx, u, u.Name, remote, "key")
+		return u, false
+	})
 }
 
-// SetPassword hashes and stores a new password for a user.
-func (a *Authn) SetPassword(ctx context.Context, u *User, password string) error {
+// SetPassword hashes and stores a new password for a user and ends every
+// session of the user but keep (the session that made its own change; ""
+// for none): whoever held the old password holds nothing now.
+func (a *Authn) SetPassword(ctx context.Context, u *User, password, keep string) error {
 	hash, err := a.hasher.Hash(password)
 	if err != nil {
 		return err
 	}
-	return a.store.SetPasswordHash(ctx, u.ID, hash)
+	if err := a.store.SetPasswordHash(ctx, u.ID, hash); err != nil {
+		return err
+	}
+	return a.sessions.EndUserSessions(ctx, u.ID, keep)
 }

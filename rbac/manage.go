@@ -100,22 +100,32 @@ func (s *Store) DeleteUser(ctx context.Context, u *User) error {
 	})
 }
 
-// SetDisabled disables or enables a user; disabling ends its sessions at once.
+// SetDisabled disables or enables a user; disabling ends its sessions at
+// once, enabling ends its login lockouts from every address.
 func (s *Store) SetDisabled(ctx context.Context, u *User, disabled bool) error {
 	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		if disabled {
 			if err := guardLastAdmin(ctx, tx, u); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ?", u.ID); err != nil {
-				return fmt.Errorf("end sessions of user %d: %w", u.ID, err)
+			if err := endSessions(ctx, tx, u.ID); err != nil {
+				return err
 			}
+		} else if _, err := tx.ExecContext(ctx, "DELETE FROM login_attempts WHERE user_name = ?", u.Name); err != nil {
+			return fmt.Errorf("clear login lockouts of %s: %w", u.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE users SET disabled = ? WHERE user_id = ?", disabled, u.ID); err != nil {
 			return fmt.Errorf("disable user %d: %w", u.ID, err)
 		}
 		return nil
 	})
+}
+
+func endSessions(ctx context.Context, tx *stdsql.Tx, userID int64) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ?", userID); err != nil {
+		return fmt.Errorf("end sessions of user %d: %w", userID, err)
+	}
+	return nil
 }
 
 // SetPasswordHash replaces a user's password hash.
@@ -156,6 +166,10 @@ func (s *Store) RemoveFromGroup(ctx context.Context, u *User, group string) erro
 	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		if group == AdminsGroup {
 			if err := guardLastAdmin(ctx, tx, u); err != nil {
+				return err
+			}
+			// A session opened as a superuser ends with the privilege.
+			if err := endSessions(ctx, tx, u.ID); err != nil {
 				return err
 			}
 		}

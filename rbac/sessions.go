@@ -68,14 +68,30 @@ func (s *Sessions) Create(ctx context.Context, userID int64) (string, error) {
 	return token, nil
 }
 
+// MaxChallengesPerAddress bounds the key-login challenges outstanding from
+// one client address: each is a row until it is answered or expires.
+const MaxChallengesPerAddress = 20
+
+// ErrTooManyChallenges refuses a challenge past MaxChallengesPerAddress.
+var ErrTooManyChallenges = errors.New("too many login challenges outstanding from this address")
+
 // CreateChallenge starts a not-yet-logged-in session holding a key-login
-// challenge for a user (0 for an unknown user, whose challenge can never be answered).
-func (s *Sessions) CreateChallenge(ctx context.Context, userID int64, challenge string, ttl time.Duration) (string, error) {
+// challenge for a user (0 for an unknown user, whose challenge can never be
+// answered), asked for from address.
+func (s *Sessions) CreateChallenge(ctx context.Context, userID int64, challenge, address string, ttl time.Duration) (string, error) {
 	token, hash := newToken()
 	now := s.now()
+	var outstanding int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE user_id = 0 AND address = ? AND challenge_expires > ?",
+		address, sql.Millis(now)).Scan(&outstanding); err != nil {
+		return "", fmt.Errorf("count challenges: %w", err)
+	}
+	if outstanding >= MaxChallengesPerAddress {
+		return "", ErrTooManyChallenges
+	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created, last_seen, challenge,
-		challenge_user_id, challenge_expires) VALUES (?, 0, ?, ?, ?, ?, ?)`,
-		hash, sql.Millis(now), sql.Millis(now), challenge, userID, sql.Millis(now.Add(ttl)))
+		challenge_user_id, challenge_expires, address) VALUES (?, 0, ?, ?, ?, ?, ?, ?)`,
+		hash, sql.Millis(now), sql.Millis(now), challenge, userID, sql.Millis(now.Add(ttl)), address)
 	if err != nil {
 		return "", fmt.Errorf("create challenge session: %w", err)
 	}
@@ -105,7 +121,9 @@ func (s *Sessions) TakeChallenge(ctx context.Context, token string) (challenge s
 
 // User returns the logged-in user of a token's session in one indexed query,
 // refusing expired sessions and disabled users. It refreshes last_seen at most
-// once a minute, so a busy client does not write on every request.
+// every quarter of the idle time (and at most once a minute), so a busy
+// client does not write on every request and an active session never ends
+// as idle.
 func (s *Sessions) User(ctx context.Context, token string) (*User, error) {
 	hash := hashToken(token)
 	var created, lastSeen int64
@@ -126,7 +144,7 @@ func (s *Sessions) User(ctx context.Context, token string) (*User, error) {
 		_ = s.Delete(ctx, token)
 		return nil, ErrNoSession
 	}
-	if now.Sub(sql.Time(lastSeen)) > time.Minute {
+	if now.Sub(sql.Time(lastSeen)) > min(time.Minute, s.limits.Idle/4) {
 		if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", sql.Millis(now), hash); err != nil {
 			return nil, fmt.Errorf("touch session: %w", err)
 		}
@@ -142,11 +160,24 @@ func (s *Sessions) Delete(ctx context.Context, token string) error {
 	return nil
 }
 
-// Purge deletes sessions past their lifetimes and stale challenges.
+// EndUserSessions ends every session of a user but the one of token keep
+// ("" for none): after a password change or the loss of a privilege.
+func (s *Sessions) EndUserSessions(ctx context.Context, userID int64, keep string) error {
+	keepHash := ""
+	if keep != "" {
+		keepHash = hashToken(keep)
+	}
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", userID, keepHash); err != nil {
+		return fmt.Errorf("end sessions of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// Purge deletes sessions past their lifetimes and challenges past theirs.
 func (s *Sessions) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
-	res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE last_seen < ? OR created < ?",
-		sql.Millis(now.Add(-s.limits.Idle)), sql.Millis(now.Add(-s.limits.Absolute)))
+	res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE last_seen < ? OR created < ? OR (user_id = 0 AND challenge_expires < ?)",
+		sql.Millis(now.Add(-s.limits.Idle)), sql.Millis(now.Add(-s.limits.Absolute)), sql.Millis(now))
 	if err != nil {
 		return 0, fmt.Errorf("purge sessions: %w", err)
 	}

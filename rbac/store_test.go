@@ -194,7 +194,7 @@ func TestInlineCredentialsSkipBcryptWhenCached(t *testing.T) {
 			t.Fatalf("wrong password: %v", err)
 		}
 		// A new password invalidates the cached credential at once.
-		if err := a.SetPassword(ctx, u, "bob-pw-2"); err != nil {
+		if err := a.SetPassword(ctx, u, "bob-pw-2", ""); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Inline(ctx, "bob", "bob-pw", "127.0.0.1"); !errors.Is(err, ErrBadCredentials) {

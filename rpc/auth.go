@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/gorilla/sessions"
 
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -140,10 +142,26 @@ func loginError(err error) error {
 	case errors.Is(err, rbac.ErrBadCredentials):
 		return &Error{Status: StatusAccessDenied}
 	case errors.Is(err, rbac.ErrThrottled):
+		var throttled *rbac.ThrottledError
+		if errors.As(err, &throttled) {
+			return AccessDenied("Too many failed login attempts; try again after %s (in %s).",
+				jobs.FormatTime(throttled.Until), time.Until(throttled.Until).Round(time.Second))
+		}
 		return AccessDenied("Too many failed login attempts; try again later.")
+	case errors.Is(err, rbac.ErrBusy), errors.Is(err, rbac.ErrTooManyChallenges):
+		return newError(StatusTryAgain, "The controller is busy with other logins; try again in a moment.")
 	default:
 		return err
 	}
+}
+
+// sessionToken is the session token the request's cookie carries, "" when none.
+func (a *authenticator) sessionToken(req *Request) string {
+	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	if sess.IsNew {
+		return ""
+	}
+	return sess.ID
 }
 
 // authOperations is the /v2/auth table.

@@ -104,15 +104,16 @@ func NewServer(o Options) *Server {
 	}
 	s.Handle(infoModule)
 	s.Handle("controller", s.controllerOperations()...)
-	if o.Authn != nil {
-		a := newAuthenticator(o.Authn)
-		s.auth = a
-		s.Handle("auth", a.authOperations()...)
+	if o.Authn == nil {
+		return s
 	}
-	if o.Authn != nil && o.Authz != nil {
-		s.Handle("users", (&users{authn: o.Authn, store: o.Authn.Store(), authz: o.Authz}).operations()...)
+	a := newAuthenticator(o.Authn)
+	s.auth = a
+	s.Handle("auth", a.authOperations()...)
+	if o.Authz != nil {
+		s.Handle("users", (&users{authn: o.Authn, sessions: a, store: o.Authn.Store(), authz: o.Authz}).operations()...)
 	}
-	if o.Inventory != nil && o.Authz != nil && o.Authn != nil {
+	if o.Inventory != nil && o.Authz != nil {
 		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
 		cl := &clusters{guard: g, ping: anyone(s.ping)}
 		if o.Jobs != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cmon-dev/cmon/rbac"
@@ -13,9 +14,10 @@ import (
 // users serves /v2/users. Superusers manage everyone; any user may read
 // itself, change its own password (with the old one) and manage its own keys.
 type users struct {
-	authn *rbac.Authn
-	store *rbac.Store
-	authz *rbac.Authorizer
+	authn    *rbac.Authn
+	sessions *authenticator // the caller's own session, kept on its own password change
+	store    *rbac.Store
+	authz    *rbac.Authorizer
 }
 
 // operations is the /v2/users table with who may call each. For the
@@ -179,6 +181,9 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 		nu.Groups = append(nu.Groups, g.Name)
 	}
 	for _, k := range in.User.PublicKeys {
+		if strings.TrimSpace(k.Key) == "" {
+			continue // clients send {"name":"No Name","key":""} for a user without a key
+		}
 		key, err := rbac.ParsePublicKey(k.Key)
 		if err != nil {
 			return nil, InvalidRequest("Invalid public key '%s': %s.", k.Name, err)
@@ -309,7 +314,13 @@ func (h *users) changePassword(ctx context.Context, req *Request, u *rbac.User, 
 			return nil, loginError(err)
 		}
 	}
-	if err := h.authn.SetPassword(ctx, u, in.NewPassword); err != nil {
+	// Every other session of the user ends; the one that changed its own
+	// password goes on.
+	keep := ""
+	if u.ID == req.Caller.ID {
+		keep = h.sessions.sessionToken(req)
+	}
+	if err := h.authn.SetPassword(ctx, u, in.NewPassword, keep); err != nil {
 		return nil, err
 	}
 	return Reply{}, nil

@@ -143,6 +143,15 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
 	return nil
 }
 
+// ForUpdate is the clause of a locking read: MySQL and MariaDB lock the rows
+// read; SQLite's transaction holds the write lock from BEGIN.
+func (db *DB) ForUpdate() string {
+	if db.Dialect == MySQL {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // ForUpdateSkipLocked is the locking clause for claiming queue rows: MySQL and
 // MariaDB lock rows and skip those another controller holds; SQLite has one
 // writer at a time (the transaction holds the write lock from BEGIN), so it needs none.
