@@ -41,11 +41,11 @@ tidy-check:
 # Integration tests start bin/cmon; services (MariaDB, sshd) are installed with
 # apt-get when missing and started by the tests themselves. Under CI=true a
 # missing service fails the run.
-test: fmt-check tidy-check vet build
+test: fmt-check tidy-check vet build fuzz
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) --no-print-directory fuzz
 
-# Every fuzz target, briefly in `make test`, for FUZZTIME each in `make soak`.
+# Every fuzz target, briefly in `make test` (before the tests, whose summary
+# closes the output), for FUZZTIME each in `make soak`.
 FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs:FuzzJobData
 FUZZTIME ?= 5s
 fuzz:
