@@ -302,7 +302,7 @@ func TestOutputLogLines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &recordingLogger{}
-			o := newOutputLog(l, tt.max, hs, index)
+			o := newOutputLog(context.Background(), l, tt.max, hs, index)
 			for _, c := range tt.chunks {
 				o.write(context.Background(), c)
 			}

@@ -102,7 +102,7 @@ func (n *nodes) run(ctx context.Context, log Logger, r nodeRun) *runReport {
 	if r.req.OutputLimit <= 0 {
 		r.req.OutputLimit = max(minNodeOutputLimit, min(n.OutputLimit, n.ResultLimit/(2*max(1, len(targets)))))
 	}
-	out := newOutputLog(log, n.MaxMessages, r.hosts, index)
+	out := newOutputLog(ctx, log, n.MaxMessages, r.hosts, index)
 	if !r.base64 {
 		r.req.OnOutput = func(c remote.Chunk) { out.write(ctx, c) }
 	}
@@ -115,6 +115,7 @@ func (n *nodes) run(ctx context.Context, log Logger, r nodeRun) *runReport {
 		log.Progress(ctx, done*100/len(targets))
 	}
 	res := r.client.RunMany(ctx, targets, r.req, r.opt)
+	out.writeBatch()
 
 	names := func(nr remote.NodeResult) string { return r.hosts[index[nr.Target.Addr()]].Hostname }
 	rep := &runReport{Nodes: []nodeReport{}, Responded: res.Names(remote.Responded, names),

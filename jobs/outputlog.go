@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cmon-dev/cmon/hosts"
@@ -14,23 +16,39 @@ import (
 
 // outputLog turns streamed output into job messages: whole lines prefixed
 // with the host name, stdout as JOB_SUCCESS and stderr as JOB_WARNING, at most
-// max lines per job. The hosts client serializes the output of one node, and
-// each node has its own buffers, so only the counters are shared.
+// max lines per job. The transport serializes the output of one node, and
+// each node has its own buffers; the lines wait in one batch, written when
+// it is full or a few milliseconds old, so output costs the database a
+// statement per batch rather than per line, and the log stays current.
 type outputLog struct {
 	log   Logger
+	ctx   context.Context
 	max   int64
 	index map[string]int
 	nodes []*nodeLines
 	sent  atomic.Int64
+
+	mu      sync.Mutex
+	pending []LogLine
+	size    int
+	timer   *time.Timer
 }
+
+// Batches of output lines go to the log when they hold batchLines lines or
+// batchBytes bytes, or are batchDelay old.
+const (
+	batchLines = 100
+	batchBytes = 64 << 10
+	batchDelay = 5 * time.Millisecond
+)
 
 type nodeLines struct {
 	name           string
 	stdout, stderr []byte
 }
 
-func newOutputLog(log Logger, max int, hs []hosts.Host, index map[string]int) *outputLog {
-	o := &outputLog{log: log, max: int64(max), index: index, nodes: make([]*nodeLines, len(hs))}
+func newOutputLog(ctx context.Context, log Logger, max int, hs []hosts.Host, index map[string]int) *outputLog {
+	o := &outputLog{log: log, ctx: ctx, max: int64(max), index: index, nodes: make([]*nodeLines, len(hs))}
 	for i, h := range hs {
 		o.nodes[i] = &nodeLines{name: h.Hostname}
 	}
@@ -73,7 +91,8 @@ func (o *outputLog) write(ctx context.Context, c remote.Chunk) {
 	*buf = append(data[:0], data[start:]...)
 }
 
-// flush logs a node's unterminated last lines once its command has ended.
+// flush logs a node's unterminated last lines once its command has ended,
+// and everything waiting before them.
 func (o *outputLog) flush(ctx context.Context, i int) {
 	nl := o.nodes[i]
 	if len(nl.stdout) > 0 {
@@ -84,16 +103,49 @@ func (o *outputLog) flush(ctx context.Context, i int) {
 		o.emit(ctx, nl.name, MessageWarning, nl.stderr)
 		nl.stderr = nil
 	}
+	o.writeBatch()
 }
 
-func (o *outputLog) emit(ctx context.Context, name string, status MessageStatus, line []byte) {
+func (o *outputLog) emit(_ context.Context, name string, status MessageStatus, line []byte) {
 	switch n := o.sent.Add(1); {
 	case n == o.max+1:
-		o.log.Message(ctx, MessageWarning, fmt.Sprintf("More output than %d lines: the rest is in the job result only.", o.max))
+		o.queue(LogLine{MessageWarning, fmt.Sprintf("More output than %d lines: the rest is in the job result only.", o.max)})
 		return
 	case n > o.max:
 		return
 	}
 	line = bytes.TrimSuffix(line, []byte("\r"))
-	o.log.Message(ctx, status, name+": "+strings.ToValidUTF8(string(line), "\uFFFD"))
+	o.queue(LogLine{status, name + ": " + strings.ToValidUTF8(string(line), "\uFFFD")})
+}
+
+// queue adds a line to the batch, writing it when full and else making sure
+// it is written within batchDelay.
+func (o *outputLog) queue(l LogLine) {
+	o.mu.Lock()
+	o.pending = append(o.pending, l)
+	o.size += len(l.Text)
+	full := len(o.pending) >= batchLines || o.size >= batchBytes
+	if !full && o.timer == nil {
+		o.timer = time.AfterFunc(batchDelay, o.writeBatch)
+	}
+	o.mu.Unlock()
+	if full {
+		o.writeBatch()
+	}
+}
+
+// writeBatch writes the waiting lines, in the order they came. It holds the
+// lock while writing, so batches reach the log in order too.
+func (o *outputLog) writeBatch() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.timer != nil {
+		o.timer.Stop()
+		o.timer = nil
+	}
+	if len(o.pending) == 0 {
+		return
+	}
+	writeLines(o.ctx, o.log, o.pending)
+	o.pending, o.size = nil, 0
 }

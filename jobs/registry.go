@@ -38,6 +38,28 @@ type Logger interface {
 	StatusText(ctx context.Context, text string)
 }
 
+// LogLine is one message of a batch written at once.
+type LogLine struct {
+	Status MessageStatus
+	Text   string
+}
+
+// batchLogger is a Logger that stores several messages in one write.
+type batchLogger interface {
+	Messages(ctx context.Context, lines []LogLine)
+}
+
+// writeLines logs lines in one write when log can, else one by one.
+func writeLines(ctx context.Context, log Logger, lines []LogLine) {
+	if b, ok := log.(batchLogger); ok {
+		b.Messages(ctx, lines)
+		return
+	}
+	for _, l := range lines {
+		log.Message(ctx, l.Status, l.Text)
+	}
+}
+
 // Command is a job command: its names, how it runs, and what it needs.
 type Command struct {
 	Name    string   // canonical name, stored with the job

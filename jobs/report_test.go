@@ -3,11 +3,16 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // cannedRunner answers RunMany with one canned outcome per node, as the
@@ -83,5 +88,54 @@ func TestRunReport(t *testing.T) {
 				t.Errorf("err = %v (%+v), want %q with code %d", err, exit, tt.wantErr, tt.wantCode)
 			}
 		})
+	}
+}
+
+// batchRecorder is a batch-writing Logger that counts its writes.
+type batchRecorder struct {
+	recordingLogger
+	mu      sync.Mutex
+	batches int
+}
+
+func (b *batchRecorder) Messages(ctx context.Context, lines []LogLine) {
+	b.mu.Lock()
+	b.batches++
+	b.mu.Unlock()
+	for _, l := range lines {
+		b.Message(ctx, l.Status, l.Text)
+	}
+}
+
+func (b *batchRecorder) counts() (batches, lines int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.recordingLogger.mu.Lock()
+	defer b.recordingLogger.mu.Unlock()
+	return b.batches, len(b.msgs)
+}
+
+func TestOutputGoesOutInBatches(t *testing.T) {
+	hs := []hosts.Host{{Hostname: "n1"}}
+	l := &batchRecorder{}
+	o := newOutputLog(context.Background(), l, 10_000, hs, map[string]int{"n1:22": 0})
+	// 2500 lines in chunks of 50: a statement per batch, not per line.
+	for range 50 {
+		o.write(context.Background(), remote.Chunk{Node: "n1:22", Stream: remote.Stdout, Data: []byte(strings.Repeat("line\n", 50))})
+	}
+	o.flush(context.Background(), 0)
+	if batches, lines := l.counts(); lines != 2500 || batches > 2500/batchLines+1 {
+		t.Fatalf("%d lines in %d writes, want 2500 in at most %d", lines, batches, 2500/batchLines+1)
+	}
+	// A lone line is not held back: it goes out within the batch delay.
+	o.write(context.Background(), remote.Chunk{Node: "n1:22", Stream: remote.Stdout, Data: []byte("late\n")})
+	err := services.WaitFor(context.Background(), 10*time.Second, func() error {
+		if _, lines := l.counts(); lines != 2501 {
+			return fmt.Errorf("%d lines logged", lines)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -106,6 +106,28 @@ func insertMessage(ctx context.Context, q querier, jobID int64, at time.Time, st
 	return nil
 }
 
+// maxRowsPerInsert bounds one multi-row insert of job messages.
+const maxRowsPerInsert = 200
+
+// insertMessages appends lines to a job's log, a statement per
+// maxRowsPerInsert lines.
+func insertMessages(ctx context.Context, q querier, jobID int64, at time.Time, lines []LogLine) error {
+	for len(lines) > 0 {
+		n := min(len(lines), maxRowsPerInsert)
+		args := make([]any, 0, 4*n)
+		for _, l := range lines[:n] {
+			args = append(args, jobID, sql.Millis(at), l.Status, l.Text)
+		}
+		query := "INSERT INTO job_messages (job_id, created, message_status, message_text) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+		if _, err := q.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("insert messages for job %d: %w", jobID, err)
+		}
+		lines = lines[n:]
+	}
+	return nil
+}
+
 // Filter selects jobs for List. Empty sets match everything.
 type Filter struct {
 	ClusterIDs  []int64

@@ -377,6 +377,15 @@ func (l *jobLogger) Message(ctx context.Context, st MessageStatus, text string) 
 	l.s.addMessage(ctx, l.jobID, st, text)
 }
 
+// Messages appends lines in one statement per maxRowsPerInsert lines.
+func (l *jobLogger) Messages(ctx context.Context, lines []LogLine) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := insertMessages(ctx, l.s.db, l.jobID, l.s.clock.Now(), lines); err != nil {
+		l.s.log.Warn("store job messages", "job_id", l.jobID, "lines", len(lines), "err", err)
+	}
+}
+
 func (l *jobLogger) Progress(ctx context.Context, percent int) {
 	percent = max(0, min(100, percent))
 	l.update(ctx, "has_progress = 1, progress_percent = ?", percent)
@@ -395,4 +404,7 @@ func (l *jobLogger) update(ctx context.Context, set string, arg any) {
 	}
 }
 
-var _ Logger = (*jobLogger)(nil)
+var (
+	_ Logger      = (*jobLogger)(nil)
+	_ batchLogger = (*jobLogger)(nil)
+)
