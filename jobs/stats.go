@@ -3,24 +3,36 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
-// CountByState counts a cluster's jobs per status, for the cluster's
-// job_statistics; one grouped query over the (cluster_id, status) index.
-func (s *Service) CountByState(ctx context.Context, clusterID int64) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM jobs WHERE cluster_id = ? GROUP BY status", clusterID)
+// CountByState counts the jobs of each of clusterIDs per status, for the
+// clusters' job_statistics: one grouped query over the (cluster_id, status)
+// index, however many clusters a listing shows.
+func (s *Service) CountByState(ctx context.Context, clusterIDs ...int64) (map[int64]map[string]int, error) {
+	out := map[int64]map[string]int{}
+	if len(clusterIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(clusterIDs))
+	for i, id := range clusterIDs {
+		args[i] = id
+		out[id] = map[string]int{}
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT cluster_id, status, COUNT(*) FROM jobs WHERE cluster_id IN ("+
+		strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+") GROUP BY cluster_id, status", args...)
 	if err != nil {
-		return nil, fmt.Errorf("count jobs of cluster %d: %w", clusterID, err)
+		return nil, fmt.Errorf("count jobs of clusters: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
 	for rows.Next() {
+		var id int64
 		var status string
 		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, fmt.Errorf("count jobs of cluster %d: %w", clusterID, err)
+		if err := rows.Scan(&id, &status, &n); err != nil {
+			return nil, fmt.Errorf("count jobs of clusters: %w", err)
 		}
-		out[status] = n
+		out[id][status] = n
 	}
 	return out, rows.Err()
 }

@@ -10,7 +10,7 @@ import (
 
 // JobCounter counts a cluster's jobs by state, for job_statistics.
 type JobCounter interface {
-	CountByState(ctx context.Context, clusterID int64) (map[string]int, error)
+	CountByState(ctx context.Context, clusterIDs ...int64) (map[int64]map[string]int, error)
 }
 
 // clusters serves /v2/clusters: reading the inventory, filtered by access.
@@ -38,13 +38,13 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.
 		return nil, err
 	}
 	visible, privs := readable(req, p, all)
+	counts, err := h.jobCounts(ctx, visible...)
+	if err != nil {
+		return nil, err
+	}
 	var out []map[string]any
 	for i, c := range visible {
-		rendered, err := h.render(ctx, p, c, privs[i], in.WithHosts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rendered)
+		out = append(out, h.render(p, c, privs[i], counts[c.ID], in.WithHosts))
 	}
 	reply := Reply{"total": len(out)}
 	if len(out) > 0 {
@@ -60,26 +60,30 @@ type clusterInfoRequest struct {
 }
 
 func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *clusterInfoRequest) (Reply, error) {
-	priv := p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
-	rendered, err := h.render(ctx, p, c, priv, in.WithHosts == nil || *in.WithHosts)
+	counts, err := h.jobCounts(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"cluster": rendered}, nil
+	priv := p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
+	return Reply{"cluster": h.render(p, c, priv, counts[c.ID], in.WithHosts == nil || *in.WithHosts)}, nil
+}
+
+// jobCounts counts the jobs of cs by status, in one query.
+func (h *clusters) jobCounts(ctx context.Context, cs ...*hosts.Cluster) (map[int64]map[string]int, error) {
+	if h.jobs == nil {
+		return nil, nil
+	}
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	return h.jobs.CountByState(ctx, ids...)
 }
 
 // render is the CmonClusterInfo wire shape.
-func (h *clusters) render(ctx context.Context, p *rbac.Policy, c *hosts.Cluster, priv rbac.Privileges, withHosts bool) (map[string]any, error) {
+func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, priv rbac.Privileges, counts map[string]int, withHosts bool) map[string]any {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
-	if h.jobs != nil {
-		counts, err := h.jobs.CountByState(ctx, c.ID)
-		if err != nil {
-			return nil, err
-		}
-		for state, n := range counts {
-			byState[state] = n
-		}
-	}
+	maps.Copy(byState, counts)
 	tags := c.Tags
 	if tags == nil {
 		tags = []string{}
@@ -109,7 +113,7 @@ func (h *clusters) render(ctx context.Context, p *rbac.Policy, c *hosts.Cluster,
 	if withHosts {
 		out["hosts"] = renderList(c.Hosts, func(host hosts.Host) map[string]any { return renderHost(c, host) })
 	}
-	return out, nil
+	return out
 }
 
 // renderHost is the CmonHost wire shape; lastseen is Unix seconds, as the
