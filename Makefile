@@ -67,6 +67,8 @@ soak: build
 # timed assertions in tests.
 bench: build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
+	$(GO) build -o bin/bench ./integration/bench
+	bin/bench bin/cmon bench/results.json
 
 clean:
 	rm -rf bin $(RUN_DIR) .cmon-demo
