@@ -31,6 +31,8 @@ type DB struct {
 	Dialect Dialect
 	// Where is a printable description of the database without secrets.
 	Where string
+	// changes coalesces reads of the change versions (changes.go).
+	changes changeClock
 }
 
 // SQLiteFile is the embedded database's file name inside the data directory.
@@ -135,9 +137,14 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		db.changes.ended(tx, false)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	// Counted even if the commit reports an error: a commit whose outcome is
+	// unknown costs one more read of the versions, never a stale cache.
+	db.changes.ended(tx, true)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
