@@ -111,7 +111,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	sessions := rbac.NewSessions(db, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
+	sessions := rbac.NewSessions(users, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
 	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
 		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout, Lockout: cfg.LoginLockout}})
 	go purgeExpired(ctx, log, sessions, authn.Throttle())
@@ -144,7 +144,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}()
 	go monitor.Run(ctx)
 
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn,
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn, Changes: db,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)

@@ -126,14 +126,55 @@ func (c *Cluster) Validate() error {
 	return nil
 }
 
-// Inventory stores clusters and their hosts.
+// InventoryChanges names the change version of clusters and hosts.
+const InventoryChanges = "inventory"
+
+// Inventory stores clusters and their hosts, and serves them from memory
+// while the inventory's change version stands.
 type Inventory struct {
-	db  *sql.DB
-	now func() time.Time
+	db      *sql.DB
+	now     func() time.Time
+	current *sql.Cached[*Snapshot]
 }
 
 // NewInventory makes an Inventory over db.
-func NewInventory(db *sql.DB) *Inventory { return &Inventory{db: db, now: time.Now} }
+func NewInventory(db *sql.DB) *Inventory {
+	inv := &Inventory{db: db, now: time.Now}
+	inv.current = sql.NewCached(db, InventoryChanges, inv.load)
+	return inv
+}
+
+// Snapshot is the inventory at one change version. It is shared: callers
+// read it and never change it.
+type Snapshot struct {
+	// Clusters are every cluster with its hosts, by id.
+	Clusters []*Cluster
+	byID     map[int64]*Cluster
+	byName   map[string]*Cluster
+}
+
+// Snapshot returns the inventory as of ctx's change versions.
+func (inv *Inventory) Snapshot(ctx context.Context) (*Snapshot, error) {
+	return inv.current.Get(ctx)
+}
+
+func (inv *Inventory) load(ctx context.Context) (*Snapshot, error) {
+	all, err := inv.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{Clusters: all, byID: make(map[int64]*Cluster, len(all)), byName: make(map[string]*Cluster, len(all))}
+	for _, c := range all {
+		s.byID[c.ID], s.byName[c.Name] = c, c
+	}
+	return s, nil
+}
+
+// changed bumps the inventory's version through ex: the change's
+// transaction, or the database once the change committed.
+func (inv *Inventory) changed(ctx context.Context, ex sql.Execer) error {
+	return inv.db.Bump(ctx, ex, InventoryChanges)
+}
 
 func tagsJSON(tags []string) string {
 	if tags == nil {
@@ -179,7 +220,7 @@ func (inv *Inventory) Create(ctx context.Context, c *Cluster) error {
 				return err
 			}
 		}
-		return nil
+		return inv.changed(ctx, tx)
 	})
 }
 
@@ -208,7 +249,10 @@ func (inv *Inventory) AddHost(ctx context.Context, clusterID int64, h *Host) err
 		return fmt.Errorf("node hostname %q is not a valid host name or IP address", h.Hostname)
 	}
 	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
-		return insertHost(ctx, tx, clusterID, h, inv.now().UTC())
+		if err := insertHost(ctx, tx, clusterID, h, inv.now().UTC()); err != nil {
+			return err
+		}
+		return inv.changed(ctx, tx)
 	})
 }
 
@@ -221,7 +265,7 @@ func (inv *Inventory) RemoveHost(ctx context.Context, clusterID int64, hostname 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("host %s is not in cluster %d", hostname, clusterID)
 	}
-	return nil
+	return inv.changed(ctx, inv.db)
 }
 
 // Delete removes a cluster and its hosts.
@@ -237,40 +281,49 @@ func (inv *Inventory) Delete(ctx context.Context, id int64) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrClusterNotFound
 		}
-		return nil
+		return inv.changed(ctx, tx)
 	})
 }
 
 const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, state, status_text, created`
 
-// Get loads a cluster with its hosts by id.
+// Get returns a cluster with its hosts by id, shared and read-only.
 func (inv *Inventory) Get(ctx context.Context, id int64) (*Cluster, error) {
-	return inv.one(ctx, "cluster_id = ?", id)
-}
-
-// GetByName loads a cluster with its hosts by name.
-func (inv *Inventory) GetByName(ctx context.Context, name string) (*Cluster, error) {
-	return inv.one(ctx, "cluster_name = ?", name)
-}
-
-func (inv *Inventory) one(ctx context.Context, where string, arg any) (*Cluster, error) {
-	list, err := inv.list(ctx, " WHERE "+where, arg)
+	s, err := inv.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(list) == 0 {
+	return found(s.byID[id])
+}
+
+// GetByName returns a cluster with its hosts by name, shared and read-only.
+func (inv *Inventory) GetByName(ctx context.Context, name string) (*Cluster, error) {
+	s, err := inv.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return found(s.byName[name])
+}
+
+func found(c *Cluster) (*Cluster, error) {
+	if c == nil {
 		return nil, ErrClusterNotFound
 	}
-	return list[0], nil
+	return c, nil
 }
 
-// List loads every cluster with its hosts, by id.
+// List returns every cluster with its hosts, by id, shared and read-only.
 func (inv *Inventory) List(ctx context.Context) ([]*Cluster, error) {
-	return inv.list(ctx, "")
+	s, err := inv.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clusters, nil
 }
 
-func (inv *Inventory) list(ctx context.Context, where string, args ...any) ([]*Cluster, error) {
-	rows, err := inv.db.QueryContext(ctx, "SELECT "+clusterColumns+" FROM clusters"+where+" ORDER BY cluster_id", args...)
+// list loads every cluster with its hosts from the database, in two queries.
+func (inv *Inventory) list(ctx context.Context) ([]*Cluster, error) {
+	rows, err := inv.db.QueryContext(ctx, "SELECT "+clusterColumns+" FROM clusters ORDER BY cluster_id")
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
@@ -296,12 +349,8 @@ func (inv *Inventory) list(ctx context.Context, where string, args ...any) ([]*C
 	if len(out) == 0 {
 		return out, nil
 	}
-	hostWhere, hostArgs := "", []any{}
-	if len(out) == 1 {
-		hostWhere, hostArgs = " WHERE cluster_id = ?", []any{out[0].ID}
-	}
 	hrows, err := inv.db.QueryContext(ctx, `SELECT host_id, cluster_id, hostname, ip, port, role, nodetype, tags, status,
-		last_seen, message, os, kernel, cpus, memory_mb, created FROM cluster_hosts`+hostWhere+" ORDER BY host_id", hostArgs...)
+		last_seen, message, os, kernel, cpus, memory_mb, created FROM cluster_hosts ORDER BY host_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
@@ -361,7 +410,7 @@ func (inv *Inventory) RecordChecks(ctx context.Context, clusterID int64, checks 
 		if _, err := tx.ExecContext(ctx, "UPDATE clusters SET state = ?, status_text = ? WHERE cluster_id = ?", after, text, clusterID); err != nil {
 			return fmt.Errorf("update cluster state: %w", err)
 		}
-		return nil
+		return inv.changed(ctx, tx)
 	})
 	return before, after, err
 }

@@ -123,9 +123,10 @@ func (a *Authn) verify(ctx context.Context, name, remote, how string, check func
 	if err := a.store.RecordLogin(ctx, u.ID, true, now); err != nil {
 		a.log.Error("record login", "user", u.Name, "err", err)
 	}
-	u.LastLogin, u.NFailedLogins = now.UTC(), 0
+	logged := *u // users are shared: this login's view is a copy
+	logged.LastLogin, logged.NFailedLogins = now.UTC(), 0
 	a.log.Info("login", "user", u.Name, "remote", remote, "method", how)
-	return u, nil
+	return &logged, nil
 }
 
 func (a *Authn) refund(ctx context.Context, name, remote string, succeeded bool) {

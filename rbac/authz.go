@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -33,6 +32,10 @@ var actions = []struct {
 	act string
 }{{Read, "r"}, {Write, "w"}, {Execute, "x"}}
 
+// PolicyChanges names the change version of the tree, its ACLs and group
+// memberships.
+const PolicyChanges = "policy"
+
 // Authorizer decides what users may do with tree objects. It keeps the
 // policies of one version of the database in memory and, before each use,
 // compares that version with the database's, so that a change made through
@@ -40,8 +43,7 @@ var actions = []struct {
 type Authorizer struct {
 	db     *sql.DB
 	model  model.Model
-	reload sync.Mutex // one reload at a time
-	cur    atomic.Pointer[Policy]
+	policy *sql.Cached[*Policy]
 }
 
 // NewAuthorizer parses the shipped Casbin model.
@@ -50,14 +52,15 @@ func NewAuthorizer(db *sql.DB) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the access model: %w", err)
 	}
-	return &Authorizer{db: db, model: m}, nil
+	a := &Authorizer{db: db, model: m}
+	a.policy = sql.NewCached(db, PolicyChanges, a.load)
+	return a, nil
 }
 
 // Policy is the access state of one policy version: the tree, the names its
 // ACLs mention and a Casbin enforcer over it. It never changes once loaded,
 // except for the privileges it caches per user.
 type Policy struct {
-	version    int64
 	enforcer   *casbin.Enforcer
 	objects    map[string]*Object
 	userNames  map[int64]string
@@ -74,43 +77,12 @@ type userPrivileges struct {
 }
 
 // Current returns the policy of the database's current version, loading it
-// when the version moved; the check is one primary-key read.
+// when the version moved.
 func (a *Authorizer) Current(ctx context.Context) (*Policy, error) {
-	version, err := a.version(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if p := a.cur.Load(); p != nil && p.version == version {
-		return p, nil
-	}
-	a.reload.Lock()
-	defer a.reload.Unlock()
-	if p := a.cur.Load(); p != nil && p.version >= version {
-		return p, nil
-	}
-	p, err := a.load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	a.cur.Store(p)
-	return p, nil
+	return a.policy.Get(ctx)
 }
 
-func (a *Authorizer) version(ctx context.Context) (int64, error) {
-	var v int64
-	if err := a.db.QueryRowContext(ctx, "SELECT version FROM policy_version WHERE id = 1").Scan(&v); err != nil {
-		return 0, fmt.Errorf("read policy version: %w", err)
-	}
-	return v, nil
-}
-
-// load reads the version first and the state after it: a change committed in
-// between is loaded early and seen again later, never missed.
 func (a *Authorizer) load(ctx context.Context) (*Policy, error) {
-	version, err := a.version(ctx)
-	if err != nil {
-		return nil, err
-	}
 	objects, err := loadObjects(ctx, a.db)
 	if err != nil {
 		return nil, err
@@ -119,7 +91,7 @@ func (a *Authorizer) load(ctx context.Context) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.policyOf(version, objects, links)
+	p, err := a.policyOf(objects, links)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +105,7 @@ func (a *Authorizer) load(ctx context.Context) (*Policy, error) {
 }
 
 // policyOf builds the enforcer over objects and role links.
-func (a *Authorizer) policyOf(version int64, objects map[string]*Object, links [][]string) (*Policy, error) {
+func (a *Authorizer) policyOf(objects map[string]*Object, links [][]string) (*Policy, error) {
 	e, err := casbin.NewEnforcer(a.model.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("start the access enforcer: %w", err)
@@ -144,7 +116,7 @@ func (a *Authorizer) policyOf(version int64, objects map[string]*Object, links [
 	if _, err := e.AddGroupingPoliciesEx(links); err != nil {
 		return nil, fmt.Errorf("load group memberships: %w", err)
 	}
-	return &Policy{version: version, enforcer: e, objects: objects, byUser: map[int64]*userPrivileges{}}, nil
+	return &Policy{enforcer: e, objects: objects, byUser: map[int64]*userPrivileges{}}, nil
 }
 
 // roleLinks are the Casbin role links: each user's groups, and the admins

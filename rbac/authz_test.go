@@ -198,7 +198,7 @@ func TestPrivilegesMatchTheModel(t *testing.T) {
 			}
 		}
 		links = append(links, []string{groupSubject(3), superuserRole})
-		p, err := a.policyOf(1, objects, links)
+		p, err := a.policyOf(objects, links)
 		if err != nil {
 			t.Fatal(err)
 		}

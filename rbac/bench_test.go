@@ -19,7 +19,8 @@ func benchAuthn(b *testing.B, cost int) (*Authn, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := NewAuthn(NewStore(db), NewSessions(db, DefaultSessionLimits), h, AuthnOptions{Throttle: DefaultThrottleLimits})
+	store := NewStore(db)
+	a := NewAuthn(store, NewSessions(store, DefaultSessionLimits), h, AuthnOptions{Throttle: DefaultThrottleLimits})
 	hash, _ := h.Hash("bench-pw")
 	u, err := a.Store().CreateUser(context.Background(), NewUser{Name: "bench", PasswordHash: hash, Groups: []string{"g1", "g2"}, CreateGroups: true})
 	if err != nil {

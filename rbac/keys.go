@@ -112,7 +112,7 @@ func (s *Store) AddKey(ctx context.Context, userID int64, name string, key *Publ
 	return insertKey(ctx, s.db, userID, key, s.now())
 }
 
-func insertKey(ctx context.Context, db execer, userID int64, key *PublicKey, now time.Time) error {
+func insertKey(ctx context.Context, db sql.Execer, userID int64, key *PublicKey, now time.Time) error {
 	if len(key.Name) > 255 {
 		return &KeyError{Msg: "the key name is longer than 255 characters"}
 	}

@@ -52,7 +52,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, up UserUpdate) error {
 			return fmt.Errorf("update user %d: %w", id, err)
 		}
 	}
-	return nil
+	return s.changed(ctx, s.db, UsersChanges)
 }
 
 // enabledAdmins counts the enabled members of admins, within tx so that two
@@ -96,7 +96,10 @@ func (s *Store) DeleteUser(ctx context.Context, u *User) error {
 				return fmt.Errorf("delete user %d: %w", u.ID, err)
 			}
 		}
-		return forgetSubject(ctx, tx, KindUser, u.ID)
+		if err := s.changed(ctx, tx, UsersChanges, SessionsChanges); err != nil {
+			return err
+		}
+		return s.forgetSubject(ctx, tx, KindUser, u.ID)
 	})
 }
 
@@ -108,7 +111,7 @@ func (s *Store) SetDisabled(ctx context.Context, u *User, disabled bool) error {
 			if err := guardLastAdmin(ctx, tx, u); err != nil {
 				return err
 			}
-			if err := endSessions(ctx, tx, u.ID); err != nil {
+			if err := s.endSessions(ctx, tx, u.ID); err != nil {
 				return err
 			}
 		} else if _, err := tx.ExecContext(ctx, "DELETE FROM login_attempts WHERE user_name = ?", u.Name); err != nil {
@@ -117,15 +120,15 @@ func (s *Store) SetDisabled(ctx context.Context, u *User, disabled bool) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE users SET disabled = ? WHERE user_id = ?", disabled, u.ID); err != nil {
 			return fmt.Errorf("disable user %d: %w", u.ID, err)
 		}
-		return nil
+		return s.changed(ctx, tx, UsersChanges)
 	})
 }
 
-func endSessions(ctx context.Context, tx *stdsql.Tx, userID int64) error {
+func (s *Store) endSessions(ctx context.Context, tx *stdsql.Tx, userID int64) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ?", userID); err != nil {
 		return fmt.Errorf("end sessions of user %d: %w", userID, err)
 	}
-	return nil
+	return s.changed(ctx, tx, SessionsChanges)
 }
 
 // SetPasswordHash replaces a user's password hash.
@@ -133,7 +136,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) erro
 	if _, err := s.db.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE user_id = ?", hash, id); err != nil {
 		return fmt.Errorf("set password of user %d: %w", id, err)
 	}
-	return nil
+	return s.changed(ctx, s.db, UsersChanges)
 }
 
 // RecordLogin keeps last_login, or last_failed_login and n_failed_logins.
@@ -145,7 +148,7 @@ func (s *Store) RecordLogin(ctx context.Context, id int64, ok bool, at time.Time
 	if _, err := s.db.ExecContext(ctx, q, sql.Millis(at), id); err != nil {
 		return fmt.Errorf("record login of user %d: %w", id, err)
 	}
-	return nil
+	return s.changed(ctx, s.db, UsersChanges)
 }
 
 // AddToGroup makes a user a member of an existing group.
@@ -154,7 +157,7 @@ func (s *Store) AddToGroup(ctx context.Context, u *User, group string) error {
 		return ErrAlreadyMember
 	}
 	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
-		return joinGroup(ctx, tx, u.ID, group, false, s.now())
+		return s.joinGroup(ctx, tx, u.ID, group, false, s.now())
 	})
 }
 
@@ -169,7 +172,7 @@ func (s *Store) RemoveFromGroup(ctx context.Context, u *User, group string) erro
 				return err
 			}
 			// A session opened as a superuser ends with the privilege.
-			if err := endSessions(ctx, tx, u.ID); err != nil {
+			if err := s.endSessions(ctx, tx, u.ID); err != nil {
 				return err
 			}
 		}
@@ -178,7 +181,7 @@ func (s *Store) RemoveFromGroup(ctx context.Context, u *User, group string) erro
 		if err != nil {
 			return fmt.Errorf("remove user %d from group %q: %w", u.ID, group, err)
 		}
-		return bumpPolicyVersion(ctx, tx)
+		return s.changed(ctx, tx, UsersChanges, PolicyChanges)
 	})
 }
 
@@ -207,6 +210,9 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM user_groups WHERE group_id = ?", id); err != nil {
 			return fmt.Errorf("delete group %q: %w", name, err)
 		}
-		return forgetSubject(ctx, tx, KindGroup, id)
+		if err := s.changed(ctx, tx, UsersChanges); err != nil {
+			return err
+		}
+		return s.forgetSubject(ctx, tx, KindGroup, id)
 	})
 }

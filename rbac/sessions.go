@@ -2,12 +2,14 @@ package rbac
 
 import (
 	"context"
+	stdsql "database/sql"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cmon-dev/cmon/sql"
@@ -27,16 +29,67 @@ type SessionLimits struct {
 var DefaultSessionLimits = SessionLimits{Idle: time.Hour, Absolute: 24 * time.Hour}
 
 // Sessions keeps login sessions in the database, so logout really ends one and
-// every controller sharing the database accepts a valid one.
+// every controller sharing the database accepts a valid one. The sessions in
+// use are also kept in memory until a session ends anywhere, so a request
+// costs no database round trip for its session.
 type Sessions struct {
 	db     *sql.DB
+	users  *Store
 	limits SessionLimits
 	now    func() time.Time
+	live   *sql.Cached[*sessionIndex]
 }
 
-// NewSessions makes a session store with the given lifetimes.
-func NewSessions(db *sql.DB, limits SessionLimits) *Sessions {
-	return &Sessions{db: db, limits: limits, now: time.Now}
+// NewSessions makes a session store with the given lifetimes, whose sessions'
+// users come from users.
+func NewSessions(users *Store, limits SessionLimits) *Sessions {
+	return &Sessions{db: users.db, users: users, limits: limits, now: time.Now,
+		live: sql.NewCached(users.db, SessionsChanges, newSessionIndex)}
+}
+
+// maxLiveSessions bounds the sessions kept in memory between two session ends.
+const maxLiveSessions = 100000
+
+// sessionIndex holds the sessions seen since the last session ended, by
+// token hash.
+type sessionIndex struct {
+	mu sync.RWMutex
+	m  map[string]*liveSession
+}
+
+// liveSession is a session as this controller knows it: its user and
+// lifetimes, when it was last used here and when that was last written.
+type liveSession struct {
+	userID  int64
+	created time.Time
+	mu      sync.Mutex
+	used    time.Time // last use known here
+	written time.Time // last_seen as stored
+}
+
+func newSessionIndex(context.Context) (*sessionIndex, error) {
+	return &sessionIndex{m: map[string]*liveSession{}}, nil
+}
+
+func (x *sessionIndex) find(hash string) *liveSession {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.m[hash]
+}
+
+func (x *sessionIndex) add(hash string, ls *liveSession) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.m) >= maxLiveSessions {
+		clear(x.m) // forgetting costs each session one lookup, nothing more
+	}
+	x.m[hash] = ls
+}
+
+func (x *sessionIndex) forget(hash string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.m, hash)
 }
 
 // Limits are the lifetimes in force.
@@ -119,37 +172,78 @@ func (s *Sessions) TakeChallenge(ctx context.Context, token string) (challenge s
 	return challenge, userID, nil
 }
 
-// User returns the logged-in user of a token's session in one indexed query,
-// refusing expired sessions and disabled users. It refreshes last_seen at most
-// every quarter of the idle time (and at most once a minute), so a busy
-// client does not write on every request and an active session never ends
-// as idle.
+// User returns the logged-in user of a token's session, refusing expired
+// sessions and disabled users. A session in use here costs no database round
+// trip: its last use is written at most every quarter of the idle time (and
+// at most once a minute), so an active session never ends as idle, and one
+// that looks idle here is looked up again, in case it was used through
+// another controller.
 func (s *Sessions) User(ctx context.Context, token string) (*User, error) {
 	hash := hashToken(token)
-	var created, lastSeen int64
-	rows, err := s.db.QueryContext(ctx, `SELECT s.created, s.last_seen, `+userSelect[len("SELECT "):]+
-		` JOIN sessions s ON s.user_id = u.user_id WHERE s.token_hash = ? ORDER BY g.group_id`, hash)
-	if err != nil {
-		return nil, fmt.Errorf("look up session: %w", err)
-	}
-	users, err := scanUsers(rows, &created, &lastSeen)
+	live, err := s.live.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(users) == 0 || users[0].Disabled {
-		return nil, ErrNoSession
-	}
 	now := s.now()
-	if now.Sub(sql.Time(lastSeen)) > s.limits.Idle || now.Sub(sql.Time(created)) > s.limits.Absolute {
+	ls := live.find(hash)
+	if ls == nil || ls.idle(now, s.limits.Idle) {
+		if ls, err = s.lookup(ctx, hash); err != nil {
+			return nil, err
+		}
+		live.add(hash, ls)
+	}
+	if ls.idle(now, s.limits.Idle) || now.Sub(ls.created) > s.limits.Absolute {
+		live.forget(hash)
 		_ = s.Delete(ctx, token)
 		return nil, ErrNoSession
 	}
-	if now.Sub(sql.Time(lastSeen)) > min(time.Minute, s.limits.Idle/4) {
-		if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", sql.Millis(now), hash); err != nil {
-			return nil, fmt.Errorf("touch session: %w", err)
-		}
+	if err := s.touch(ctx, hash, ls, now); err != nil {
+		return nil, err
 	}
-	return users[0], nil
+	u, err := s.users.UserByID(ctx, ls.userID)
+	if errors.Is(err, ErrNotFound) || (err == nil && u.Disabled) {
+		return nil, ErrNoSession
+	}
+	return u, err
+}
+
+// lookup reads a logged-in session.
+func (s *Sessions) lookup(ctx context.Context, hash string) (*liveSession, error) {
+	var userID, created, lastSeen int64
+	err := s.db.QueryRowContext(ctx, "SELECT user_id, created, last_seen FROM sessions WHERE token_hash = ? AND user_id <> 0",
+		hash).Scan(&userID, &created, &lastSeen)
+	if errors.Is(err, stdsql.ErrNoRows) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up session: %w", err)
+	}
+	return &liveSession{userID: userID, created: sql.Time(created), used: sql.Time(lastSeen), written: sql.Time(lastSeen)}, nil
+}
+
+func (ls *liveSession) idle(now time.Time, limit time.Duration) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return now.Sub(ls.used) > limit
+}
+
+// touch records a use, writing it when the stored one is older than the
+// refresh interval.
+func (s *Sessions) touch(ctx context.Context, hash string, ls *liveSession, now time.Time) error {
+	ls.mu.Lock()
+	ls.used = now
+	due := now.Sub(ls.written) > min(time.Minute, s.limits.Idle/4)
+	if due {
+		ls.written = now
+	}
+	ls.mu.Unlock()
+	if !due {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", sql.Millis(now), hash); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return nil
 }
 
 // Delete ends a session.
@@ -157,7 +251,7 @@ func (s *Sessions) Delete(ctx context.Context, token string) error {
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", hashToken(token)); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
-	return nil
+	return s.db.Bump(ctx, s.db, SessionsChanges)
 }
 
 // EndUserSessions ends every session of a user but the one of token keep
@@ -170,7 +264,7 @@ func (s *Sessions) EndUserSessions(ctx context.Context, userID int64, keep strin
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", userID, keepHash); err != nil {
 		return fmt.Errorf("end sessions of user %d: %w", userID, err)
 	}
-	return nil
+	return s.db.Bump(ctx, s.db, SessionsChanges)
 }
 
 // Purge deletes sessions past their lifetimes and challenges past theirs.
@@ -181,5 +275,9 @@ func (s *Sessions) Purge(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("purge sessions: %w", err)
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, s.db.Bump(ctx, s.db, SessionsChanges)
 }

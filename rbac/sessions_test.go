@@ -14,7 +14,7 @@ func TestChallengesAreBoundedAndExpire(t *testing.T) {
 	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
 		now := time.Unix(2_000_000, 0)
-		s := NewSessions(db, DefaultSessionLimits)
+		s := NewSessions(NewStore(db), DefaultSessionLimits)
 		s.now = func() time.Time { return now }
 		for i := range MaxChallengesPerAddress {
 			if _, err := s.CreateChallenge(ctx, 0, "c", "10.0.0.1", ChallengeTTL); err != nil {

@@ -20,7 +20,7 @@ func testAuthn(t *testing.T, db *sql.DB) (*Authn, *Hasher) {
 		t.Fatal(err)
 	}
 	store := NewStore(db)
-	return NewAuthn(store, NewSessions(db, DefaultSessionLimits), h, AuthnOptions{Throttle: DefaultThrottleLimits}), h
+	return NewAuthn(store, NewSessions(store, DefaultSessionLimits), h, AuthnOptions{Throttle: DefaultThrottleLimits}), h
 }
 
 func mustUser(t *testing.T, a *Authn, name, password string, groups ...string) *User {
@@ -110,7 +110,7 @@ func TestSessionsLifecycle(t *testing.T) {
 		a, _ := testAuthn(t, db)
 		u := mustUser(t, a, "alice", "alice-pw", "crew")
 		now := time.Now()
-		sessions := NewSessions(db, SessionLimits{Idle: time.Hour, Absolute: 3 * time.Hour})
+		sessions := NewSessions(a.Store(), SessionLimits{Idle: time.Hour, Absolute: 3 * time.Hour})
 		sessions.now = func() time.Time { return now }
 		token, err := sessions.Create(ctx, u.ID)
 		if err != nil {

@@ -64,15 +64,6 @@ func (o *Object) Parent() string {
 	return o.Path[:i]
 }
 
-// bumpPolicyVersion tells every controller that the policies changed; it runs
-// inside the changing transaction so that a reload never misses the change.
-func bumpPolicyVersion(ctx context.Context, tx *stdsql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE policy_version SET version = version + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("bump policy version: %w", err)
-	}
-	return nil
-}
-
 // EnsureRoot creates "/" owned by admin and group admins unless it exists.
 func (s *Store) EnsureRoot(ctx context.Context) error {
 	return s.db.InTx(ctx, func(tx *stdsql.Tx) error {
@@ -89,7 +80,7 @@ func (s *Store) EnsureRoot(ctx context.Context) error {
 		if err != nil && !errors.Is(err, stdsql.ErrNoRows) {
 			return fmt.Errorf("look up the root's owner: %w", err)
 		}
-		err = insertObject(ctx, tx, RootPath, userID, groupID, s.now())
+		err = s.insertObject(ctx, tx, RootPath, userID, groupID, s.now())
 		if sql.IsUniqueViolation(err) {
 			return nil // another controller created it first
 		}
@@ -97,14 +88,14 @@ func (s *Store) EnsureRoot(ctx context.Context) error {
 	})
 }
 
-func insertObject(ctx context.Context, tx *stdsql.Tx, path string, userID, groupID int64, now time.Time) error {
+func (s *Store) insertObject(ctx context.Context, tx *stdsql.Tx, path string, userID, groupID int64, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO tree_objects (path, owner_user_id, owner_group_id, user_perms,
 		group_perms, other_perms, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		path, userID, groupID, defaultUserPerms, defaultGroupPerms, defaultOtherPerms, sql.Millis(now))
 	if err != nil {
 		return fmt.Errorf("create tree object %q: %w", path, err)
 	}
-	return bumpPolicyVersion(ctx, tx)
+	return s.changed(ctx, tx, PolicyChanges)
 }
 
 // CreateObject adds an object with the default permissions, replacing any
@@ -114,7 +105,7 @@ func (s *Store) CreateObject(ctx context.Context, path string, ownerUserID, owne
 		if err := deleteObject(ctx, tx, path); err != nil {
 			return err
 		}
-		return insertObject(ctx, tx, path, ownerUserID, ownerGroupID, s.now())
+		return s.insertObject(ctx, tx, path, ownerUserID, ownerGroupID, s.now())
 	})
 }
 
@@ -124,7 +115,7 @@ func (s *Store) DeleteObject(ctx context.Context, path string) error {
 		if err := deleteObject(ctx, tx, path); err != nil {
 			return err
 		}
-		return bumpPolicyVersion(ctx, tx)
+		return s.changed(ctx, tx, PolicyChanges)
 	})
 }
 
@@ -219,7 +210,7 @@ func (s *Store) changeACL(ctx context.Context, path string, entries []ACLEntry,
 				return fmt.Errorf("change the ACL of %q: %w", path, err)
 			}
 		}
-		return bumpPolicyVersion(ctx, tx)
+		return s.changed(ctx, tx, PolicyChanges)
 	})
 }
 
@@ -272,13 +263,13 @@ func (s *Store) Chown(ctx context.Context, path, userName, groupName string) err
 				return fmt.Errorf("chown %q: %w", path, err)
 			}
 		}
-		return bumpPolicyVersion(ctx, tx)
+		return s.changed(ctx, tx, PolicyChanges)
 	})
 }
 
 // forgetSubject drops a deleted user's or group's named entries and
 // ownerships, so that nobody who later gets its id or name inherits them.
-func forgetSubject(ctx context.Context, tx *stdsql.Tx, kind string, id int64) error {
+func (s *Store) forgetSubject(ctx context.Context, tx *stdsql.Tx, kind string, id int64) error {
 	ownerColumn := "owner_user_id"
 	if kind == KindGroup {
 		ownerColumn = "owner_group_id"
@@ -289,7 +280,7 @@ func forgetSubject(ctx context.Context, tx *stdsql.Tx, kind string, id int64) er
 	if _, err := tx.ExecContext(ctx, "UPDATE tree_objects SET "+ownerColumn+" = 0 WHERE "+ownerColumn+" = ?", id); err != nil {
 		return fmt.Errorf("drop ownerships of %s %d: %w", kind, id, err)
 	}
-	return bumpPolicyVersion(ctx, tx)
+	return s.changed(ctx, tx, PolicyChanges)
 }
 
 // loadObjects reads the whole tree, named entries included.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -73,15 +74,69 @@ var (
 	ErrExists   = errors.New("already exists")
 )
 
-// Store keeps users and groups in the database.
+// Change versions the store bumps: UsersChanges for any change to a user, a
+// group or a membership; SessionsChanges when sessions end.
+const (
+	UsersChanges    = "users"
+	SessionsChanges = "sessions"
+)
+
+// Store keeps users and groups in the database, and the users looked up
+// since the last change in memory.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	db    *sql.DB
+	now   func() time.Time
+	known *sql.Cached[*userIndex]
 }
 
 // NewStore makes a Store over db.
 func NewStore(db *sql.DB) *Store {
-	return &Store{db: db, now: time.Now}
+	return &Store{db: db, now: time.Now, known: sql.NewCached(db, UsersChanges, newUserIndex)}
+}
+
+// maxKnownUsers bounds the users kept in memory between two changes.
+const maxKnownUsers = 10000
+
+// userIndex holds users loaded at one users version, by id and by name. The
+// users in it are shared: callers read them and never change them.
+type userIndex struct {
+	mu     sync.RWMutex
+	byID   map[int64]*User
+	byName map[string]*User
+}
+
+func newUserIndex(context.Context) (*userIndex, error) {
+	return &userIndex{byID: map[int64]*User{}, byName: map[string]*User{}}, nil
+}
+
+func (x *userIndex) find(id int64, name string) *User {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if name != "" {
+		return x.byName[name]
+	}
+	return x.byID[id]
+}
+
+func (x *userIndex) add(u *User) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.byID) >= maxKnownUsers {
+		clear(x.byID)
+		clear(x.byName)
+	}
+	x.byID[u.ID], x.byName[u.Name] = u, u
+}
+
+// changed bumps the versions of what a write changed, through ex: the
+// write's transaction, or the database once the write committed.
+func (s *Store) changed(ctx context.Context, ex sql.Execer, names ...string) error {
+	for _, name := range names {
+		if err := s.db.Bump(ctx, ex, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ValidateName checks a user or group name: 1 to 64 printable characters
@@ -148,14 +203,40 @@ func scanUsers(rows *stdsql.Rows, extra ...any) ([]*User, error) {
 	return out, nil
 }
 
-// UserByName loads a user and its groups; ErrNotFound when there is none.
+// UserByName returns a user and its groups, shared and read-only;
+// ErrNotFound when there is none.
 func (s *Store) UserByName(ctx context.Context, name string) (*User, error) {
-	return s.loadUser(ctx, "u.user_name = ?", name)
+	if name == "" {
+		return nil, fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return s.knownUser(ctx, 0, name)
 }
 
-// UserByID loads a user and its groups; ErrNotFound when there is none.
+// UserByID returns a user and its groups, shared and read-only; ErrNotFound
+// when there is none.
 func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
-	return s.loadUser(ctx, "u.user_id = ?", id)
+	return s.knownUser(ctx, id, "")
+}
+
+// knownUser serves a user from memory while the users version stands.
+func (s *Store) knownUser(ctx context.Context, id int64, name string) (*User, error) {
+	known, err := s.known.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u := known.find(id, name); u != nil {
+		return u, nil
+	}
+	where, arg := "u.user_id = ?", any(id)
+	if name != "" {
+		where, arg = "u.user_name = ?", name
+	}
+	u, err := s.loadUser(ctx, where, arg)
+	if err != nil {
+		return nil, err
+	}
+	known.add(u)
+	return u, nil
 }
 
 func (s *Store) loadUser(ctx context.Context, where string, arg any) (*User, error) {
@@ -227,14 +308,10 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	if err := ValidateName("group", name); err != nil {
 		return nil, err
 	}
-	return createGroup(ctx, s.db, name, s.now())
+	return createGroup(ctx, s, s.db, name, s.now())
 }
 
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error)
-}
-
-func createGroup(ctx context.Context, db execer, name string, now time.Time) (*Group, error) {
+func createGroup(ctx context.Context, s *Store, db sql.Execer, name string, now time.Time) (*Group, error) {
 	res, err := db.ExecContext(ctx, "INSERT INTO user_groups (group_name, created) VALUES (?, ?)", name, sql.Millis(now))
 	if sql.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("group %q: %w", name, ErrExists)
@@ -245,6 +322,9 @@ func createGroup(ctx context.Context, db execer, name string, now time.Time) (*G
 	id, err := res.LastInsertId()
 	if err != nil {
 		return nil, fmt.Errorf("create group: %w", err)
+	}
+	if err := s.changed(ctx, db, UsersChanges, PolicyChanges); err != nil {
+		return nil, err
 	}
 	return &Group{ID: id, Name: name, Created: now.UTC()}, nil
 }
@@ -283,8 +363,11 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		if id, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
+		if err := s.changed(ctx, tx, UsersChanges, PolicyChanges); err != nil {
+			return err
+		}
 		for _, name := range nu.Groups {
-			if err := joinGroup(ctx, tx, id, name, nu.CreateGroups, now); err != nil {
+			if err := s.joinGroup(ctx, tx, id, name, nu.CreateGroups, now); err != nil {
 				return err
 			}
 		}
@@ -301,7 +384,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	return s.UserByID(ctx, id)
 }
 
-func joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, create bool, now time.Time) error {
+func (s *Store) joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, create bool, now time.Time) error {
 	var groupID int64
 	err := tx.QueryRowContext(ctx, "SELECT group_id FROM user_groups WHERE group_name = ?", group).Scan(&groupID)
 	switch {
@@ -309,7 +392,7 @@ func joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, c
 		if err := ValidateName("group", group); err != nil {
 			return err
 		}
-		g, err := createGroup(ctx, tx, group, now)
+		g, err := createGroup(ctx, s, tx, group, now)
 		if err != nil {
 			return err
 		}
@@ -326,7 +409,7 @@ func joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, group string, c
 	if err != nil {
 		return fmt.Errorf("add user %d to group %q: %w", userID, group, err)
 	}
-	return bumpPolicyVersion(ctx, tx)
+	return s.changed(ctx, tx, UsersChanges, PolicyChanges)
 }
 
 // CountUsers tells how many users exist.
