@@ -24,6 +24,9 @@ type none struct{}
 // decode reads the request into a new In.
 func decode[In any](req *Request) (*In, error) {
 	in := new(In)
+	if _, ok := any(in).(*none); ok {
+		return in, nil // readBody has checked the body is a JSON object
+	}
 	if err := req.Decode(in); err != nil {
 		return nil, err
 	}

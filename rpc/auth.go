@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -16,9 +15,21 @@ import (
 // SessionCookie is the session cookie's name in the RPC v2 protocol.
 const SessionCookie = "cmon-sid"
 
-// tokenPattern is the shape of the tokens cmon issues; anything else in the
-// cookie is refused without a database lookup.
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+// isToken tells whether s has the shape of the tokens cmon issues (43
+// characters of unpadded URL-safe base64); anything else in the cookie is
+// refused without a lookup.
+func isToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // sessionStore is a gorilla/sessions Store whose session data lives in the
 // database (rbac.Sessions): the cookie carries only the random session token.
@@ -50,7 +61,7 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	opts := s.options
 	sess.Options = &opts
 	sess.IsNew = true
-	if c, err := r.Cookie(name); err == nil && tokenPattern.MatchString(c.Value) {
+	if c, err := r.Cookie(name); err == nil && isToken(c.Value) {
 		sess.ID = c.Value
 		sess.IsNew = false
 	}
@@ -122,7 +133,7 @@ func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.U
 		u, err := a.authn.Inline(ctx, in.Authenticate.name(), in.Authenticate.Password, req.RemoteIP)
 		return u, loginError(err)
 	}
-	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	sess, _ := a.store.New(req.HTTP, SessionCookie) // read only: no need for gorilla's per-request registry
 	if sess.IsNew {
 		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
 	}
@@ -157,7 +168,7 @@ func loginError(err error) error {
 
 // sessionToken is the session token the request's cookie carries, "" when none.
 func (a *authenticator) sessionToken(req *Request) string {
-	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	sess, _ := a.store.New(req.HTTP, SessionCookie) // read only: no need for gorilla's per-request registry
 	if sess.IsNew {
 		return ""
 	}
@@ -231,7 +242,7 @@ func (a *authenticator) respond(ctx context.Context, req *Request, in *signature
 	if in.Signature == "" || len(in.Signature) > 4096 {
 		return nil, InvalidRequest("Field 'signature' must be a base64 RSA signature of the challenge.")
 	}
-	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	sess, _ := a.store.New(req.HTTP, SessionCookie) // read only: no need for gorilla's per-request registry
 	if sess.IsNew {
 		return nil, InvalidRequest("No challenge to answer: call 'authenticate' first and send its cookie.")
 	}

@@ -45,9 +45,47 @@ func TestIndentedSizeBoundsIndent(t *testing.T) {
 			if err := json.Indent(&out, compact, "", "    "); err != nil {
 				t.Fatal(err)
 			}
-			if got := indentedSize(compact); got < out.Len() {
+			if got := indentedSize(compact, 0); got < out.Len() {
 				t.Errorf("indentedSize = %d, below the real %d", got, out.Len())
 			}
 		})
+	}
+}
+
+func TestEncodeReplyMatchesEncodingJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		out  map[string]any
+	}{
+		{name: "empty", out: map[string]any{}},
+		{name: "scalars", out: map[string]any{"b": true, "i": 7, "j": int64(-3), "s": "a<b>&\"c\"\n", "st": StatusOk, "n": nil,
+			"plain": "plain text", "utf8": "zoë \u2028", "strs": []string{"x", "\\y"}, "nostrs": []string{}}},
+		{name: "nested", out: map[string]any{"list": []any{}, "obj": map[string]any{"x": []int{1, 2}, "y": map[string]any{}},
+			"strs": []string{"one"}, "raw": json.RawMessage(` 12 `)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := json.MarshalIndent(tt.out, "", "    ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeReply(nil, tt.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("encodeReply:\n%s\nencoding/json:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestEncodeReplyCopiesIndentedValues(t *testing.T) {
+	list := map[string]any{"a": 1, "b": []any{map[string]any{"x": "y"}}}
+	want, _ := json.MarshalIndent(map[string]any{"total": 1, "clusters": list}, "", "    ")
+	inner, _ := json.MarshalIndent(list, "    ", "    ")
+	got, err := encodeReply(nil, map[string]any{"total": 1, "clusters": indented{inner[:5], inner[5:]}})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("encodeReply (%v):\n%s\nwant:\n%s", err, got, want)
 	}
 }

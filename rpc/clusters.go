@@ -2,7 +2,11 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
@@ -18,11 +22,14 @@ type clusters struct {
 	*guard
 	jobs JobCounter // nil until a job engine is wired
 	// ping is the controller's own ping, answered here too.
-	ping Endpoint
+	ping   Endpoint
+	counts countCache
+	listed atomic.Pointer[renderedClusters]
 }
 
 // operations is the /v2/clusters table with what each needs.
 func (h *clusters) operations() []Operation {
+	h.counts.jobs = h.jobs
 	return []Operation{
 		{Name: "getAllClusterInfo", Serve: withPolicy(h.guard, h.getAllClusterInfo)}, // r per cluster; others are left out
 		{Name: "getClusterInfo", Serve: onCluster(h.guard, rbac.Read, h.getClusterInfo)},
@@ -30,27 +37,133 @@ func (h *clusters) operations() []Operation {
 	}
 }
 
+// getAllClusterInfo copies, for each cluster the caller may read, the
+// cluster's rendering made once for the current inventory, policy and job
+// counts, and adds the caller's privileges to it.
 func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, in *struct {
 	WithHosts bool `json:"with_hosts"`
 }) (Reply, error) {
-	all, err := h.inventory.List(ctx)
+	snap, err := h.inventory.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	visible, privs := readable(req, p, all)
-	counts, err := h.jobCounts(ctx, visible...)
+	counts, err := h.counts.get(ctx, snap)
 	if err != nil {
 		return nil, err
 	}
-	var out []map[string]any
+	r := h.listed.Load()
+	if r == nil || r.snap != snap || r.policy != p || r.counts != counts {
+		r = &renderedClusters{snap: snap, policy: p, counts: counts}
+		h.listed.Store(r)
+	}
+	fragments := r.fragments(h, in.WithHosts)
+	visible, privs := readable(req, p, snap.Clusters)
+	reply := Reply{"total": len(visible)}
+	if len(visible) == 0 {
+		return reply, nil
+	}
+	// Each cluster's rendering, shared, with the caller's privileges added
+	// before its closing brace.
+	pieces := make(indented, 0, 2+4*len(visible))
+	pieces = append(pieces, []byte("[\n"))
 	for i, c := range visible {
-		out = append(out, h.render(p, c, privs[i], counts[c.ID], in.WithHosts))
+		f := fragments[c.ID]
+		end := len(f) - len(listedObjectEnd)
+		sep := listedObjectEnd + ",\n"
+		if i == len(visible)-1 {
+			sep = listedObjectEnd + "\n"
+		}
+		pieces = append(pieces, []byte(listedIndent), f[:end], privilegeFields[privs[i]], []byte(sep))
 	}
-	reply := Reply{"total": len(out)}
-	if len(out) > 0 {
-		reply["clusters"] = out
-	}
+	pieces = append(pieces, []byte("    ]"))
+	reply["clusters"] = pieces
 	return reply, nil
+}
+
+// A listed cluster is an element of a reply field's list: two levels deep.
+const (
+	listedIndent    = "        "
+	listedObjectEnd = "\n" + listedIndent + "}"
+)
+
+// privilegeFields are the effective_privileges field of a listed cluster
+// for each set of privileges, encoded once.
+var privilegeFields = func() [rbac.All + 1][]byte {
+	var out [rbac.All + 1][]byte
+	for p := range rbac.All + 1 {
+		out[p] = []byte(",\n" + listedIndent + "    \"effective_privileges\": \"" + p.String() + "\"")
+	}
+	return out
+}()
+
+// renderedClusters are the clusters of one inventory snapshot rendered for
+// listings under one policy and one set of job counts, without the
+// caller's privileges; each variant is encoded once, on first use.
+type renderedClusters struct {
+	snap     *hosts.Snapshot
+	policy   *rbac.Policy
+	counts   *jobCounts
+	once     [2]sync.Once
+	rendered [2]map[int64][]byte // without and with hosts
+}
+
+func (r *renderedClusters) fragments(h *clusters, withHosts bool) map[int64][]byte {
+	i := 0
+	if withHosts {
+		i = 1
+	}
+	r.once[i].Do(func() {
+		m := make(map[int64][]byte, len(r.snap.Clusters))
+		for _, c := range r.snap.Clusters {
+			// A map of strings, numbers and slices of them always encodes.
+			m[c.ID], _ = json.MarshalIndent(h.render(r.policy, c, r.counts.of(c.ID), withHosts), listedIndent, "    ")
+		}
+		r.rendered[i] = m
+	})
+	return r.rendered[i]
+}
+
+// countTTL is how old the job counts of a cluster listing may be: a listing
+// of every cluster does not count the jobs of every cluster per request.
+// getClusterInfo counts its cluster's jobs when asked.
+const countTTL = time.Second
+
+// countCache keeps the job counts of every cluster of a snapshot for up to
+// countTTL; one count runs at a time.
+type countCache struct {
+	jobs JobCounter
+	mu   sync.Mutex
+	cur  *jobCounts
+}
+
+// jobCounts are the job counts by state of every cluster of a snapshot.
+type jobCounts struct {
+	snap      *hosts.Snapshot
+	at        time.Time
+	byCluster map[int64]map[string]int
+}
+
+func (c *jobCounts) of(id int64) map[string]int { return c.byCluster[id] }
+
+func (c *countCache) get(ctx context.Context, snap *hosts.Snapshot) (*jobCounts, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil && c.cur.snap == snap && (c.jobs == nil || time.Since(c.cur.at) < countTTL) {
+		return c.cur, nil
+	}
+	counts := &jobCounts{snap: snap, at: time.Now()}
+	if c.jobs != nil {
+		ids := make([]int64, len(snap.Clusters))
+		for i, cl := range snap.Clusters {
+			ids[i] = cl.ID
+		}
+		var err error
+		if counts.byCluster, err = c.jobs.CountByState(ctx, ids...); err != nil {
+			return nil, err
+		}
+	}
+	c.cur = counts
+	return counts, nil
 }
 
 // clusterInfoRequest is getClusterInfo's input.
@@ -60,28 +173,22 @@ type clusterInfoRequest struct {
 }
 
 func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *clusterInfoRequest) (Reply, error) {
-	counts, err := h.jobCounts(ctx, c)
-	if err != nil {
-		return nil, err
+	var counts map[string]int
+	if h.jobs != nil {
+		byCluster, err := h.jobs.CountByState(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		counts = byCluster[c.ID]
 	}
-	priv := p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
-	return Reply{"cluster": h.render(p, c, priv, counts[c.ID], in.WithHosts == nil || *in.WithHosts)}, nil
+	info := h.render(p, c, counts, in.WithHosts == nil || *in.WithHosts)
+	info["effective_privileges"] = p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).String()
+	return Reply{"cluster": info}, nil
 }
 
-// jobCounts counts the jobs of cs by status, in one query.
-func (h *clusters) jobCounts(ctx context.Context, cs ...*hosts.Cluster) (map[int64]map[string]int, error) {
-	if h.jobs == nil {
-		return nil, nil
-	}
-	ids := make([]int64, len(cs))
-	for i, c := range cs {
-		ids[i] = c.ID
-	}
-	return h.jobs.CountByState(ctx, ids...)
-}
-
-// render is the CmonClusterInfo wire shape.
-func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, priv rbac.Privileges, counts map[string]int, withHosts bool) map[string]any {
+// render is the CmonClusterInfo wire shape but for effective_privileges,
+// which is the caller's own.
+func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, withHosts bool) map[string]any {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	maps.Copy(byState, counts)
 	tags := c.Tags
@@ -99,7 +206,6 @@ func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, priv rbac.Privileges
 		"vendor":                  c.Vendor,
 		"version":                 c.Version,
 		"tags":                    tags,
-		"effective_privileges":    priv.String(),
 		"maintenance_mode_active": false,
 		"managed":                 true,
 		"job_statistics": map[string]any{

@@ -18,6 +18,18 @@ import (
 // fuzzServer is a Server with every module over a fresh SQLite database, the
 // caller fixed to the superuser, so that every operation's handler runs.
 func fuzzServer(t testing.TB) *Server {
+	s, _ := fullServer(t)
+	admin, err := s.auth.(*authenticator).authn.Store().UserByName(context.Background(), rbac.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.auth = fixedAuth{admin}
+	return s
+}
+
+// fullServer is a Server with every module over a fresh SQLite database
+// holding the superuser admin, and its database.
+func fullServer(t testing.TB) (*Server, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sql.OpenSQLite(ctx, t.TempDir()+"/cmon.db")
@@ -40,15 +52,11 @@ func fuzzServer(t testing.TB) *Server {
 	if err := store.EnsureRoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := store.UserByName(ctx, rbac.AdminUser)
-	if err != nil {
-		t.Fatal(err)
-	}
 	authz, err := rbac.NewAuthorizer(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	authn := rbac.NewAuthn(store, rbac.NewSessions(db, rbac.DefaultSessionLimits), hasher, rbac.AuthnOptions{Throttle: rbac.DefaultThrottleLimits})
+	authn := rbac.NewAuthn(store, rbac.NewSessions(store, rbac.DefaultSessionLimits), hasher, rbac.AuthnOptions{Throttle: rbac.DefaultThrottleLimits})
 	reg, err := jobs.NewRegistry(append(jobs.Builtin(), jobs.NodeCommands(jobs.NodeDeps{})...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +66,8 @@ func fuzzServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
-		Authn: authn, Inventory: hosts.NewInventory(db), Jobs: engine, Authz: authz})
-	s.auth = fixedAuth{admin}
-	return s
+		Authn: authn, Changes: db, Inventory: hosts.NewInventory(db), Jobs: engine, Authz: authz})
+	return s, db
 }
 
 // FuzzDispatch sends arbitrary bodies to every module: whatever the input,

@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
@@ -57,14 +59,23 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req *Request) (*rbac.User, error)
 }
 
+// Pinner reads the database's change versions once for a request, so that
+// the state served from memory is checked against one reading per request.
+type Pinner interface {
+	Pin(ctx context.Context) (context.Context, error)
+}
+
 // Server is the RPC v2 HTTP handler.
 type Server struct {
 	log          *slog.Logger
+	changes      Pinner
 	version      string
 	controllerID string
 	auth         Authenticator
 	modules      map[string]*Module
 	origins      map[string]bool
+	replyBuffers sync.Pool   // of *[]byte
+	headers      http.Header // sent with every reply
 }
 
 // Options wire a Server.
@@ -79,6 +90,9 @@ type Options struct {
 	Inventory *hosts.Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
 	Jobs *jobs.Service
+	// Changes pins each request to the change versions read when it began
+	// (sql.DB does); with none, each lookup reads them itself.
+	Changes Pinner
 	// Authz decides access to clusters, jobs and the tree; /v2/users,
 	// /v2/clusters, /v2/jobs and /v2/tree need it.
 	Authz *rbac.Authorizer
@@ -94,8 +108,15 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+	s := &Server{log: o.Log, changes: o.Changes, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
+	s.replyBuffers.New = func() any { return new([]byte) }
+	s.headers = http.Header{
+		"Server":                 {"cmon/" + s.version},
+		"Content-Type":           {"application/json; charset=utf-8"},
+		"Cache-Control":          {"no-store"},
+		"X-Content-Type-Options": {"nosniff"},
+	}
 	for _, origin := range o.AllowedOrigins {
 		s.origins[strings.ToLower(strings.TrimRight(origin, "/"))] = true
 	}
@@ -182,6 +203,11 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 	op, ok := module.ops[strings.ToLower(req.Operation)]
 	if !ok {
 		return nil, InvalidRequest("Invalid operation '%s' on '/v2/%s'.", req.Operation, module.Name)
+	}
+	if s.changes != nil && module.Name != infoModule {
+		if ctx, err = s.changes.Pin(ctx); err != nil {
+			return nil, err
+		}
 	}
 	switch op.Auth {
 	case AuthRequired:
@@ -314,25 +340,38 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err err
 	}
 	if req.Caller != nil {
 		out["request_user_id"] = req.Caller.ID
-		out["debug_messages"] = []string{fmt.Sprintf("RPC V2 authenticated user is '%s'.", req.Caller.Name)}
+		out["debug_messages"] = []string{"RPC V2 authenticated user is '" + req.Caller.Name + "'."}
 	}
-	body, err := encodeReply(out)
+	pooled := s.replyBuffers.Get().(*[]byte)
+	defer s.putReplyBuffer(pooled)
+	body, err := encodeReply((*pooled)[:0], out)
 	if err != nil {
 		s.log.Error("encode rpc reply", "module", req.Module, "operation", req.Operation, "err", err)
 		body = []byte(`{"request_status": "UnknownError", "error_string": "Internal error."}`)
 		status = StatusUnknownError
 	}
 	body = append(body, '\n')
+	*pooled = body
 	h := w.Header()
-	h.Set("Server", "cmon/"+s.version)
-	h.Set("Content-Type", "application/json; charset=utf-8")
+	for k, v := range s.headers {
+		h[k] = v // shared: net/http only reads them
+	}
 	// An explicit length keeps HTTP/1.0 clients, which read until EOF, off chunking.
-	h.Set("Content-Length", fmt.Sprint(len(body)))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(httpStatus(status, req.Module))
 	_, _ = w.Write(body)
 	return status
+}
+
+// maxPooledReply bounds the reply buffers kept for reuse: large replies
+// (listings of many clusters) reuse theirs instead of allocating and
+// clearing one per request; rare huge ones are left to the collector.
+const maxPooledReply = 8 << 20
+
+func (s *Server) putReplyBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledReply {
+		s.replyBuffers.Put(b)
+	}
 }
 
 func httpStatus(status Status, module string) int {
