@@ -2,9 +2,9 @@ package rbac
 
 import (
 	"context"
-	stdsql "database/sql"
 	"crypto/rand"
 	"crypto/sha256"
+	stdsql "database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
