@@ -54,7 +54,7 @@ const maxLiveSessions = 100000
 // token hash.
 type sessionIndex struct {
 	mu sync.RWMutex
-	m  map[string]*liveSession
+	m  map[tokenKey]*liveSession
 }
 
 // liveSession is a session as this controller knows it: its user and
@@ -68,16 +68,16 @@ type liveSession struct {
 }
 
 func newSessionIndex(context.Context) (*sessionIndex, error) {
-	return &sessionIndex{m: map[string]*liveSession{}}, nil
+	return &sessionIndex{m: map[tokenKey]*liveSession{}}, nil
 }
 
-func (x *sessionIndex) find(hash string) *liveSession {
+func (x *sessionIndex) find(hash tokenKey) *liveSession {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.m[hash]
 }
 
-func (x *sessionIndex) add(hash string, ls *liveSession) {
+func (x *sessionIndex) add(hash tokenKey, ls *liveSession) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if len(x.m) >= maxLiveSessions {
@@ -86,7 +86,7 @@ func (x *sessionIndex) add(hash string, ls *liveSession) {
 	x.m[hash] = ls
 }
 
-func (x *sessionIndex) forget(hash string) {
+func (x *sessionIndex) forget(hash tokenKey) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.m, hash)
@@ -107,6 +107,14 @@ func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
+
+// tokenKey is a token's hash as the in-memory session index keys it.
+type tokenKey [sha256.Size]byte
+
+func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
+
+// stored is the key as the sessions table stores it.
+func (k tokenKey) stored() string { return hex.EncodeToString(k[:]) }
 
 // Create starts a logged-in session for a user and returns its cookie token.
 // Every login gets a new token; an old one is never upgraded.
@@ -179,7 +187,7 @@ func (s *Sessions) TakeChallenge(ctx context.Context, token string) (challenge s
 // that looks idle here is looked up again, in case it was used through
 // another controller.
 func (s *Sessions) User(ctx context.Context, token string) (*User, error) {
-	hash := hashToken(token)
+	hash := keyOf(token)
 	live, err := s.live.Get(ctx)
 	if err != nil {
 		return nil, err
@@ -208,10 +216,10 @@ func (s *Sessions) User(ctx context.Context, token string) (*User, error) {
 }
 
 // lookup reads a logged-in session.
-func (s *Sessions) lookup(ctx context.Context, hash string) (*liveSession, error) {
+func (s *Sessions) lookup(ctx context.Context, hash tokenKey) (*liveSession, error) {
 	var userID, created, lastSeen int64
 	err := s.db.QueryRowContext(ctx, "SELECT user_id, created, last_seen FROM sessions WHERE token_hash = ? AND user_id <> 0",
-		hash).Scan(&userID, &created, &lastSeen)
+		hash.stored()).Scan(&userID, &created, &lastSeen)
 	if errors.Is(err, stdsql.ErrNoRows) {
 		return nil, ErrNoSession
 	}
@@ -229,7 +237,7 @@ func (ls *liveSession) idle(now time.Time, limit time.Duration) bool {
 
 // touch records a use, writing it when the stored one is older than the
 // refresh interval.
-func (s *Sessions) touch(ctx context.Context, hash string, ls *liveSession, now time.Time) error {
+func (s *Sessions) touch(ctx context.Context, hash tokenKey, ls *liveSession, now time.Time) error {
 	ls.mu.Lock()
 	ls.used = now
 	due := now.Sub(ls.written) > min(time.Minute, s.limits.Idle/4)
@@ -240,7 +248,7 @@ func (s *Sessions) touch(ctx context.Context, hash string, ls *liveSession, now 
 	if !due {
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", sql.Millis(now), hash); err != nil {
+	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", sql.Millis(now), hash.stored()); err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
 	return nil

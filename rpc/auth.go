@@ -61,11 +61,19 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	opts := s.options
 	sess.Options = &opts
 	sess.IsNew = true
-	if c, err := r.Cookie(name); err == nil && isToken(c.Value) {
-		sess.ID = c.Value
+	if token := sessionToken(r, name); token != "" {
+		sess.ID = token
 		sess.IsNew = false
 	}
 	return sess, nil
+}
+
+// sessionToken is the session token in the request's cookie name, "" for none.
+func sessionToken(r *http.Request, name string) string {
+	if c, err := r.Cookie(name); err == nil && isToken(c.Value) {
+		return c.Value
+	}
+	return ""
 }
 
 // Save sets the cookie for the session's token, or with MaxAge < 0 deletes the
@@ -133,11 +141,11 @@ func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.U
 		u, err := a.authn.Inline(ctx, in.Authenticate.name(), in.Authenticate.Password, req.RemoteIP)
 		return u, loginError(err)
 	}
-	sess, _ := a.store.New(req.HTTP, SessionCookie) // read only: no need for gorilla's per-request registry
-	if sess.IsNew {
+	token := sessionToken(req.HTTP, SessionCookie)
+	if token == "" {
 		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
 	}
-	u, err := a.authn.Sessions().User(ctx, sess.ID)
+	u, err := a.authn.Sessions().User(ctx, token)
 	if errors.Is(err, rbac.ErrNoSession) {
 		return nil, &Error{Status: StatusAuthRequired, Message: "The session is expired, logged out or unknown; log in again."}
 	}

@@ -3,7 +3,6 @@ package rpc
 import (
 	"bytes"
 	"encoding/json"
-	"maps"
 	"slices"
 	"strconv"
 )
@@ -89,7 +88,11 @@ func (v indented) size() int {
 // cost no reflection, and copies values already encoded (indented) as they
 // are.
 func encodeReply(buf []byte, out map[string]any) ([]byte, error) {
-	keys := slices.Sorted(maps.Keys(out))
+	keys := make([]string, 0, len(out))
+	for k := range out {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	values := make([][]byte, len(keys))
 	size, indentedTotal := 2, 2
 	for i, k := range keys {

@@ -23,13 +23,16 @@ type clusters struct {
 	jobs JobCounter // nil until a job engine is wired
 	// ping is the controller's own ping, answered here too.
 	ping   Endpoint
-	counts countCache
+	counts *countCache
 	listed atomic.Pointer[renderedClusters]
+}
+
+func newClusters(g *guard, ping Endpoint, jobs JobCounter) *clusters {
+	return &clusters{guard: g, ping: ping, jobs: jobs, counts: &countCache{jobs: jobs}}
 }
 
 // operations is the /v2/clusters table with what each needs.
 func (h *clusters) operations() []Operation {
-	h.counts.jobs = h.jobs
 	return []Operation{
 		{Name: "getAllClusterInfo", Serve: withPolicy(h.guard, h.getAllClusterInfo)}, // r per cluster; others are left out
 		{Name: "getClusterInfo", Serve: onCluster(h.guard, rbac.Read, h.getClusterInfo)},

@@ -136,11 +136,12 @@ func NewServer(o Options) *Server {
 	}
 	if o.Inventory != nil && o.Authz != nil {
 		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
-		cl := &clusters{guard: g, ping: anyone(s.ping)}
+		var counter JobCounter // a nil *jobs.Service must stay a nil interface
 		if o.Jobs != nil {
-			cl.jobs = o.Jobs
+			counter = o.Jobs
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
 		}
+		cl := newClusters(g, anyone(s.ping), counter)
 		s.Handle("clusters", cl.operations()...)
 		s.Handle("tree", (&tree{guard: g, store: o.Authn.Store()}).operations()...)
 	}
@@ -274,7 +275,7 @@ var echoed = []string{"request_id", "request_created"}
 // readBody reads the JSON body whatever the Content-Type says (curl -d sends a
 // form type), and the envelope fields every operation shares.
 func (s *Server) readBody(req *Request) error {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, req.HTTP.Body, MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(nil, req.HTTP.Body, MaxBodyBytes), req.HTTP.ContentLength)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return InvalidRequest("The request body is larger than %d bytes.", MaxBodyBytes)
@@ -308,9 +309,20 @@ func (s *Server) readBody(req *Request) error {
 	return nil
 }
 
+// readAll reads r to its end into a buffer sized for the declared length.
+func readAll(r io.Reader, declared int64) ([]byte, error) {
+	if declared <= 0 || declared > MaxBodyBytes {
+		return io.ReadAll(r)
+	}
+	var b bytes.Buffer
+	b.Grow(int(declared) + bytes.MinRead)
+	_, err := b.ReadFrom(r)
+	return b.Bytes(), err
+}
+
 // write renders the envelope around reply or err and returns the status sent.
 func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err error) Status {
-	out := map[string]any{}
+	out := make(map[string]any, len(reply)+8)
 	for k, v := range reply {
 		out[k] = v
 	}
