@@ -210,15 +210,20 @@ type JobLog struct {
 // Log returns a job and a page of its messages; messages are readable while the
 // job runs.
 func (s *Service) Log(ctx context.Context, id int64, q MessageQuery) (*JobLog, error) {
+	total := countBeside(ctx, s.db, fmt.Sprintf("messages of job %d", id), "SELECT COUNT(*) FROM job_messages WHERE job_id = ?", id)
 	j, err := s.Get(ctx, id)
+	var msgs []Message
+	if err == nil {
+		msgs, err = pageOfMessages(ctx, s.db, id, q)
+	}
+	n, cerr := total()
+	if err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, err
 	}
-	msgs, total, err := listMessages(ctx, s.db, id, q)
-	if err != nil {
-		return nil, err
-	}
-	return &JobLog{Job: j, Messages: msgs, Total: total}, nil
+	return &JobLog{Job: j, Messages: msgs, Total: n}, nil
 }
 
 // Kill aborts a job on behalf of user by (a name, for the status text). A job

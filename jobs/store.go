@@ -186,31 +186,59 @@ func page(limit, offset int) (string, []any) {
 	return " LIMIT ? OFFSET ?", []any{l, offset}
 }
 
-func listJobs(ctx context.Context, q querier, f Filter) ([]*Job, int, error) {
-	where, args := f.where()
-	var total int
-	if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM jobs j"+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count jobs: %w", err)
+// countBeside starts counting on its own connection while the caller reads
+// a page: on a networked database the two round trips overlap. The result
+// waits in the returned function.
+func countBeside(ctx context.Context, db *sql.DB, what, query string, args ...any) func() (int, error) {
+	done := make(chan struct{})
+	var n int
+	var err error
+	go func() {
+		defer close(done)
+		if err = db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+			err = fmt.Errorf("count %s: %w", what, err)
+		}
+	}()
+	return func() (int, error) {
+		<-done
+		return n, err
 	}
+}
+
+func listJobs(ctx context.Context, db *sql.DB, f Filter) ([]*Job, int, error) {
+	where, args := f.where()
+	total := countBeside(ctx, db, "jobs", "SELECT COUNT(*) FROM jobs j"+where, args...)
+	out, err := pageOfJobs(ctx, db, f, where, args)
+	n, cerr := total()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, n, nil
+}
+
+func pageOfJobs(ctx context.Context, q querier, f Filter, where string, args []any) ([]*Job, error) {
 	pg, pargs := page(f.Limit, f.Offset)
 	rows, err := q.QueryContext(ctx, "SELECT "+prefixed("j.", jobColumns)+" FROM jobs j"+where+
 		" ORDER BY j.job_id DESC"+pg, append(args, pargs...)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list jobs: %w", err)
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	defer rows.Close()
 	var out []*Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list jobs: %w", err)
+			return nil, fmt.Errorf("list jobs: %w", err)
 		}
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list jobs: %w", err)
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return out, total, nil
+	return out, nil
 }
 
 // prefixed qualifies a comma list of columns with a table alias.
@@ -229,11 +257,7 @@ type MessageQuery struct {
 	Limit, Offset int
 }
 
-func listMessages(ctx context.Context, q querier, jobID int64, mq MessageQuery) ([]Message, int, error) {
-	var total int
-	if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM job_messages WHERE job_id = ?", jobID).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count messages of job %d: %w", jobID, err)
-	}
+func pageOfMessages(ctx context.Context, q querier, jobID int64, mq MessageQuery) ([]Message, error) {
 	order := " ORDER BY message_id DESC"
 	if mq.Ascending {
 		order = " ORDER BY message_id ASC"
@@ -242,7 +266,7 @@ func listMessages(ctx context.Context, q querier, jobID int64, mq MessageQuery) 
 	rows, err := q.QueryContext(ctx, "SELECT message_id, job_id, created, message_status, message_text"+
 		" FROM job_messages WHERE job_id = ?"+order+pg, append([]any{jobID}, pargs...)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read messages of job %d: %w", jobID, err)
+		return nil, fmt.Errorf("read messages of job %d: %w", jobID, err)
 	}
 	defer rows.Close()
 	out := []Message{}
@@ -250,15 +274,15 @@ func listMessages(ctx context.Context, q querier, jobID int64, mq MessageQuery) 
 		var m Message
 		var created int64
 		if err := rows.Scan(&m.ID, &m.JobID, &created, &m.Status, &m.Text); err != nil {
-			return nil, 0, fmt.Errorf("read messages of job %d: %w", jobID, err)
+			return nil, fmt.Errorf("read messages of job %d: %w", jobID, err)
 		}
 		m.Created = sql.Time(created)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read messages of job %d: %w", jobID, err)
+		return nil, fmt.Errorf("read messages of job %d: %w", jobID, err)
 	}
-	return out, total, nil
+	return out, nil
 }
 
 // deleteJobRows removes jobs' messages, tags and rows, in statements of at most
