@@ -25,7 +25,7 @@ import (
 var cmonBinary string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := findOrBuildCmon()
+	bin, cleanup, err := services.CmonBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		os.Exit(1)
@@ -34,25 +34,6 @@ func TestMain(m *testing.M) {
 	code := services.Main(m)
 	cleanup()
 	os.Exit(code)
-}
-
-func findOrBuildCmon() (string, func(), error) {
-	if bin := os.Getenv("CMON_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		return abs, func() {}, err
-	}
-	dir, err := os.MkdirTemp("", "cmon-bin-")
-	if err != nil {
-		return "", nil, err
-	}
-	bin := filepath.Join(dir, "cmon")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmon")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("build cmon: %w: %s", err, out)
-	}
-	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 // backend is a database a controller under test runs on.

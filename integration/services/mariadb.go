@@ -18,8 +18,10 @@ type MariaDB struct {
 	sock   string
 	Port   int
 	client string
-	cmd    *exec.Cmd
-	done   chan error
+	// serverArgs are mariadbd options beyond the tests' defaults.
+	serverArgs []string
+	cmd        *exec.Cmd
+	done       chan error
 }
 
 var sharedMariaDB shared[*MariaDB]
@@ -31,8 +33,9 @@ func SharedMariaDB(t testing.TB) *MariaDB {
 	return sharedMariaDB.get(t, "MariaDB", func() (*MariaDB, error) { return StartMariaDB(context.Background()) })
 }
 
-// StartMariaDB installs mariadb-server if needed and starts a fresh server.
-func StartMariaDB(ctx context.Context) (*MariaDB, error) {
+// StartMariaDB installs mariadb-server if needed and starts a fresh server,
+// with serverArgs added to (and overriding) the tests' mariadbd options.
+func StartMariaDB(ctx context.Context, serverArgs ...string) (*MariaDB, error) {
 	server, err := Install(ctx, "mariadbd", "mariadb-server")
 	if err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func StartMariaDB(ctx context.Context) (*MariaDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	m := &MariaDB{dir: dir, sock: filepath.Join(dir, "sock"), client: client}
+	m := &MariaDB{dir: dir, sock: filepath.Join(dir, "sock"), client: client, serverArgs: serverArgs}
 	userArgs := []string{}
 	if os.Geteuid() == 0 {
 		userArgs = []string{"--user=root"}
@@ -79,6 +82,7 @@ func (m *MariaDB) start(ctx context.Context, server string, userArgs []string) e
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--pid-file=" + filepath.Join(m.dir, "pid"),
 		"--log-error=" + filepath.Join(m.dir, "err.log"), "--skip-name-resolve",
 		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"}, userArgs...)
+	args = append(args, m.serverArgs...) // later options win
 	m.cmd = exec.Command(server, args...)
 	m.done = make(chan error, 1)
 	if err := m.cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -185,4 +186,40 @@ func stopProcess(cmd *exec.Cmd, done <-chan error) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+}
+
+// CmonBinary is the cmon binary under test: $CMON_BIN (make test sets it to
+// the one it built), else one built now from the module holding the working
+// directory, removed by cleanup.
+func CmonBinary() (bin string, cleanup func(), err error) {
+	if bin := os.Getenv("CMON_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		return abs, func() {}, err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return "", nil, err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			return "", nil, errors.New("build cmon: no go.mod above the working directory")
+		}
+		root = parent
+	}
+	dir, err := os.MkdirTemp("", "cmon-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "cmon")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmon")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("build cmon: %w: %s", err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
