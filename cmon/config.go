@@ -46,6 +46,7 @@ type Config struct {
 	JobWorkers       int
 	JobMaxRuntime    time.Duration
 	JobRetention     time.Duration
+	AuditRetention   time.Duration
 	JobRetentionMax  int
 	MonitorInterval  time.Duration
 	SSHKeyFile       string
@@ -140,6 +141,8 @@ func settings() []setting {
 			set: durationSetter(func(c *Config) *time.Duration { return &c.JobMaxRuntime })},
 		{key: "CMON_JOB_RETENTION", flag: "job-retention", def: "720h", usage: "ended jobs older than this are deleted with their logs",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.JobRetention })},
+		{key: "CMON_AUDIT_RETENTION", flag: "audit-retention", def: "8760h", usage: "audit entries older than this are deleted",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.AuditRetention })},
 		{key: "CMON_JOB_RETENTION_COUNT", flag: "job-retention-count", def: "0", usage: "keep at most this many ended jobs (0: no limit)",
 			set: intSetter(0, 100_000_000, func(c *Config) *int { return &c.JobRetentionMax })},
 		{key: "CMON_MONITOR_INTERVAL", flag: "monitor-interval", def: "30s", usage: "how often every host of every cluster is checked",

@@ -76,6 +76,12 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 		return err
 	}
 	defer unlock()
+	nodeID, err := nodeIdentity(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// Every line names this controller among those sharing the database.
+	log = log.With("node", nodeID)
 	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, rpc.CertNames(cfg.BindAddresses, cfg.TLSNames))
 	if err != nil {
 		return err
@@ -114,7 +120,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	sessions := rbac.NewSessions(users, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
 	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
 		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout, Lockout: cfg.LoginLockout}})
-	go purgeExpired(ctx, log, sessions, authn.Throttle())
+	audit := rbac.NewAuditLog(db, cfg.AuditRetention)
+	go purgeExpired(ctx, log, sessions, authn.Throttle(), audit)
 
 	inventory := hosts.NewInventory(db)
 	knownHosts := hosts.NewDBKnownHosts(db)
@@ -129,7 +136,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	// One grace period for a stop, the transport's: the engine's backstop
 	// for a handler that ignores its cancellation sits just above it.
 	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
-	engine, err := startJobs(ctx, log, cfg, db, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
+	engine, err := startJobs(ctx, log, cfg, db, nodeID, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
 		HostKeys: knownHosts, Log: log}, monitor, permit, killGrace)
 	if err != nil {
 		return err
@@ -144,7 +151,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}()
 	go monitor.Run(ctx)
 
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Authn: authn, Changes: db,
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
@@ -248,12 +255,8 @@ func nonEmpty(s string) []string {
 }
 
 // startJobs builds the command registry and starts the job engine.
-func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, deps jobs.NodeDeps, checker jobs.ClusterChecker,
+func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, nodeID string, deps jobs.NodeDeps, checker jobs.ClusterChecker,
 	permit jobs.Permitter, killGrace time.Duration) (*jobs.Service, error) {
-	nodeID, err := nodeIdentity(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	commands := append(jobs.Builtin(), jobs.NodeCommands(deps)...)
 	reg, err := jobs.NewRegistry(append(commands, jobs.CheckHostsCommand(deps.Inventory, checker))...)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
@@ -144,16 +143,4 @@ func (n *nodes) clusterOf(ctx context.Context, command string, job *Job) (*hosts
 		return nil, fmt.Errorf("cluster %d: %w", job.ClusterID, err)
 	}
 	return c, nil
-}
-
-// clipText shortens s to at most n bytes at a rune boundary, for columns of
-// bounded size.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

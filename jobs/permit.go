@@ -7,6 +7,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/sql"
 )
 
 // Permitter decides, when a job is about to run or a recurring template to
@@ -94,7 +95,7 @@ func (s *Service) permit(ctx context.Context, j *Job) error {
 func (s *Service) pauseRefused(ctx context.Context, templateID int64, reason string) {
 	text := "Paused: " + reason + "."
 	res, err := s.db.ExecContext(ctx, "UPDATE jobs SET status = ?, status_text = ? WHERE job_id = ? AND status = ?",
-		StatusPaused, clipText(text, 255), templateID, StatusScheduled)
+		StatusPaused, sql.Clip(text, 255), templateID, StatusScheduled)
 	if err != nil {
 		s.log.Error("pause refused recurring job", "job_id", templateID, "err", err)
 		return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/sql"
 )
 
 // nodeSpec is a node as register_cluster and add_node take it.
@@ -87,9 +88,9 @@ func applyFacts(ctx context.Context, h *hosts.Host, out []byte) {
 		v = strings.TrimSpace(v)
 		switch k {
 		case "os":
-			h.OS = clipText(strings.ToValidUTF8(strings.Trim(v, `"'`), "\uFFFD"), 255)
+			h.OS = sql.Clip(strings.ToValidUTF8(strings.Trim(v, `"'`), "\uFFFD"), 255)
 		case "kernel":
-			h.Kernel = clipText(strings.ToValidUTF8(v, "\uFFFD"), 255)
+			h.Kernel = sql.Clip(strings.ToValidUTF8(v, "\uFFFD"), 255)
 		case "cpus":
 			h.CPUs, _ = strconv.Atoi(v)
 		case "mem_kb":
@@ -161,7 +162,7 @@ func (n *nodes) probe(ctx context.Context, log Logger, c *hosts.Cluster, hs []ho
 		problem := nodeProblem(ctx, nr)
 		if problem != "" && nr.Err == nil && nr.Result != nil {
 			if msg := strings.TrimSpace(string(nr.Result.Stderr)); msg != "" {
-				problem += ": " + clipText(strings.ToValidUTF8(msg, "\uFFFD"), 300)
+				problem += ": " + sql.Clip(strings.ToValidUTF8(msg, "\uFFFD"), 300)
 			}
 		}
 		if problem != "" {

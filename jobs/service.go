@@ -59,7 +59,7 @@ func New(db *sql.DB, reg *Registry, cfg Config) (*Service, error) {
 		db:      db,
 		reg:     reg,
 		cfg:     cfg,
-		log:     cfg.Logger.With("controller_id", cfg.ControllerID),
+		log:     cfg.Logger, // the caller's logger names this controller (cmon: "node")
 		clock:   cfg.Clock,
 		wake:    make(chan struct{}, 1),
 		running: map[int64]context.CancelCauseFunc{},

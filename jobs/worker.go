@@ -166,7 +166,7 @@ func (s *Service) run(j *Job) {
 		if j.ParentJobID != 0 {
 			s.pauseRefused(ctx, j.ParentJobID, refused.Reason)
 		}
-		s.finish(j, outcome{status: StatusFailed, text: clipText("Not run: "+refused.Reason+".", 255), exitCode: 1})
+		s.finish(j, outcome{status: StatusFailed, text: sql.Clip("Not run: "+refused.Reason+".", 255), exitCode: 1})
 		return
 	}
 	timeout := s.cfg.MaxRunTime

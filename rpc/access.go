@@ -133,9 +133,14 @@ func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy
 	case err != nil:
 		return nil, err
 	case c != nil && p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).Has(rbac.Read):
+		req.audit.clusterID, req.audit.object = c.ID, rbac.ClusterPath(c.Name)
 		return c, nil
 	case c == nil && req.Caller.IsSuperuser():
 		return nil, NotFound("Cluster was not found.")
+	}
+	req.audit.object = "cluster:" + ref.label()
+	if c != nil {
+		req.audit.clusterID = c.ID
 	}
 	if need == 0 {
 		need = rbac.Read
@@ -234,10 +239,12 @@ func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, 
 		if id <= 0 {
 			return nil, InvalidRequest("Field 'job_id' must be a positive number.")
 		}
+		req.audit.jobID = id
 		j, err := g.jobs.Get(ctx, id)
 		if err != nil {
 			return nil, jobError(err, id)
 		}
+		req.audit.clusterID = j.ClusterID
 		priv, err := g.jobPrivileges(ctx, req, p, j)
 		if err != nil {
 			return nil, err
@@ -378,6 +385,7 @@ func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rb
 func withObject[In objectInput](g *guard, need func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error), h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
 	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
 		path := (*in).object()
+		req.audit.object = path
 		o, ok := p.Object(path)
 		if !ok {
 			return nil, NotFound("Object '%s' was not found.", path)

@@ -190,13 +190,14 @@ func (a *authenticator) authOperations() []Operation {
 			if err := in.validate(); err != nil {
 				return nil, err
 			}
+			req.audit.userName = in.name()
 			u, err := a.authn.Password(ctx, in.name(), in.Password, req.RemoteIP)
 			if err != nil {
 				return nil, loginError(err)
 			}
 			return a.startSession(ctx, req, u)
 		})},
-		{Name: "authenticate", Auth: AuthNone, Serve: anyone(a.challenge)},
+		{Name: "authenticate", ReadOnly: true, Auth: AuthNone, Serve: anyone(a.challenge)},
 		{Name: "authenticateResponse", Auth: AuthNone, Serve: anyone(a.respond)},
 		{Name: "response", Auth: AuthNone, Serve: anyone(a.respond)},
 		{Name: "logout", Auth: AuthNone, Serve: anyone(a.logout)},
@@ -262,8 +263,11 @@ func (a *authenticator) respond(ctx context.Context, req *Request, in *signature
 	return a.startSession(ctx, req, u)
 }
 
-func (a *authenticator) logout(_ context.Context, req *Request, _ *none) (Reply, error) {
+func (a *authenticator) logout(ctx context.Context, req *Request, _ *none) (Reply, error) {
 	sess, _ := a.store.Get(req.HTTP, SessionCookie)
+	if !sess.IsNew {
+		req.Caller, _ = a.authn.Sessions().User(ctx, sess.ID) // who logs out, for the audit trail
+	}
 	sess.Options.MaxAge = -1
 	if err := sess.Save(req.HTTP, req.Writer); err != nil {
 		return nil, err

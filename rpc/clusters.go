@@ -34,9 +34,9 @@ func newClusters(g *guard, ping Endpoint, jobs JobCounter) *clusters {
 // operations is the /v2/clusters table with what each needs.
 func (h *clusters) operations() []Operation {
 	return []Operation{
-		{Name: "getAllClusterInfo", Serve: withPolicy(h.guard, h.getAllClusterInfo)}, // r per cluster; others are left out
-		{Name: "getClusterInfo", Serve: onCluster(h.guard, rbac.Read, h.getClusterInfo)},
-		{Name: "ping", Auth: AuthOptional, Serve: h.ping},
+		{Name: "getAllClusterInfo", ReadOnly: true, Serve: withPolicy(h.guard, h.getAllClusterInfo)}, // r per cluster; others are left out
+		{Name: "getClusterInfo", ReadOnly: true, Serve: onCluster(h.guard, rbac.Read, h.getClusterInfo)},
+		{Name: "ping", ReadOnly: true, Auth: AuthOptional, Serve: h.ping},
 	}
 }
 

@@ -5,7 +5,7 @@ import "context"
 // controllerOperations is the /v2/controller table.
 func (s *Server) controllerOperations() []Operation {
 	return []Operation{
-		{Name: "ping", Auth: AuthOptional, Serve: anyone(s.ping)},
+		{Name: "ping", ReadOnly: true, Auth: AuthOptional, Serve: anyone(s.ping)},
 	}
 }
 

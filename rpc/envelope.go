@@ -80,6 +80,9 @@ type Request struct {
 
 	body   []byte
 	fields map[string]json.RawMessage
+	// known is set once the operation is found; readOnly is the operation's.
+	known, readOnly bool
+	audit           auditFacts
 }
 
 // Decode reads the request's fields into v (a pointer to a struct with json

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
@@ -66,7 +67,7 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 		t.Fatal(err)
 	}
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
-		Authn: authn, Changes: db, Inventory: hosts.NewInventory(db), Jobs: engine, Authz: authz})
+		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Inventory: hosts.NewInventory(db), Jobs: engine, Authz: authz})
 	return s, db
 }
 

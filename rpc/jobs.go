@@ -22,9 +22,9 @@ type jobsModule struct{ *guard }
 func (h *jobsModule) operations() []Operation {
 	return []Operation{
 		{Name: "createJobInstance", Serve: h.onJobSpec(h.create)},
-		{Name: "getJobInstances", Serve: onNamedCluster(h.guard, rbac.Read, h.list)}, // else r per cluster; others are left out
-		{Name: "getJobInstance", Serve: onJob(h.guard, rbac.Read, h.get)},
-		{Name: "getJobLog", Serve: onJob(h.guard, rbac.Read, h.log)},
+		{Name: "getJobInstances", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.list)}, // else r per cluster; others are left out
+		{Name: "getJobInstance", ReadOnly: true, Serve: onJob(h.guard, rbac.Read, h.get)},
+		{Name: "getJobLog", ReadOnly: true, Serve: onJob(h.guard, rbac.Read, h.log)},
 		{Name: "killJobInstance", Serve: onJob(h.guard, rbac.Execute, h.kill)},
 		{Name: "deleteJobInstance", Serve: onJob(h.guard, rbac.Execute, h.delete)},
 		{Name: "cloneJobInstance", Serve: onJobRun(h.guard, rbac.Execute, h.clone)},
@@ -54,6 +54,7 @@ func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft,
 		if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
 			return nil, InvalidRequest("Field 'job' with 'job_spec.command' is required.")
 		}
+		req.audit.command = redactedCommand(in.Job.Spec.Command, in.Job.Spec.JobData)
 		// A named cluster the caller may not see is refused before anything
 		// else is said of the request; removing one is decided on "/".
 		clusterID := in.ID
@@ -81,6 +82,7 @@ func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft,
 		if err != nil {
 			return nil, jobError(err, 0)
 		}
+		req.audit.clusterID = d.ClusterID
 		if err := h.authorizeDraft(ctx, req, p, d, in.clusterRef); err != nil {
 			return nil, err
 		}
@@ -142,6 +144,7 @@ func (h *jobsModule) create(ctx context.Context, req *Request, d *jobs.Draft, in
 	if err != nil {
 		return nil, jobError(err, 0)
 	}
+	req.audit.jobID = j.ID
 	return Reply{"job": renderJob(j)}, nil
 }
 

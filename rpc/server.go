@@ -41,9 +41,11 @@ const (
 // Operation is one row of a module's table: the name clients send, whether it
 // needs an authenticated caller, and its access rule around its handler.
 type Operation struct {
-	Name  string
-	Auth  AuthMode
-	Serve Endpoint
+	Name string
+	Auth AuthMode
+	// ReadOnly operations change nothing: only their refusals are audited.
+	ReadOnly bool
+	Serve    Endpoint
 }
 
 // Module is one /v2/<name> path and its operations, looked up case-insensitively.
@@ -69,6 +71,8 @@ type Pinner interface {
 type Server struct {
 	log          *slog.Logger
 	changes      Pinner
+	auditor      Auditor
+	node         string
 	version      string
 	controllerID string
 	auth         Authenticator
@@ -90,6 +94,12 @@ type Options struct {
 	Inventory *hosts.Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
 	Jobs *jobs.Service
+	// Audit records every change and refusal; with it, /v2/audit serves
+	// the trail to superusers.
+	Audit Auditor
+	// Node is this controller's own id among those sharing the database,
+	// as audit entries name it.
+	Node string
 	// Changes pins each request to the change versions read when it began
 	// (sql.DB does); with none, each lookup reads them itself.
 	Changes Pinner
@@ -108,7 +118,7 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, changes: o.Changes, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
 	s.replyBuffers.New = func() any { return new([]byte) }
 	s.headers = http.Header{
@@ -131,6 +141,9 @@ func NewServer(o Options) *Server {
 	a := newAuthenticator(o.Authn)
 	s.auth = a
 	s.Handle("auth", a.authOperations()...)
+	if o.Audit != nil {
+		s.Handle("audit", s.auditOperations()...)
+	}
 	if o.Authz != nil {
 		s.Handle("users", (&users{authn: o.Authn, sessions: a, store: o.Authn.Store(), authz: o.Authz}).operations()...)
 	}
@@ -172,7 +185,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req := &Request{HTTP: r, Writer: w, RemoteIP: remoteIP(r)}
 	reply, err := s.serve(r.Context(), req)
-	status := s.write(w, req, reply, err)
+	rpcErr := s.asError(req, err)
+	status, message := StatusOk, ""
+	if rpcErr != nil {
+		status, message = rpcErr.Status, rpcErr.Message
+	}
+	// Recorded before the reply, so that a client that got it finds the entry.
+	if req.known && audited(req.readOnly, status) {
+		s.record(r.Context(), req, status, message)
+	}
+	s.write(w, req, reply, rpcErr)
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "rpc request",
 		slog.String("module", req.Module), slog.String("operation", req.Operation),
 		slog.String("status", string(status)), slog.String("remote", req.RemoteIP),
@@ -205,6 +227,7 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 	if !ok {
 		return nil, InvalidRequest("Invalid operation '%s' on '/v2/%s'.", req.Operation, module.Name)
 	}
+	req.Operation, req.known, req.readOnly = op.Name, true, op.ReadOnly
 	if s.changes != nil && module.Name != infoModule {
 		if ctx, err = s.changes.Pin(ctx); err != nil {
 			return nil, err
@@ -320,19 +343,28 @@ func readAll(r io.Reader, declared int64) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-// write renders the envelope around reply or err and returns the status sent.
-func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err error) Status {
+// asError is the protocol error an operation's error becomes: its own
+// *Error, else UnknownError without the text, which may hold internals.
+func (s *Server) asError(req *Request, err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var rpcErr *Error
+	if !errors.As(err, &rpcErr) {
+		s.log.Error("rpc operation failed", "module", req.Module, "operation", req.Operation, "err", err)
+		rpcErr = &Error{Status: StatusUnknownError, Message: "Internal error."}
+	}
+	return rpcErr
+}
+
+// write renders the envelope around reply or rpcErr.
+func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, rpcErr *Error) {
 	out := make(map[string]any, len(reply)+8)
 	for k, v := range reply {
 		out[k] = v
 	}
 	status := StatusOk
-	if err != nil {
-		var rpcErr *Error
-		if !errors.As(err, &rpcErr) {
-			s.log.Error("rpc operation failed", "module", req.Module, "operation", req.Operation, "err", err)
-			rpcErr = &Error{Status: StatusUnknownError, Message: "Internal error."}
-		}
+	if rpcErr != nil {
 		status = rpcErr.Status
 		if rpcErr.Message != "" {
 			out["error_string"] = rpcErr.Message
@@ -372,7 +404,6 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, err err
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(httpStatus(status, req.Module))
 	_, _ = w.Write(body)
-	return status
 }
 
 // maxPooledReply bounds the reply buffers kept for reuse: large replies

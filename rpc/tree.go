@@ -17,12 +17,12 @@ type tree struct {
 // operations is the /v2/tree table with what each needs.
 func (h *tree) operations() []Operation {
 	return []Operation{
-		{Name: "getTree", Serve: onListedObject(h.guard, h.getTree)},
-		{Name: "getAcl", Serve: onObject(h.guard, rbac.Read, h.getACL)},
+		{Name: "getTree", ReadOnly: true, Serve: onListedObject(h.guard, h.getTree)},
+		{Name: "getAcl", ReadOnly: true, Serve: onObject(h.guard, rbac.Read, h.getACL)},
 		{Name: "addAcl", Serve: objectOwner(h.guard, h.changeACL(false))},
 		{Name: "removeAcl", Serve: objectOwner(h.guard, h.changeACL(true))},
 		{Name: "chown", Serve: superuserOnly("change owners", onObject(h.guard, 0, h.chown))},
-		{Name: "checkAccess", Serve: onObject(h.guard, 0, h.checkAccess)}, // the answer is the check
+		{Name: "checkAccess", ReadOnly: true, Serve: onObject(h.guard, 0, h.checkAccess)}, // the answer is the check
 	}
 }
 

@@ -25,18 +25,18 @@ type users struct {
 // (itself when absent).
 func (h *users) operations() []Operation {
 	return []Operation{
-		{Name: "whoAmI", Serve: anyone(h.whoAmI)},
-		{Name: "getUsers", Serve: anyone(h.getUsers)}, // superusers see all, others themselves
+		{Name: "whoAmI", ReadOnly: true, Serve: anyone(h.whoAmI)},
+		{Name: "getUsers", ReadOnly: true, Serve: anyone(h.getUsers)}, // superusers see all, others themselves
 		{Name: "createUser", Serve: superuser("create users", h.createUser)},
 		{Name: "setUser", Serve: selfOrSuperuser(h, h.setUser)},
 		{Name: "deleteUser", Serve: superuser("delete users", h.deleteUser)},
 		{Name: "disable", Serve: superuser("enable or disable users", h.setDisabled(true))},
 		{Name: "enable", Serve: superuser("enable or disable users", h.setDisabled(false))},
 		{Name: "changePassword", Serve: selfOrSuperuser(h, h.changePassword)}, // itself also with the old password
-		{Name: "getKeys", Serve: selfOrSuperuser(h, h.getKeys)},
+		{Name: "getKeys", ReadOnly: true, Serve: selfOrSuperuser(h, h.getKeys)},
 		{Name: "addKey", Serve: selfOrSuperuser(h, h.addKey)},
 		{Name: "deleteKey", Serve: selfOrSuperuser(h, h.deleteKey)},
-		{Name: "getGroups", Serve: anyone(h.getGroups)},
+		{Name: "getGroups", ReadOnly: true, Serve: anyone(h.getGroups)},
 		{Name: "createGroup", Serve: superuser("create groups", h.createGroup)},
 		{Name: "deleteGroup", Serve: superuser("delete groups", h.deleteGroup)},
 		{Name: "addToGroup", Serve: superuser("change group memberships", h.addToGroup)},

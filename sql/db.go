@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 	"modernc.org/sqlite" // also registers the "sqlite" driver
@@ -212,4 +213,16 @@ func (db *DB) EnsureSetting(ctx context.Context, name, value string) (string, er
 		return "", fmt.Errorf("read setting %s: %w", name, err)
 	}
 	return stored, nil
+}
+
+// Clip shortens s to at most n bytes at a rune boundary, for a column of
+// bounded size.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
