@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -47,6 +48,7 @@ type Config struct {
 	JobMaxRuntime    time.Duration
 	JobRetention     time.Duration
 	AuditRetention   time.Duration
+	MetricsAddress   string
 	JobRetentionMax  int
 	MonitorInterval  time.Duration
 	SSHKeyFile       string
@@ -141,6 +143,19 @@ func settings() []setting {
 			set: durationSetter(func(c *Config) *time.Duration { return &c.JobMaxRuntime })},
 		{key: "CMON_JOB_RETENTION", flag: "job-retention", def: "720h", usage: "ended jobs older than this are deleted with their logs",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.JobRetention })},
+		{key: "CMON_METRICS_ADDRESS", flag: "metrics-address", usage: "loopback host:port to serve /metrics on over plain HTTP (empty: only on the TLS port)",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					c.MetricsAddress = ""
+					return nil
+				}
+				host, port, err := net.SplitHostPort(v)
+				if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || port == "" {
+					return fmt.Errorf("must be a loopback address with a port, such as 127.0.0.1:9502")
+				}
+				c.MetricsAddress = v
+				return nil
+			}},
 		{key: "CMON_AUDIT_RETENTION", flag: "audit-retention", def: "8760h", usage: "audit entries older than this are deleted",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.AuditRetention })},
 		{key: "CMON_JOB_RETENTION_COUNT", flag: "job-retention-count", def: "0", usage: "keep at most this many ended jobs (0: no limit)",

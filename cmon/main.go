@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -123,9 +124,10 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	audit := rbac.NewAuditLog(db, cfg.AuditRetention)
 	go purgeExpired(ctx, log, sessions, authn.Throttle(), audit)
 
+	metrics := rpc.NewMetrics()
 	inventory := hosts.NewInventory(db)
 	knownHosts := hosts.NewDBKnownHosts(db)
-	strict, learn, err := sshClients(log, cfg, knownHosts)
+	strict, learn, err := sshClients(log, cfg, knownHosts, metrics)
 	if err != nil {
 		return err
 	}
@@ -137,7 +139,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	// for a handler that ignores its cancellation sits just above it.
 	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
 	engine, err := startJobs(ctx, log, cfg, db, nodeID, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
-		HostKeys: knownHosts, Log: log}, monitor, permit, killGrace)
+		HostKeys: knownHosts, Log: log}, monitor, permit, killGrace, metrics)
 	if err != nil {
 		return err
 	}
@@ -151,7 +153,11 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}()
 	go monitor.Run(ctx)
 
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit,
+	metrics.Watch(rpc.MetricsState{Sessions: sessions, Jobs: engine, Inventory: inventory})
+	if cfg.MetricsAddress != "" {
+		go serveMetrics(ctx, log, cfg.MetricsAddress, metrics)
+	}
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
@@ -229,13 +235,13 @@ func ensureAdmin(ctx context.Context, log *slog.Logger, cfg *Config, users *rbac
 
 // sshClients makes the two SSH clients over one host-key store: strict for
 // everything, and one that learns unknown host keys, for registration only.
-func sshClients(log *slog.Logger, cfg *Config, known remote.KnownHosts) (strict, learn *remote.Client, err error) {
+func sshClients(log *slog.Logger, cfg *Config, known remote.KnownHosts, observer remote.Observer) (strict, learn *remote.Client, err error) {
 	filter, err := remote.NewFilter(remote.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: remote.Order(cfg.ExecOrder)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: CMON_EXEC_ALLOW/CMON_EXEC_DENY: %w", err)
 	}
 	base := remote.Config{KnownHosts: known, KeyFile: cfg.SSHKeyFile, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
-		Filters: remote.Filters{Default: filter}, Logger: log}
+		Filters: remote.Filters{Default: filter}, Logger: log, Observer: observer}
 	if strict, err = remote.New(base); err != nil {
 		return nil, nil, err
 	}
@@ -256,7 +262,7 @@ func nonEmpty(s string) []string {
 
 // startJobs builds the command registry and starts the job engine.
 func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, nodeID string, deps jobs.NodeDeps, checker jobs.ClusterChecker,
-	permit jobs.Permitter, killGrace time.Duration) (*jobs.Service, error) {
+	permit jobs.Permitter, killGrace time.Duration, observer jobs.Observer) (*jobs.Service, error) {
 	commands := append(jobs.Builtin(), jobs.NodeCommands(deps)...)
 	reg, err := jobs.NewRegistry(append(commands, jobs.CheckHostsCommand(deps.Inventory, checker))...)
 	if err != nil {
@@ -267,7 +273,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log})
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer})
 	if err != nil {
 		return nil, err
 	}
@@ -320,4 +326,20 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serveMetrics serves /metrics over plain HTTP on a loopback address, for a
+// Prometheus on the same machine, until ctx ends.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, metrics *rpc.Metrics) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("serving metrics over plain HTTP on loopback", "address", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("metrics listener", "address", addr, "err", err)
+	}
 }

@@ -56,6 +56,8 @@ type Config struct {
 	Permit Permitter
 	Clock  Clock        // default the real clock
 	Logger *slog.Logger // default slog.Default()
+	// Observer, when set, is told when each job starts and ends (metrics).
+	Observer Observer
 }
 
 // Retention deletes ended jobs (FINISHED, FAILED, ABORTED) and their messages.
@@ -113,8 +115,25 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c, nil
 }
+
+// Observer is told of job starts and ends, for metrics.
+type Observer interface {
+	// JobStarted reports a job that began running waited after it was created.
+	JobStarted(command string, waited time.Duration)
+	// JobEnded reports a job's end after it ran for ran.
+	JobEnded(command string, status Status, ran time.Duration)
+}
+
+// noObserver is the Observer of an engine that has none.
+type noObserver struct{}
+
+func (noObserver) JobStarted(string, time.Duration)       {}
+func (noObserver) JobEnded(string, Status, time.Duration) {}

@@ -36,3 +36,23 @@ func (s *Service) CountByState(ctx context.Context, clusterIDs ...int64) (map[in
 	}
 	return out, rows.Err()
 }
+
+// Active counts the jobs not ended yet, by status: DEFINED is the queue.
+func (s *Service) Active(ctx context.Context) (map[Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM jobs WHERE status IN (?, ?, ?, ?, ?) GROUP BY status",
+		StatusDefined, StatusDequeued, StatusRunning, StatusScheduled, StatusPaused)
+	if err != nil {
+		return nil, fmt.Errorf("count active jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count active jobs: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

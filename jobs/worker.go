@@ -148,6 +148,7 @@ func (s *Service) run(j *Job) {
 		return
 	}
 	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
+	s.cfg.Observer.JobStarted(j.Command, started.Sub(j.Created))
 	log.Info("job started")
 
 	cmd, ok := s.reg.Lookup(j.Command)
@@ -304,6 +305,11 @@ func (s *Service) finish(j *Job, o outcome) {
 		log.Warn("job was ended by another controller meanwhile", "status", o.status)
 		return
 	}
+	var ran time.Duration
+	if !j.Started.IsZero() {
+		ran = ended.Sub(j.Started)
+	}
+	s.cfg.Observer.JobEnded(j.Command, o.status, ran)
 	switch o.status {
 	case StatusFinished:
 		log.Info("job finished", "duration", ended.Sub(j.Started))

@@ -289,3 +289,12 @@ func (s *Sessions) Purge(ctx context.Context) (int64, error) {
 	}
 	return n, s.db.Bump(ctx, s.db, SessionsChanges)
 }
+
+// Count is how many logged-in sessions the database holds.
+func (s *Sessions) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE user_id <> 0").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sessions: %w", err)
+	}
+	return n, nil
+}

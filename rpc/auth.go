@@ -94,12 +94,13 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 
 // authenticator identifies callers by inline credentials or by session cookie.
 type authenticator struct {
-	authn *rbac.Authn
-	store *sessionStore
+	authn   *rbac.Authn
+	store   *sessionStore
+	metrics *Metrics // nil: not counted
 }
 
-func newAuthenticator(authn *rbac.Authn) *authenticator {
-	return &authenticator{authn: authn, store: newSessionStore(authn.Sessions())}
+func newAuthenticator(authn *rbac.Authn, metrics *Metrics) *authenticator {
+	return &authenticator{authn: authn, store: newSessionStore(authn.Sessions()), metrics: metrics}
 }
 
 // credentials are a user name (either spelling) and a password.
@@ -192,6 +193,7 @@ func (a *authenticator) authOperations() []Operation {
 			}
 			req.audit.userName = in.name()
 			u, err := a.authn.Password(ctx, in.name(), in.Password, req.RemoteIP)
+			a.metrics.login(err)
 			if err != nil {
 				return nil, loginError(err)
 			}
@@ -256,6 +258,7 @@ func (a *authenticator) respond(ctx context.Context, req *Request, in *signature
 		return nil, InvalidRequest("No challenge to answer: call 'authenticate' first and send its cookie.")
 	}
 	u, err := a.authn.Respond(ctx, sess.ID, in.Signature, req.RemoteIP)
+	a.metrics.login(err)
 	if err != nil {
 		return nil, loginError(err)
 	}

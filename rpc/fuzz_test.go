@@ -66,8 +66,10 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inv := hosts.NewInventory(db)
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
-		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Inventory: hosts.NewInventory(db), Jobs: engine, Authz: authz})
+		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz})
+	s.metrics.Watch(MetricsState{Sessions: authn.Sessions(), Jobs: engine, Inventory: inv})
 	return s, db
 }
 

@@ -72,6 +72,7 @@ type Server struct {
 	log          *slog.Logger
 	changes      Pinner
 	auditor      Auditor
+	metrics      *Metrics
 	node         string
 	version      string
 	controllerID string
@@ -97,6 +98,9 @@ type Options struct {
 	// Audit records every change and refusal; with it, /v2/audit serves
 	// the trail to superusers.
 	Audit Auditor
+	// Metrics, when set, count requests and logins and are served at
+	// /metrics (to loopback clients and superusers).
+	Metrics *Metrics
 	// Node is this controller's own id among those sharing the database,
 	// as audit entries name it.
 	Node string
@@ -118,7 +122,7 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
 	s.replyBuffers.New = func() any { return new([]byte) }
 	s.headers = http.Header{
@@ -138,7 +142,7 @@ func NewServer(o Options) *Server {
 	if o.Authn == nil {
 		return s
 	}
-	a := newAuthenticator(o.Authn)
+	a := newAuthenticator(o.Authn, o.Metrics)
 	s.auth = a
 	s.Handle("auth", a.authOperations()...)
 	if o.Audit != nil {
@@ -182,6 +186,10 @@ func (s *Server) Handle(module string, ops ...Operation) {
 
 // ServeHTTP answers every request with an RPC v2 envelope.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" && s.metrics != nil {
+		s.serveMetrics(w, r)
+		return
+	}
 	start := time.Now()
 	req := &Request{HTTP: r, Writer: w, RemoteIP: remoteIP(r)}
 	reply, err := s.serve(r.Context(), req)
@@ -195,6 +203,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(r.Context(), req, status, message)
 	}
 	s.write(w, req, reply, rpcErr)
+	operation := req.Operation
+	if !req.known {
+		operation = "" // what clients send as names is no label: it is unbounded
+	}
+	s.metrics.request(req.Module, operation, status, time.Since(start))
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "rpc request",
 		slog.String("module", req.Module), slog.String("operation", req.Operation),
 		slog.String("status", string(status)), slog.String("remote", req.RemoteIP),

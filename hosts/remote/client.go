@@ -33,6 +33,8 @@ type Config struct {
 	// KeepOpen is how long an idle connection stays pooled (default 60s);
 	// Request.KeepOpen overrides it per connection.
 	KeepOpen time.Duration
+	// Observer, when set, is told of connections and commands (metrics).
+	Observer Observer
 	// KeepAlive is the interval of keep-alive requests on pooled connections,
 	// and how long one may go unanswered (default 15s).
 	KeepAlive time.Duration
@@ -141,6 +143,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.KeepOpen <= 0 {
 		cfg.KeepOpen = 60 * time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 15 * time.Second
@@ -251,16 +256,18 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 	if res.ExitSignal != "" {
 		attrs = append(attrs, "exit_signal", res.ExitSignal)
 	}
-	if stopped != nil {
+	switch {
+	case stopped != nil:
 		log.WarnContext(ctx, "command ended early", append(attrs, "why", stopped)...)
-		return res, newError(stopped, node, cause)
-	}
-	if cause != nil {
+		err = newError(stopped, node, cause)
+	case cause != nil:
 		log.WarnContext(ctx, "command outcome unknown", append(attrs, "err", cause)...)
-		return res, newError(ErrConnLost, node, cause)
+		err = newError(ErrConnLost, node, cause)
+	default:
+		log.DebugContext(ctx, "command finished", attrs...)
 	}
-	log.DebugContext(ctx, "command finished", attrs...)
-	return res, nil
+	c.cfg.Observer.CommandEnded(res.Ended.Sub(res.Started), err)
+	return res, err
 }
 
 // await waits for the command, or for ctx: then it ends the command on the

@@ -26,6 +26,7 @@ type pool struct {
 	keepAlive      time.Duration
 	maxSessions    int
 	dial           func(ctx context.Context, t Target) (*ssh.Client, error)
+	observer       Observer
 
 	mu      sync.Mutex
 	conns   map[poolKey]*conn
@@ -65,7 +66,7 @@ var errPoolClosed = errors.New("ssh client closed")
 func newPool(cfg Config, log *slog.Logger, dial func(context.Context, Target) (*ssh.Client, error)) *pool {
 	return &pool{
 		log: log, connectTimeout: cfg.ConnectTimeout, keepOpen: cfg.KeepOpen, keepAlive: cfg.KeepAlive,
-		maxSessions: cfg.MaxSessions, dial: dial,
+		maxSessions: cfg.MaxSessions, dial: dial, observer: cfg.Observer,
 		conns: map[poolKey]*conn{}, dialing: map[poolKey]*dialCall{},
 	}
 }
@@ -127,6 +128,7 @@ func (p *pool) dialFor(key poolKey, t Target, d *dialCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.connectTimeout)
 	client, err := p.dial(ctx, t)
 	cancel()
+	p.observer.Dialed(err)
 
 	p.mu.Lock()
 	delete(p.dialing, key)
@@ -217,6 +219,7 @@ func (p *pool) discard(c *conn) {
 func (p *pool) watch(c *conn) {
 	defer p.wg.Done()
 	err := c.client.Wait()
+	p.observer.Closed()
 	select {
 	case <-c.gone:
 	default:
@@ -329,3 +332,19 @@ func (p *pool) close() {
 	}
 	p.wg.Wait()
 }
+
+// Observer is told of connections and commands, for metrics.
+type Observer interface {
+	// Dialed reports a connection attempt: err is nil when it opened.
+	Dialed(err error)
+	// Closed reports an open connection's end.
+	Closed()
+	// CommandEnded reports a command that ran for took, err as Run returned it.
+	CommandEnded(took time.Duration, err error)
+}
+
+type noObserver struct{}
+
+func (noObserver) Dialed(error)                      {}
+func (noObserver) Closed()                           {}
+func (noObserver) CommandEnded(time.Duration, error) {}
