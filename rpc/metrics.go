@@ -35,8 +35,10 @@ type Metrics struct {
 
 // MetricsState is the shared state read at each scrape.
 type MetricsState struct {
-	Sessions  interface{ Count(context.Context) (int, error) }
-	Jobs      interface {
+	Sessions interface {
+		Count(context.Context) (int, error)
+	}
+	Jobs interface {
 		Active(context.Context) (map[jobs.Status]int, error)
 	}
 	Inventory *hosts.Inventory
