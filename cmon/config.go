@@ -42,16 +42,17 @@ type Config struct {
 	// LoginMaxFailures failed logins within LoginLockout lock a user name out
 	// from that client address for LoginLockout; an address trying five
 	// times as many over all names is locked out for all of them.
-	LoginMaxFailures int
-	LoginLockout     time.Duration
-	JobWorkers       int
-	JobMaxRuntime    time.Duration
-	JobRetention     time.Duration
-	AuditRetention   time.Duration
-	MetricsAddress   string
-	JobRetentionMax  int
-	MonitorInterval  time.Duration
-	SSHKeyFile       string
+	LoginMaxFailures  int
+	LoginLockout      time.Duration
+	JobWorkers        int
+	JobMaxRuntime     time.Duration
+	JobRetention      time.Duration
+	AuditRetention    time.Duration
+	MetricsAddress    string
+	ControllerTimeout time.Duration
+	JobRetentionMax   int
+	MonitorInterval   time.Duration
+	SSHKeyFile        string
 	// ExecAllow and ExecDeny are regular expressions commands sent to nodes
 	// must match, or must not match, in ExecOrder.
 	ExecAllow, ExecDeny, ExecOrder string
@@ -156,6 +157,9 @@ func settings() []setting {
 				c.MetricsAddress = v
 				return nil
 			}},
+		{key: "CMON_CONTROLLER_TIMEOUT", flag: "controller-timeout", def: "30s",
+			usage: "a controller silent this long is dead: its jobs fail, it leaves getControllers and another takes over the monitor",
+			set:   durationSetter(func(c *Config) *time.Duration { return &c.ControllerTimeout })},
 		{key: "CMON_AUDIT_RETENTION", flag: "audit-retention", def: "8760h", usage: "audit entries older than this are deleted",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.AuditRetention })},
 		{key: "CMON_JOB_RETENTION_COUNT", flag: "job-retention-count", def: "0", usage: "keep at most this many ended jobs (0: no limit)",

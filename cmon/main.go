@@ -62,6 +62,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 }
 
 func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
+	started := time.Now()
 	// The ports first: a busy one stops start-up before anything is written.
 	listeners, err := rpc.Listen(cfg.BindAddresses, cfg.Port,
 		rpc.ConnLimits{Total: cfg.MaxConnections, PerAddress: cfg.MaxConnectionsPerAddress})
@@ -133,7 +134,9 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}
 	defer strict.Close()
 	defer learn.Close()
-	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log})
+	var leads func(context.Context) (bool, error) // set once the engine, which knows the live controllers, runs
+	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log,
+		Leads: func(ctx context.Context) (bool, error) { return leads(ctx) }})
 	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
 	// One grace period for a stop, the transport's: the engine's backstop
 	// for a handler that ignores its cancellation sits just above it.
@@ -151,13 +154,20 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 			log.Warn("stop job engine", "err", err)
 		}
 	}()
+	leads = engine.Leads
 	go monitor.Run(ctx)
 
 	metrics.Watch(rpc.MetricsState{Sessions: sessions, Jobs: engine, Inventory: inventory})
 	if cfg.MetricsAddress != "" {
 		go serveMetrics(ctx, log, cfg.MetricsAddress, metrics)
 	}
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics,
+	system := &rpc.SystemInfo{Started: started, Backend: db.Where, Workers: cfg.JobWorkers, BindAddresses: cfg.BindAddresses,
+		Port: cfg.Port, SchemaVersion: db.SchemaVersion, Checks: []rpc.HealthCheck{
+			{Name: "database", Check: db.PingContext},
+			{Name: "job queue", Check: func(ctx context.Context) error { return engine.Alive(ctx) }},
+			{Name: "health monitor", Check: monitor.Healthy},
+		}}
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
@@ -273,7 +283,9 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer})
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer,
+		StaleAfter: cfg.ControllerTimeout, HeartbeatInterval: cfg.ControllerTimeout / 6,
+		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: version}})
 	if err != nil {
 		return nil, err
 	}

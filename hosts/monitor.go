@@ -2,8 +2,11 @@ package hosts
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts/remote"
@@ -19,7 +22,11 @@ type MonitorConfig struct {
 	Concurrency int
 	// Timeout bounds one host's check (default 10s).
 	Timeout time.Duration
-	Log     *slog.Logger
+	// Leads, when set, is asked before each round: among controllers sharing
+	// a database only the one it answers true on checks the hosts, so each
+	// host is checked once per round.
+	Leads func(context.Context) (bool, error)
+	Log   *slog.Logger
 }
 
 // Monitor checks every host of every cluster over the pooled SSH connections
@@ -28,6 +35,9 @@ type Monitor struct {
 	inv *Inventory
 	ssh Prober
 	cfg MonitorConfig
+	// beat is when the loop last went around or a round moved on to a
+	// cluster (unix nanoseconds), 0 before Run: Healthy reads it.
+	beat atomic.Int64
 }
 
 // Prober runs a command on many nodes, as *remote.Client does.
@@ -55,6 +65,7 @@ func NewMonitor(inv *Inventory, ssh Prober, cfg MonitorConfig) *Monitor {
 // Run checks all clusters every interval until ctx ends.
 func (m *Monitor) Run(ctx context.Context) {
 	for {
+		m.beat.Store(time.Now().UnixNano())
 		jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(m.cfg.Interval))
 		select {
 		case <-ctx.Done():
@@ -68,6 +79,16 @@ func (m *Monitor) Run(ctx context.Context) {
 // round checks every cluster, the clusters one after another and each
 // cluster's hosts concurrently, so a round's load stays bounded.
 func (m *Monitor) round(ctx context.Context) {
+	if m.cfg.Leads != nil {
+		leads, err := m.cfg.Leads(ctx)
+		if err != nil {
+			m.cfg.Log.Warn("health monitor: find the leader", "err", err)
+			return
+		}
+		if !leads {
+			return // another controller checks the hosts this round
+		}
+	}
 	clusters, err := m.inv.List(ctx)
 	if err != nil {
 		m.cfg.Log.Warn("health monitor: list clusters", "err", err)
@@ -77,6 +98,7 @@ func (m *Monitor) round(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		m.beat.Store(time.Now().UnixNano()) // a long round is alive too
 		if _, err := m.CheckCluster(ctx, c); err != nil {
 			m.cfg.Log.Warn("health monitor: check cluster", "cluster_id", c.ID, "cluster", c.Name, "err", err)
 		}
@@ -119,4 +141,18 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 		m.cfg.Log.Warn("cluster state changed", "cluster_id", c.ID, "cluster", c.Name, "from", before, "to", after)
 	}
 	return &ClusterHealth{Before: before, After: after, Hosts: checks}, nil
+}
+
+// Healthy tells whether the monitor runs: its loop went around, or it
+// started checking a cluster, within three intervals plus one host check's
+// time bound (whether or not this controller leads the rounds).
+func (m *Monitor) Healthy(context.Context) error {
+	beat := m.beat.Load()
+	if beat == 0 {
+		return errors.New("the health monitor has not started")
+	}
+	if since := time.Since(time.Unix(0, beat)); since > 3*m.cfg.Interval+m.cfg.Timeout {
+		return fmt.Errorf("the health monitor's last round began %s ago", since.Round(time.Second))
+	}
+	return nil
 }

@@ -58,6 +58,8 @@ type Config struct {
 	Logger *slog.Logger // default slog.Default()
 	// Observer, when set, is told when each job starts and ends (metrics).
 	Observer Observer
+	// Announce is what other controllers learn of this one (getControllers).
+	Announce Announcement
 }
 
 // Retention deletes ended jobs (FINISHED, FAILED, ABORTED) and their messages.
@@ -137,3 +139,10 @@ type noObserver struct{}
 
 func (noObserver) JobStarted(string, time.Duration)       {}
 func (noObserver) JobEnded(string, Status, time.Duration) {}
+
+// Announcement is what a controller tells the others sharing its database.
+type Announcement struct {
+	Addresses string // the RPC bind addresses, comma separated
+	Port      int
+	Version   string
+}

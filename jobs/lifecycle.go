@@ -138,8 +138,10 @@ func (s *Service) register(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM job_controllers WHERE controller_id = ?", s.cfg.ControllerID); err != nil {
 			return fmt.Errorf("register controller: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO job_controllers (controller_id, instance_id, started, heartbeat)
-			VALUES (?, ?, ?, ?)`, s.cfg.ControllerID, s.instanceID, now, now); err != nil {
+		a := s.cfg.Announce
+		if _, err := tx.ExecContext(ctx, `INSERT INTO job_controllers (controller_id, instance_id, started, heartbeat,
+			addresses, port, version) VALUES (?, ?, ?, ?, ?, ?, ?)`, s.cfg.ControllerID, s.instanceID, now, now,
+			sql.Clip(a.Addresses, 255), a.Port, sql.Clip(a.Version, 64)); err != nil {
 			return fmt.Errorf("register controller: %w", err)
 		}
 		return nil

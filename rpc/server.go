@@ -73,6 +73,7 @@ type Server struct {
 	changes      Pinner
 	auditor      Auditor
 	metrics      *Metrics
+	system       *SystemInfo
 	node         string
 	version      string
 	controllerID string
@@ -101,6 +102,8 @@ type Options struct {
 	// Metrics, when set, count requests and logins and are served at
 	// /metrics (to loopback clients and superusers).
 	Metrics *Metrics
+	// System, when set, is served by getSystemInfo and getStatus.
+	System *SystemInfo
 	// Node is this controller's own id among those sharing the database,
 	// as audit entries name it.
 	Node string
@@ -122,7 +125,7 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, system: o.System, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
 	s.replyBuffers.New = func() any { return new([]byte) }
 	s.headers = http.Header{
@@ -157,6 +160,7 @@ func NewServer(o Options) *Server {
 		if o.Jobs != nil {
 			counter = o.Jobs
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
+			s.Handle("host", s.hostOperations(o.Jobs)...)
 		}
 		cl := newClusters(g, anyone(s.ping), counter)
 		s.Handle("clusters", cl.operations()...)

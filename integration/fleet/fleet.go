@@ -49,6 +49,7 @@ type Fleet struct {
 
 	opened   atomic.Int64 // connections accepted
 	commands atomic.Int64 // commands run
+	perNode  sync.Map     // address -> *atomic.Int64, commands run there
 }
 
 // Addrs lists n loopback addresses from 127.10.0.1 on, clear of the ones
@@ -113,7 +114,15 @@ func Start(ctx context.Context, dir string, addrs []string, port int) (*Fleet, e
 
 // Opened is how many connections the nodes accepted; Open how many are open
 // now; Commands how many commands they ran.
-func (f *Fleet) Opened() int64   { return f.opened.Load() }
+func (f *Fleet) Opened() int64 { return f.opened.Load() }
+
+// CommandsOn is how many commands the node at addr ran.
+func (f *Fleet) CommandsOn(addr string) int64 {
+	if n, ok := f.perNode.Load(addr); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
 func (f *Fleet) Commands() int64 { return f.commands.Load() }
 func (f *Fleet) Open() int {
 	f.mu.Lock()
@@ -190,6 +199,8 @@ func (f *Fleet) session(ch ssh.Channel, reqs <-chan *ssh.Request, addr string) {
 		}
 		_ = req.Reply(true, nil)
 		f.commands.Add(1)
+		n, _ := f.perNode.LoadOrStore(addr, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
 		status := f.exec(ch, payload.Command, addr)
 		_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
 		return
