@@ -56,6 +56,22 @@ type Config struct {
 	// ExecAllow and ExecDeny are regular expressions commands sent to nodes
 	// must match, or must not match, in ExecOrder.
 	ExecAllow, ExecDeny, ExecOrder string
+	LogFormat                      string
+
+	// raw holds each key's value as last applied, from whichever source, so
+	// that a reload can tell which keys changed.
+	raw map[string]string
+}
+
+// changed lists the keys whose value differs between c and next.
+func (c *Config) changed(next *Config) []string {
+	var keys []string
+	for _, s := range settings() {
+		if c.raw[s.key] != next.raw[s.key] {
+			keys = append(keys, s.key)
+		}
+	}
+	return keys
 }
 
 // setting is one configuration key: its name in files and the environment, its
@@ -128,6 +144,15 @@ func settings() []setting {
 					return nil
 				}
 				return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+			}},
+		{key: "CMON_LOG_FORMAT", flag: "log-format", def: "text", usage: "text (logfmt) or json",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "text", "json":
+					c.LogFormat = strings.ToLower(v)
+					return nil
+				}
+				return errors.New("must be text or json")
 			}},
 		{key: "CMON_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "10s",
 			usage: "how long a stop waits for in-flight requests", set: durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
@@ -279,9 +304,16 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 		return nil, fs, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
 	}
 
-	c := &Config{}
+	c := &Config{raw: map[string]string{}}
+	apply := func(s setting, v string) error {
+		if err := s.set(c, v); err != nil {
+			return err
+		}
+		c.raw[s.key] = v
+		return nil
+	}
 	for _, s := range all {
-		if err := s.set(c, s.def); err != nil && s.def != "" {
+		if err := apply(s, s.def); err != nil && s.def != "" {
 			return nil, fs, configError(s, "default", err)
 		}
 	}
@@ -292,7 +324,7 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 		}
 		for _, s := range all {
 			if v, ok := values[s.key]; ok {
-				if err := s.set(c, v); err != nil {
+				if err := apply(s, v); err != nil {
 					return nil, fs, configError(s, *configFile, err)
 				}
 			}
@@ -300,14 +332,14 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 	}
 	for _, s := range all {
 		if v := getenv(s.key); v != "" {
-			if err := s.set(c, v); err != nil {
+			if err := apply(s, v); err != nil {
 				return nil, fs, configError(s, "environment", err)
 			}
 		}
 	}
 	for _, s := range all {
 		if fs.Changed(s.flag) {
-			if err := s.set(c, *flagValues[s.key]); err != nil {
+			if err := apply(s, *flagValues[s.key]); err != nil {
 				return nil, fs, configError(s, "--"+s.flag, err)
 			}
 		}

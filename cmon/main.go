@@ -52,16 +52,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "cmon %s\n", version)
 		return nil
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.LogLevel))
+	log := newLogger(stderr, level, cfg.LogFormat)
 	if fs.Changed("admin-password") || fs.Changed("mysql-dsn") {
 		log.Warn("a secret was given as a flag and is visible in the process list; prefer the config file or the environment")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, log, cfg)
+	reload := func() (*Config, error) {
+		next, _, err := loadConfig(args, getenv)
+		return next, err
+	}
+	return serve(ctx, log, level, cfg, reload)
 }
 
-func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
+func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Config, reload func() (*Config, error)) error {
 	started := time.Now()
 	// The ports first: a busy one stops start-up before anything is written.
 	listeners, err := rpc.Listen(cfg.BindAddresses, cfg.Port,
@@ -83,7 +89,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 		return err
 	}
 	// Every line names this controller among those sharing the database.
-	log = log.With("node", nodeID)
+	log = log.With("controller", nodeID)
 	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, rpc.CertNames(cfg.BindAddresses, cfg.TLSNames))
 	if err != nil {
 		return err
@@ -156,6 +162,29 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 	}()
 	leads = engine.Leads
 	go monitor.Run(ctx)
+	retention := func(next *Config) error {
+		engine.SetRetention(jobs.Retention{MaxAge: next.JobRetention, MaxCount: next.JobRetentionMax})
+		return nil
+	}
+	filters := func(next *Config) error {
+		f, err := execFilter(next)
+		if err != nil {
+			return err
+		}
+		strict.SetFilters(remote.Filters{Default: f})
+		learn.SetFilters(remote.Filters{Default: f})
+		return nil
+	}
+	go reloadOnHangup(ctx, log, cfg, reload, map[string]liveSetting{
+		"CMON_LOG_LEVEL":           func(next *Config) error { level.Set(parseLevel(next.LogLevel)); return nil },
+		"CMON_MONITOR_INTERVAL":    func(next *Config) error { monitor.SetInterval(next.MonitorInterval); return nil },
+		"CMON_JOB_RETENTION":       retention,
+		"CMON_JOB_RETENTION_COUNT": retention,
+		"CMON_AUDIT_RETENTION":     func(next *Config) error { audit.SetRetention(next.AuditRetention); return nil },
+		"CMON_EXEC_ALLOW":          filters,
+		"CMON_EXEC_DENY":           filters,
+		"CMON_EXEC_ORDER":          filters,
+	})
 
 	metrics.Watch(rpc.MetricsState{Sessions: sessions, Jobs: engine, Inventory: inventory})
 	if cfg.MetricsAddress != "" {
@@ -169,7 +198,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg *Config) error {
 		}}
 	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
-	log.Info("cmon started", "version", version, "controller_id", controllerID, "database", db.Where,
+	log.Info("cmon started", "version", version, "installation_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, rpc.TLSConfig(cert), cfg.ShutdownGrace)
 	log.Info("cmon stopped")
@@ -246,9 +275,9 @@ func ensureAdmin(ctx context.Context, log *slog.Logger, cfg *Config, users *rbac
 // sshClients makes the two SSH clients over one host-key store: strict for
 // everything, and one that learns unknown host keys, for registration only.
 func sshClients(log *slog.Logger, cfg *Config, known remote.KnownHosts, observer remote.Observer) (strict, learn *remote.Client, err error) {
-	filter, err := remote.NewFilter(remote.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: remote.Order(cfg.ExecOrder)})
+	filter, err := execFilter(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: CMON_EXEC_ALLOW/CMON_EXEC_DENY: %w", err)
+		return nil, nil, err
 	}
 	base := remote.Config{KnownHosts: known, KeyFile: cfg.SSHKeyFile, AgentSocket: os.Getenv("SSH_AUTH_SOCK"),
 		Filters: remote.Filters{Default: filter}, Logger: log, Observer: observer}
@@ -261,6 +290,15 @@ func sshClients(log *slog.Logger, cfg *Config, known remote.KnownHosts, observer
 		return nil, nil, err
 	}
 	return strict, learn, nil
+}
+
+// execFilter is the command filter of CMON_EXEC_ALLOW, _DENY and _ORDER.
+func execFilter(cfg *Config) (*remote.Filter, error) {
+	f, err := remote.NewFilter(remote.FilterConfig{Allow: nonEmpty(cfg.ExecAllow), Deny: nonEmpty(cfg.ExecDeny), Order: remote.Order(cfg.ExecOrder)})
+	if err != nil {
+		return nil, fmt.Errorf("config: CMON_EXEC_ALLOW/CMON_EXEC_DENY: %w", err)
+	}
+	return f, nil
 }
 
 func nonEmpty(s string) []string {
@@ -334,10 +372,62 @@ func purgeExpired(ctx context.Context, log *slog.Logger, purgers ...interface {
 	}
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+func newLogger(w io.Writer, level *slog.LevelVar, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseLevel reads a level the configuration has checked.
+func parseLevel(level string) slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	return l
+}
+
+// liveSetting applies a changed key's new value while running.
+type liveSetting func(next *Config) error
+
+// reloadOnHangup re-reads the configuration on each SIGHUP: keys that can
+// change live are applied, the others are named as needing a restart. A
+// configuration with an error is refused whole and the running one stays.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, cfg *Config, reload func() (*Config, error), live map[string]liveSetting) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		next, err := reload()
+		if err != nil {
+			log.Error("configuration not reloaded: the running one stays", "err", err)
+			continue
+		}
+		var applied, restart []string
+		for _, key := range cfg.changed(next) {
+			apply, ok := live[key]
+			if !ok {
+				restart = append(restart, key)
+				continue
+			}
+			if err := apply(next); err != nil {
+				log.Error("configuration key not applied", "key", key, "err", err)
+				next.raw[key] = cfg.raw[key] // tried again on the next reload
+				continue
+			}
+			applied = append(applied, key)
+		}
+		for _, key := range restart {
+			next.raw[key] = cfg.raw[key] // still the running value: named again until a restart
+		}
+		cfg = next
+		log.Info("configuration reloaded", "applied", applied, "need_restart", restart)
+	}
 }
 
 // serveMetrics serves /metrics over plain HTTP on a loopback address, for a

@@ -35,6 +35,8 @@ type Monitor struct {
 	inv *Inventory
 	ssh Prober
 	cfg MonitorConfig
+	// interval is cfg.Interval, changeable while running (SetInterval).
+	interval atomic.Int64
 	// beat is when the loop last went around or a round moved on to a
 	// cluster (unix nanoseconds), 0 before Run: Healthy reads it.
 	beat atomic.Int64
@@ -59,18 +61,28 @@ func NewMonitor(inv *Inventory, ssh Prober, cfg MonitorConfig) *Monitor {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Monitor{inv: inv, ssh: ssh, cfg: cfg}
+	m := &Monitor{inv: inv, ssh: ssh, cfg: cfg}
+	m.interval.Store(int64(cfg.Interval))
+	return m
+}
+
+// SetInterval changes the interval between rounds from the next round on.
+func (m *Monitor) SetInterval(d time.Duration) {
+	if d > 0 {
+		m.interval.Store(int64(d))
+	}
 }
 
 // Run checks all clusters every interval until ctx ends.
 func (m *Monitor) Run(ctx context.Context) {
 	for {
 		m.beat.Store(time.Now().UnixNano())
-		jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(m.cfg.Interval))
+		interval := time.Duration(m.interval.Load())
+		jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(interval))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(m.cfg.Interval + jitter):
+		case <-time.After(interval + jitter):
 		}
 		m.round(ctx)
 	}
@@ -151,7 +163,7 @@ func (m *Monitor) Healthy(context.Context) error {
 	if beat == 0 {
 		return errors.New("the health monitor has not started")
 	}
-	if since := time.Since(time.Unix(0, beat)); since > 3*m.cfg.Interval+m.cfg.Timeout {
+	if since := time.Since(time.Unix(0, beat)); since > 3*time.Duration(m.interval.Load())+m.cfg.Timeout {
 		return fmt.Errorf("the health monitor's last round began %s ago", since.Round(time.Second))
 	}
 	return nil

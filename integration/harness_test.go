@@ -61,6 +61,9 @@ type controllerOptions struct {
 	generatePassword bool
 	args             []string
 	env              []string
+	// logLevel is passed as --log-level (default debug); "config" passes
+	// none, leaving the level to the configuration file.
+	logLevel string
 }
 
 const adminPassword = "Adm1n-test-pw"
@@ -111,7 +114,14 @@ func (c *controller) start() {
 		c.t.Fatal(err)
 	}
 	defer logFile.Close()
-	args := []string{"--data-dir", c.opts.dataDir, "--rpc-port", strconv.Itoa(c.opts.port), "--log-level", "debug"}
+	args := []string{"--data-dir", c.opts.dataDir, "--rpc-port", strconv.Itoa(c.opts.port)}
+	switch c.opts.logLevel {
+	case "":
+		args = append(args, "--log-level", "debug")
+	case "config":
+	default:
+		args = append(args, "--log-level", c.opts.logLevel)
+	}
 	if len(c.opts.bindAddresses) > 0 {
 		args = append(args, "--rpc-bind-addresses", strings.Join(c.opts.bindAddresses, ","))
 	}

@@ -12,7 +12,7 @@ import (
 // BatchSize rows and at most MaxBatches batches a pass, so that a large backlog
 // never holds the database for long. It returns how many jobs it deleted.
 func (s *Service) retain(ctx context.Context) (int, error) {
-	r := s.cfg.Retention
+	r := *s.retention.Load()
 	st, stArgs := placeholders(endedStatuses)
 	deleted := 0
 	for batch := 0; batch < r.MaxBatches; batch++ {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,8 @@ type Service struct {
 	clock Clock
 	// wake tells an idle worker that a job may be waiting; it holds one token.
 	wake chan struct{}
+	// retention is cfg.Retention, changeable while running (SetRetention).
+	retention atomic.Pointer[Retention]
 
 	mu         sync.Mutex
 	running    map[int64]context.CancelCauseFunc // jobs this controller runs
@@ -55,16 +58,22 @@ func New(db *sql.DB, reg *Registry, cfg Config) (*Service, error) {
 	if reg == nil {
 		return nil, errors.New("jobs: a command registry is required")
 	}
-	return &Service{
+	s := &Service{
 		db:      db,
 		reg:     reg,
 		cfg:     cfg,
-		log:     cfg.Logger, // the caller's logger names this controller (cmon: "node")
+		log:     cfg.Logger, // the caller's logger names this controller (cmon: "controller")
 		clock:   cfg.Clock,
 		wake:    make(chan struct{}, 1),
 		running: map[int64]context.CancelCauseFunc{},
-	}, nil
+	}
+	s.SetRetention(cfg.Retention)
+	return s, nil
 }
+
+// SetRetention changes how long and how many ended jobs are kept, from the
+// next sweep on.
+func (s *Service) SetRetention(r Retention) { s.retention.Store(&r) }
 
 // poke wakes one idle worker, if any; it never blocks.
 func (s *Service) poke() {

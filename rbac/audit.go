@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmon-dev/cmon/sql"
@@ -43,14 +44,19 @@ type AuditFilter struct {
 // controller on it, for its retention time.
 type AuditLog struct {
 	db        *sql.DB
-	retention time.Duration
+	retention atomic.Int64 // a time.Duration
 	now       func() time.Time
 }
 
 // NewAuditLog makes an AuditLog over db keeping entries for retention.
 func NewAuditLog(db *sql.DB, retention time.Duration) *AuditLog {
-	return &AuditLog{db: db, retention: retention, now: time.Now}
+	a := &AuditLog{db: db, now: time.Now}
+	a.SetRetention(retention)
+	return a
 }
+
+// SetRetention changes how long entries are kept, from the next purge on.
+func (a *AuditLog) SetRetention(d time.Duration) { a.retention.Store(int64(d)) }
 
 // Bounds of what one entry stores.
 const (
@@ -125,7 +131,7 @@ func (a *AuditLog) List(ctx context.Context, f AuditFilter) ([]AuditEntry, int, 
 
 // Purge deletes the entries older than the retention time.
 func (a *AuditLog) Purge(ctx context.Context) (int64, error) {
-	res, err := a.db.ExecContext(ctx, "DELETE FROM audit_log WHERE at < ?", sql.Millis(a.now().Add(-a.retention)))
+	res, err := a.db.ExecContext(ctx, "DELETE FROM audit_log WHERE at < ?", sql.Millis(a.now().Add(-time.Duration(a.retention.Load()))))
 	if err != nil {
 		return 0, fmt.Errorf("purge audit entries: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -131,6 +132,8 @@ type Client struct {
 	cfg  Config
 	log  *slog.Logger
 	pool *pool
+	// filters is cfg.Filters, changeable while running (SetFilters).
+	filters atomic.Pointer[Filters]
 }
 
 // New returns a Client for cfg.
@@ -169,9 +172,13 @@ func New(cfg Config) (*Client, error) {
 		log = slog.Default()
 	}
 	c := &Client{cfg: cfg, log: log.With("component", "remote")}
+	c.SetFilters(cfg.Filters)
 	c.pool = newPool(cfg, c.log, c.connect)
 	return c, nil
 }
+
+// SetFilters changes the command filters for the commands sent from now on.
+func (c *Client) SetFilters(f Filters) { c.filters.Store(&f) }
 
 // stopSlack is what a stop may take beyond KillGrace: learning the command's
 // process group, opening the session that ends it, the SIGKILL and the
@@ -196,7 +203,7 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 	if t.Host == "" || t.User == "" || t.Port < 0 || t.Port > 65535 {
 		return res, newError(ErrInvalid, node, errors.New("target needs a host, a user and a valid port"))
 	}
-	if err := c.cfg.Filters.For(t.Cluster).Check(req.Command); err != nil {
+	if err := c.filters.Load().For(t.Cluster).Check(req.Command); err != nil {
 		c.log.WarnContext(ctx, "command refused by filter", "node", node, "cluster", t.Cluster,
 			"command", clip(req.Command), "reason", err)
 		return res, newError(ErrRefused, node, err)
