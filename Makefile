@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build run demo test vet fmt-check tidy-check fuzz bench soak clean
+.PHONY: all build run demo test vet fmt-check tidy-check fuzz bench soak install clean
 
 all: build
 
@@ -72,6 +72,21 @@ bench: build
 	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
 	$(GO) build -o bin/bench ./integration/bench
 	bin/bench bin/cmon bench/results.json
+
+# Installs the binary, the systemd unit (ExecStart pointing at the binary)
+# and, unless one is there already, the configuration file; DESTDIR stages
+# it for a package.
+PREFIX ?= /usr/local
+BIN ?= bin/cmon
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cmon
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's#@BINDIR@#$(PREFIX)/bin#' etc/cmon.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/cmon.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/cmon.service
+	@if [ -e $(DESTDIR)/etc/default/cmon ]; then echo "kept $(DESTDIR)/etc/default/cmon"; \
+	else install -D -m 0640 etc/default/cmon $(DESTDIR)/etc/default/cmon; fi
+	@echo "installed; as root: useradd --system --home-dir /var/lib/cmon --shell /usr/sbin/nologin cmon;" \
+		"chgrp cmon /etc/default/cmon; systemctl daemon-reload; systemctl enable --now cmon"
 
 clean:
 	rm -rf bin $(RUN_DIR) .cmon-demo

@@ -84,6 +84,32 @@ type setting struct {
 	set    func(c *Config, v string) error
 }
 
+// kind is the type --help shows for a setting, read off its default and
+// usage: every value is checked by set whatever its source.
+func (s setting) kind() string {
+	switch {
+	case strings.HasPrefix(s.usage, "comma-separated"):
+		return "list"
+	case s.def == "":
+		return "string"
+	}
+	if _, err := strconv.Atoi(s.def); err == nil {
+		return "int"
+	}
+	if _, err := time.ParseDuration(s.def); err == nil {
+		return "duration"
+	}
+	return "string"
+}
+
+// flagValue is a flag kept as the text given, so that flags go through the
+// same set as every other source; its kind is what --help shows.
+type flagValue struct{ value, kind string }
+
+func (v *flagValue) String() string     { return v.value }
+func (v *flagValue) Set(s string) error { v.value = s; return nil }
+func (v *flagValue) Type() string       { return v.kind }
+
 func settings() []setting {
 	return []setting{
 		{key: "RPC_BIND_ADDRESSES", flag: "rpc-bind-addresses", def: "127.0.0.1",
@@ -291,9 +317,13 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 	fs := pflag.NewFlagSet("cmon", pflag.ContinueOnError)
 	fs.SortFlags = false
 	all := settings()
+	fs.Usage = func() {} // run prints --help to stdout: it was asked for
 	flagValues := map[string]*string{}
 	for _, s := range all {
-		flagValues[s.key] = fs.String(s.flag, s.def, s.usage+" ["+s.key+"]")
+		v := &flagValue{value: s.def, kind: s.kind()}
+		fs.Var(v, s.flag, s.usage+" ["+s.key+"]")
+		fs.Lookup(s.flag).DefValue = s.def
+		flagValues[s.key] = &v.value
 	}
 	configFile := fs.String("config", "", "etc/default/cmon-style file of KEY=\"value\" lines")
 	fs.Bool("version", false, "print the version and exit")

@@ -112,3 +112,18 @@ func TestShippedConfigFileParses(t *testing.T) {
 		}
 	}
 }
+
+func TestHelpGoesToStdoutWithTypes(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := run([]string{"--help"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--rpc-port int", "--rpc-bind-addresses list", "--job-retention duration", "[CMON_LOG_LEVEL]"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("--help wrote to stderr: %s", stderr.String())
+	}
+}

@@ -43,6 +43,9 @@ func main() {
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, fs, err := loadConfig(args, getenv)
 	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: cmon [flags]\n\nEach flag also reads from the key in brackets, in the environment or the --config file.\n\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return nil
 	}
 	if err != nil {
