@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,5 +127,21 @@ func TestHelpGoesToStdoutWithTypes(t *testing.T) {
 	}
 	if stderr.Len() > 0 {
 		t.Errorf("--help wrote to stderr: %s", stderr.String())
+	}
+}
+
+func TestJSONLogFormat(t *testing.T) {
+	var out strings.Builder
+	level := new(slog.LevelVar)
+	newLogger(&out, level, "json").Info("started", "controller", "c1")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &line); err != nil || line["msg"] != "started" || line["controller"] != "c1" {
+		t.Fatalf("a JSON log line: %v %q", err, out.String())
+	}
+	level.Set(slog.LevelWarn)
+	out.Reset()
+	newLogger(&out, level, "text").Info("hidden")
+	if out.Len() != 0 {
+		t.Fatalf("an info line at level warn: %q", out.String())
 	}
 }
