@@ -77,6 +77,12 @@ func TestAuditTrail(t *testing.T) {
 		if n, list := entries(`,"operation_name":"addAcl"`); n != 1 || list[0]["object"] != "/" {
 			t.Fatalf("addAcl entries: %v %v", n, list)
 		}
+		// The reference controller's name and its cluster_ids filter; the
+		// job above has no cluster, so cluster 0 holds it.
+		r := mustOk(t, admin.call(t, "audit", `{"operation":"getEntries","cluster_ids":[0],"ascending":true}`))
+		if first := r.Reply["entries"].([]any)[0].(map[string]any); first["operation"] != "createUser" {
+			t.Fatalf("getEntries ascending starts with %v", first)
+		}
 		if n, list := entries(`,"limit":2,"offset":1`); len(list) != 2 || n < 5 {
 			t.Fatalf("a page of 2: %v %v", n, list)
 		}

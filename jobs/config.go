@@ -77,6 +77,23 @@ type Retention struct {
 	Interval time.Duration
 }
 
+// withDefaults fills in what r leaves zero.
+func (r Retention) withDefaults() Retention {
+	if r.MaxAge == 0 {
+		r.MaxAge = 30 * 24 * time.Hour
+	}
+	if r.BatchSize <= 0 {
+		r.BatchSize = 500
+	}
+	if r.MaxBatches <= 0 {
+		r.MaxBatches = 20
+	}
+	if r.Interval == 0 {
+		r.Interval = 10 * time.Minute
+	}
+	return r
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.ControllerID == "" {
 		return c, errors.New("jobs: controller id is required")
@@ -102,18 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxRunTime, 24*time.Hour)
 	def(&c.KillGrace, 10*time.Second)
 	def(&c.DrainTimeout, 30*time.Second)
-	if c.Retention.MaxAge == 0 {
-		c.Retention.MaxAge = 30 * 24 * time.Hour
-	}
-	if c.Retention.BatchSize <= 0 {
-		c.Retention.BatchSize = 500
-	}
-	if c.Retention.MaxBatches <= 0 {
-		c.Retention.MaxBatches = 20
-	}
-	if c.Retention.Interval == 0 {
-		c.Retention.Interval = 10 * time.Minute
-	}
+	c.Retention = c.Retention.withDefaults()
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}

@@ -289,7 +289,7 @@ func TestRetention(t *testing.T) {
 		}
 
 		// By count: keep the newest two ended jobs.
-		s.cfg.Retention = Retention{MaxAge: -1, MaxCount: 2, BatchSize: 2, MaxBatches: 100}
+		s.SetRetention(Retention{MaxAge: -1, MaxCount: 2, BatchSize: 2, MaxBatches: 100})
 		var more []int64
 		for range 4 {
 			more = append(more, waitEnded(t, s, create(t, s, CreateRequest{Command: "fail"}).ID).ID)

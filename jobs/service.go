@@ -72,8 +72,12 @@ func New(db *sql.DB, reg *Registry, cfg Config) (*Service, error) {
 }
 
 // SetRetention changes how long and how many ended jobs are kept, from the
-// next sweep on.
-func (s *Service) SetRetention(r Retention) { s.retention.Store(&r) }
+// next sweep on; what r leaves zero takes the defaults. The interval
+// between sweeps is the one the engine started with.
+func (s *Service) SetRetention(r Retention) {
+	r = r.withDefaults()
+	s.retention.Store(&r)
+}
 
 // poke wakes one idle worker, if any; it never blocks.
 func (s *Service) poke() {

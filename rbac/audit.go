@@ -32,12 +32,15 @@ type AuditEntry struct {
 
 // AuditFilter selects entries; zero fields select everything.
 type AuditFilter struct {
-	UserName  string
-	ClusterID int64
-	Operation string
-	From, To  time.Time
-	Limit     int
-	Offset    int
+	UserName string
+	// ClusterIDs select entries of any of these clusters.
+	ClusterIDs []int64
+	Operation  string
+	From, To   time.Time
+	Limit      int
+	Offset     int
+	// Ascending lists the oldest first.
+	Ascending bool
 }
 
 // AuditLog keeps the audit trail in the database, shared by every
@@ -77,16 +80,19 @@ func (a *AuditLog) Record(ctx context.Context, e AuditEntry) error {
 	return nil
 }
 
-// List returns a page of the entries f selects, newest first, and how many
-// it selects in all.
+// List returns a page of the entries f selects, newest first unless
+// Ascending, and how many it selects in all.
 func (a *AuditLog) List(ctx context.Context, f AuditFilter) ([]AuditEntry, int, error) {
 	var conds []string
 	var args []any
 	if f.UserName != "" {
 		conds, args = append(conds, "user_name = ?"), append(args, f.UserName)
 	}
-	if f.ClusterID != 0 {
-		conds, args = append(conds, "cluster_id = ?"), append(args, f.ClusterID)
+	if len(f.ClusterIDs) > 0 {
+		conds = append(conds, "cluster_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.ClusterIDs)), ", ")+")")
+		for _, id := range f.ClusterIDs {
+			args = append(args, id)
+		}
 	}
 	if f.Operation != "" {
 		conds, args = append(conds, "operation = ?"), append(args, f.Operation)
@@ -101,12 +107,16 @@ func (a *AuditLog) List(ctx context.Context, f AuditFilter) ([]AuditEntry, int, 
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
+	order := "DESC"
+	if f.Ascending {
+		order = "ASC"
+	}
 	var total int
 	if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit_log"+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count audit entries: %w", err)
 	}
 	rows, err := a.db.QueryContext(ctx, `SELECT entry_id, at, controller, user_id, user_name, address, module, operation,
-		object, cluster_id, job_id, command, outcome, detail FROM audit_log`+where+" ORDER BY entry_id DESC LIMIT ? OFFSET ?",
+		object, cluster_id, job_id, command, outcome, detail FROM audit_log`+where+" ORDER BY entry_id "+order+" LIMIT ? OFFSET ?",
 		append(args, f.Limit, f.Offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list audit entries: %w", err)

@@ -149,20 +149,26 @@ func redact(v any, secret bool) any {
 	return v
 }
 
-// auditOperations is the /v2/audit table.
+// auditOperations is the /v2/audit table; getEntries is the reference
+// controller's name for the same listing.
 func (s *Server) auditOperations() []Operation {
-	return []Operation{{Name: "getAuditEntries", ReadOnly: true, Serve: superuser("read the audit trail", s.getAuditEntries)}}
+	return []Operation{
+		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser("read the audit trail", s.getAuditEntries)},
+		{Name: "getEntries", ReadOnly: true, Serve: superuser("read the audit trail", s.getAuditEntries)},
+	}
 }
 
 // auditRequest is getAuditEntries' input.
 type auditRequest struct {
-	UserName  string `json:"user_name"`
-	ClusterID int64  `json:"cluster_id"`
-	Operation string `json:"operation_name"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Limit     int    `json:"limit"`
-	Offset    int    `json:"offset"`
+	UserName   string  `json:"user_name"`
+	ClusterID  int64   `json:"cluster_id"`
+	ClusterIDs []int64 `json:"cluster_ids"`
+	Ascending  bool    `json:"ascending"`
+	Operation  string  `json:"operation_name"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	Limit      int     `json:"limit"`
+	Offset     int     `json:"offset"`
 }
 
 // Audit listings hold at most maxListedAudit entries, listedAudit unless the
@@ -173,7 +179,11 @@ const (
 )
 
 func (s *Server) getAuditEntries(ctx context.Context, _ *Request, in *auditRequest) (Reply, error) {
-	f := rbac.AuditFilter{UserName: in.UserName, ClusterID: in.ClusterID, Operation: in.Operation, Limit: listedAudit, Offset: max(in.Offset, 0)}
+	f := rbac.AuditFilter{UserName: in.UserName, ClusterIDs: in.ClusterIDs, Operation: in.Operation, Ascending: in.Ascending,
+		Limit: listedAudit, Offset: max(in.Offset, 0)}
+	if in.ClusterID != 0 {
+		f.ClusterIDs = append(f.ClusterIDs, in.ClusterID)
+	}
 	if in.Limit > 0 {
 		f.Limit = min(in.Limit, maxListedAudit)
 	}
