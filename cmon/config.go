@@ -50,6 +50,9 @@ type Config struct {
 	AuditRetention    time.Duration
 	MetricsAddress    string
 	ControllerTimeout time.Duration
+	LogRetention      time.Duration
+	WebhookURL        string
+	WebhookSecret     string
 	JobRetentionMax   int
 	MonitorInterval   time.Duration
 	SSHKeyFile        string
@@ -211,6 +214,23 @@ func settings() []setting {
 		{key: "CMON_CONTROLLER_TIMEOUT", flag: "controller-timeout", def: "30s",
 			usage: "a controller silent this long is dead: its jobs fail, it leaves getControllers and another takes over the monitor",
 			set:   durationSetter(func(c *Config) *time.Duration { return &c.ControllerTimeout })},
+		{key: "CMON_LOG_RETENTION", flag: "log-retention", def: "720h", usage: "the controller log, cleared alarms and ended maintenance periods older than this are deleted",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.LogRetention })},
+		{key: "CMON_WEBHOOK_URL", flag: "webhook-url", secret: true, usage: "http(s) URL that receives alarms raised and cleared as signed JSON POSTs (empty: none)",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					c.WebhookURL = ""
+					return nil
+				}
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					return errors.New("must be an http or https URL")
+				}
+				c.WebhookURL = v
+				return nil
+			}},
+		{key: "CMON_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, usage: "key of the webhook's HMAC-SHA256 signature (X-Cmon-Signature)",
+			set: func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
 		{key: "CMON_AUDIT_RETENTION", flag: "audit-retention", def: "8760h", usage: "audit entries older than this are deleted",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.AuditRetention })},
 		{key: "CMON_JOB_RETENTION_COUNT", flag: "job-retention-count", def: "0", usage: "keep at most this many ended jobs (0: no limit)",

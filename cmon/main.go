@@ -132,9 +132,16 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
 		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout, Lockout: cfg.LoginLockout}})
 	audit := rbac.NewAuditLog(db, cfg.AuditRetention)
-	go purgeExpired(ctx, log, sessions, authn.Throttle(), audit)
 
 	metrics := rpc.NewMetrics()
+	var notify func(string, hosts.Alarm)
+	if cfg.WebhookURL != "" {
+		webhook := hosts.NewWebhook(cfg.WebhookURL, cfg.WebhookSecret, log)
+		go webhook.Run(ctx)
+		notify = webhook.Notify
+	}
+	alarms := hosts.NewAlarms(db, cfg.LogRetention, notify)
+	go purgeExpired(ctx, log, sessions, authn.Throttle(), audit, alarms)
 	inventory := hosts.NewInventory(db)
 	knownHosts := hosts.NewDBKnownHosts(db)
 	strict, learn, err := sshClients(log, cfg, knownHosts, metrics)
@@ -144,14 +151,14 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	defer strict.Close()
 	defer learn.Close()
 	var leads func(context.Context) (bool, error) // set once the engine, which knows the live controllers, runs
-	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log,
+	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log, Alarms: alarms,
 		Leads: func(ctx context.Context) (bool, error) { return leads(ctx) }})
 	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
 	// One grace period for a stop, the transport's: the engine's backstop
 	// for a handler that ignores its cancellation sits just above it.
 	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
 	engine, err := startJobs(ctx, log, cfg, db, nodeID, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
-		HostKeys: knownHosts, Log: log}, monitor, permit, killGrace, metrics)
+		HostKeys: knownHosts, Events: alarms, Log: log}, monitor, permit, killGrace, jobs.Observers{metrics, jobEvents{alarms}})
 	if err != nil {
 		return err
 	}
@@ -199,7 +206,7 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 			{Name: "job queue", Check: func(ctx context.Context) error { return engine.Alive(ctx) }},
 			{Name: "health monitor", Check: monitor.Healthy},
 		}}
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system,
+	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system, Alarms: alarms,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
 	log.Info("cmon started", "version", version, "installation_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
@@ -447,4 +454,18 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, metrics *r
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("metrics listener", "address", addr, "err", err)
 	}
+}
+
+// jobEvents logs jobs' starts and failures in the controller log.
+type jobEvents struct{ log jobs.EventLog }
+
+func (e jobEvents) JobStarted(j *jobs.Job, _ time.Duration) {
+	e.log.Log(context.Background(), j.ClusterID, "", hosts.LogInfo, "Job", fmt.Sprintf("Job %d (%s) started by %s.", j.ID, j.Command, j.UserName))
+}
+
+func (e jobEvents) JobEnded(j *jobs.Job, status jobs.Status, _ time.Duration) {
+	if status == jobs.StatusFinished {
+		return
+	}
+	e.log.Log(context.Background(), j.ClusterID, "", hosts.LogWarning, "Job", fmt.Sprintf("Job %d (%s) ended %s.", j.ID, j.Command, status))
 }

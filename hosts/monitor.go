@@ -26,7 +26,10 @@ type MonitorConfig struct {
 	// a database only the one it answers true on checks the hosts, so each
 	// host is checked once per round.
 	Leads func(context.Context) (bool, error)
-	Log   *slog.Logger
+	// Alarms, when set, hears what each check found: alarms are raised and
+	// cleared, and host status changes logged.
+	Alarms *Alarms
+	Log    *slog.Logger
 }
 
 // Monitor checks every host of every cluster over the pooled SSH connections
@@ -131,6 +134,7 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 		targets[i] = TargetOf(c, h)
 	}
 	checks := make([]HostCheck, len(c.Hosts))
+	failure := make([]string, len(c.Hosts)) // the alarm each offline host raises
 	res := m.ssh.RunMany(ctx, targets, remote.Request{Command: "true", Timeout: m.cfg.Timeout},
 		remote.FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
 	for i, n := range res.Nodes {
@@ -139,9 +143,15 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 		case n.Outcome == remote.Responded && n.Err == nil:
 			check.Online, check.Message = true, "Up and running."
 		case n.Err != nil:
-			check.Message = n.Err.Error()
+			check.Message, failure[i] = n.Err.Error(), AlarmHostUnreachable
+			switch {
+			case errors.Is(n.Err, remote.ErrAuth):
+				failure[i] = AlarmSSHAuthFailed
+			case errors.Is(n.Err, remote.ErrHostKey):
+				failure[i] = AlarmHostKeyChanged
+			}
 		default:
-			check.Message = string(n.Outcome)
+			check.Message, failure[i] = string(n.Outcome), AlarmHostUnreachable
 		}
 		checks[i] = check
 	}
@@ -152,7 +162,83 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 	if before != after {
 		m.cfg.Log.Warn("cluster state changed", "cluster_id", c.ID, "cluster", c.Name, "from", before, "to", after)
 	}
+	if m.cfg.Alarms != nil {
+		if err := m.alarm(ctx, c, checks, failure, before, after); err != nil {
+			m.cfg.Log.Warn("health monitor: alarms", "cluster_id", c.ID, "err", err)
+		}
+	}
 	return &ClusterHealth{Before: before, After: after, Hosts: checks}, nil
+}
+
+// hostAlarms are the alarms a host check raises, each with what it says.
+var hostAlarms = map[string]struct{ component, title, recommendation string }{
+	AlarmHostUnreachable: {"Network", "Host %s is unreachable", "Check that the host runs and that its SSH server answers from the controller."},
+	AlarmSSHAuthFailed:   {"SshConnection", "SSH authentication to %s fails", "Check the cluster's SSH user and key, and the host's authorized_keys."},
+	AlarmHostKeyChanged: {"SshConnection", "The SSH host key of %s changed", "If the host was reinstalled, remove it and add it again to trust " +
+		"its new key; otherwise the host may be impersonated: investigate before anything runs on it."},
+}
+
+// alarm raises and clears the alarms a check implies (failure: the alarm
+// of each offline host) and logs the host status and cluster state changes.
+func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, failure []string, before, after string) error {
+	a := m.cfg.Alarms
+	open, err := a.Open(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	for i, check := range checks {
+		h := c.Hosts[i]
+		if was := h.Status == HostOnline; was != check.Online {
+			severity, text := LogInfo, fmt.Sprintf("Host %s is online.", h.Hostname)
+			if !check.Online {
+				severity, text = LogWarning, fmt.Sprintf("Host %s is offline: %s", h.Hostname, check.Message)
+			}
+			a.Log(ctx, c.ID, h.Hostname, severity, "Node", text)
+		}
+		for typ, say := range hostAlarms {
+			if typ != failure[i] {
+				if open[h.ID][typ] {
+					if err := a.Clear(ctx, c.ID, h.ID, typ); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err := a.Raise(ctx, Alarm{ClusterID: c.ID, HostID: h.ID, Hostname: h.Hostname, Type: typ, Component: say.component,
+				Severity: SeverityCritical, Title: fmt.Sprintf(say.title, h.Hostname), Message: check.Message,
+				Recommendation: say.recommendation}); err != nil {
+				return err
+			}
+		}
+	}
+	if before != after {
+		a.Log(ctx, c.ID, "", LogWarning, "Cluster", fmt.Sprintf("Cluster %s is %s (was %s).", c.Name, after, before))
+	}
+	raise, clear := "", []string{AlarmClusterDegraded, AlarmClusterFailure}
+	switch after {
+	case StateDegraded:
+		raise, clear = AlarmClusterDegraded, []string{AlarmClusterFailure}
+	case StateFailure:
+		raise, clear = AlarmClusterFailure, []string{AlarmClusterDegraded}
+	}
+	for _, typ := range clear {
+		if !open[0][typ] {
+			continue
+		}
+		if err := a.Clear(ctx, c.ID, 0, typ); err != nil {
+			return err
+		}
+	}
+	if raise == "" {
+		return nil
+	}
+	alarm := Alarm{ClusterID: c.ID, Type: raise, Component: "Cluster", Severity: SeverityWarning,
+		Title: "Cluster " + c.Name + " is degraded", Message: fmt.Sprintf("Cluster %s is %s.", c.Name, after),
+		Recommendation: "Bring the offline hosts back, or remove them from the cluster."}
+	if raise == AlarmClusterFailure {
+		alarm.Severity, alarm.Title = SeverityCritical, "Cluster "+c.Name+" has failed"
+	}
+	return a.Raise(ctx, alarm)
 }
 
 // Healthy tells whether the monitor runs: its loop went around, or it

@@ -132,6 +132,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, 
 	}
 	result["cluster_id"] = c.ID
 	n.Log.InfoContext(ctx, "cluster registered", "job_id", job.ID, "cluster_id", c.ID, "cluster", c.Name, "nodes", len(c.Hosts))
+	n.event(ctx, c.ID, "", fmt.Sprintf("Cluster %s registered with %d node(s) by %s (job %d).", c.Name, len(c.Hosts), job.UserName, job.ID))
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster %q registered with id %d and %d nodes.", c.Name, c.ID, len(c.Hosts)))
 	return result, nil
 }
@@ -170,6 +171,7 @@ func (n *nodes) removeCluster(ctx context.Context, job *Job, _ *clusterRefData, 
 		log.Message(ctx, MessageWarning, fmt.Sprintf("The access-control object of cluster %q was not removed: %v.", c.Name, err))
 	}
 	n.Log.InfoContext(ctx, "cluster removed", "job_id", job.ID, "cluster_id", c.ID, "cluster", c.Name)
+	n.event(ctx, c.ID, "", fmt.Sprintf("Cluster %s removed by %s (job %d).", c.Name, job.UserName, job.ID))
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster %q (id %d) removed with its %d nodes.", c.Name, c.ID, len(c.Hosts)))
 	addrs := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {

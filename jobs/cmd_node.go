@@ -79,6 +79,7 @@ func (n *nodes) addNode(ctx context.Context, job *Job, spec *nodeSpec, log Logge
 	}
 	result["host_id"] = h.ID
 	n.Log.InfoContext(ctx, "node added", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
+	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s added by %s (job %d).", h.Hostname, job.UserName, job.ID))
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Node %s added to cluster %q.", h.Hostname, c.Name))
 	return result, nil
 }
@@ -115,6 +116,7 @@ func (n *nodes) removeNode(ctx context.Context, job *Job, spec *nodeSpec, log Lo
 		result["state"] = state
 	}
 	n.Log.InfoContext(ctx, "node removed", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
+	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s removed by %s (job %d).", h.Hostname, job.UserName, job.ID))
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Node %s removed from cluster %q.", h.Hostname, c.Name))
 	n.forget(ctx, log, []string{hosts.TargetOf(c, h).Addr()})
 	return result, nil

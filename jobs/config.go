@@ -124,7 +124,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Clock = realClock{}
 	}
 	if c.Observer == nil {
-		c.Observer = noObserver{}
+		c.Observer = Observers(nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -132,19 +132,28 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Observer is told of job starts and ends, for metrics.
+// Observer is told of job starts and ends (metrics, the event log).
 type Observer interface {
 	// JobStarted reports a job that began running waited after it was created.
-	JobStarted(command string, waited time.Duration)
+	JobStarted(j *Job, waited time.Duration)
 	// JobEnded reports a job's end after it ran for ran.
-	JobEnded(command string, status Status, ran time.Duration)
+	JobEnded(j *Job, status Status, ran time.Duration)
 }
 
-// noObserver is the Observer of an engine that has none.
-type noObserver struct{}
+// Observers tells each of its observers.
+type Observers []Observer
 
-func (noObserver) JobStarted(string, time.Duration)       {}
-func (noObserver) JobEnded(string, Status, time.Duration) {}
+func (o Observers) JobStarted(j *Job, waited time.Duration) {
+	for _, x := range o {
+		x.JobStarted(j, waited)
+	}
+}
+
+func (o Observers) JobEnded(j *Job, status Status, ran time.Duration) {
+	for _, x := range o {
+		x.JobEnded(j, status, ran)
+	}
+}
 
 // Announcement is what a controller tells the others sharing its database.
 type Announcement struct {

@@ -45,7 +45,22 @@ type NodeDeps struct {
 	// Parallelism bounds the nodes reached at once by a concurrent exec and by
 	// registration (default remote.DefaultParallelism).
 	Parallelism int
-	Log         *slog.Logger // default slog.Default()
+	// Events, when set, hears registrations, node changes and removals for
+	// the controller's event log (hosts.Alarms).
+	Events EventLog
+	Log    *slog.Logger // default slog.Default()
+}
+
+// EventLog records what happened to a cluster, as hosts.Alarms.Log does.
+type EventLog interface {
+	Log(ctx context.Context, clusterID int64, hostname, severity, component, message string)
+}
+
+// event records an event when there is an event log.
+func (n *nodes) event(ctx context.Context, clusterID int64, hostname, message string) {
+	if n.Events != nil {
+		n.Events.Log(ctx, clusterID, hostname, hosts.LogInfo, "Cluster", message)
+	}
 }
 
 // Runner runs one command on many nodes, as *remote.Client does. It returns

@@ -148,7 +148,7 @@ func (s *Service) run(j *Job) {
 		return
 	}
 	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
-	s.cfg.Observer.JobStarted(j.Command, started.Sub(j.Created))
+	s.cfg.Observer.JobStarted(j, started.Sub(j.Created))
 	log.Info("job started")
 
 	cmd, ok := s.reg.Lookup(j.Command)
@@ -309,7 +309,7 @@ func (s *Service) finish(j *Job, o outcome) {
 	if !j.Started.IsZero() {
 		ran = ended.Sub(j.Started)
 	}
-	s.cfg.Observer.JobEnded(j.Command, o.status, ran)
+	s.cfg.Observer.JobEnded(j, o.status, ran)
 	switch o.status {
 	case StatusFinished:
 		log.Info("job finished", "duration", ended.Sub(j.Started))

@@ -108,11 +108,11 @@ func (m *Metrics) login(err error) {
 }
 
 // JobStarted and JobEnded make Metrics a jobs.Observer.
-func (m *Metrics) JobStarted(_ string, waited time.Duration) { m.dispatch.Observe(waited.Seconds()) }
+func (m *Metrics) JobStarted(_ *jobs.Job, waited time.Duration) { m.dispatch.Observe(waited.Seconds()) }
 
-func (m *Metrics) JobEnded(command string, status jobs.Status, ran time.Duration) {
-	m.jobsEnded.WithLabelValues(command, string(status)).Inc()
-	m.jobRun.WithLabelValues(command).Observe(ran.Seconds())
+func (m *Metrics) JobEnded(j *jobs.Job, status jobs.Status, ran time.Duration) {
+	m.jobsEnded.WithLabelValues(j.Command, string(status)).Inc()
+	m.jobRun.WithLabelValues(j.Command).Observe(ran.Seconds())
 }
 
 // Dialed, Closed and CommandEnded make Metrics a remote.Observer.

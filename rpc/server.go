@@ -102,6 +102,8 @@ type Options struct {
 	// Metrics, when set, count requests and logins and are served at
 	// /metrics (to loopback clients and superusers).
 	Metrics *Metrics
+	// Alarms, when set, serves /v2/alarm, /v2/maintenance and /v2/log.
+	Alarms *hosts.Alarms
 	// System, when set, is served by getSystemInfo and getStatus.
 	System *SystemInfo
 	// Node is this controller's own id among those sharing the database,
@@ -164,6 +166,12 @@ func NewServer(o Options) *Server {
 		}
 		cl := newClusters(g, anyone(s.ping), counter)
 		s.Handle("clusters", cl.operations()...)
+		if o.Alarms != nil {
+			al := &alarms{guard: g, store: o.Alarms}
+			s.Handle("alarm", al.alarmOperations()...)
+			s.Handle("maintenance", al.maintenanceOperations()...)
+			s.Handle("log", al.logOperations()...)
+		}
 		s.Handle("tree", (&tree{guard: g, store: o.Authn.Store()}).operations()...)
 	}
 	return s

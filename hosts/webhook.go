@@ -1,0 +1,122 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Wire is the alarm as replies and notifications carry it.
+func (a Alarm) Wire() map[string]any {
+	out := map[string]any{
+		"class_name": "CmonAlarm", "alarm_id": a.ID, "cluster_id": a.ClusterID, "host_id": a.HostID, "hostname": a.Hostname,
+		"type_name": a.Type, "component_name": a.Component, "severity_name": a.Severity, "title": a.Title, "message": a.Message,
+		"recommendation": a.Recommendation, "counter": a.Counter, "created": a.Created.UTC().Format(time.RFC3339),
+		"reported": a.Reported.UTC().Format(time.RFC3339), "ignored": a.Ignored, "during_maintenance": a.InMaintenance,
+		"cleared": !a.Cleared.IsZero(),
+	}
+	if !a.Cleared.IsZero() {
+		out["cleared_at"] = a.Cleared.UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+// Webhook posts alarm events as JSON to an operator's URL, signed with a
+// shared secret (X-Cmon-Signature: sha256=<hex HMAC of the body>), retrying
+// with backoff. Events wait in a bounded queue; past it they are dropped
+// and logged, so a dead receiver never slows the monitor.
+type Webhook struct {
+	url, secret string
+	log         *slog.Logger
+	client      *http.Client
+	queue       chan []byte
+	// backoff is the wait before the first retry, doubled for each next.
+	backoff time.Duration
+}
+
+// webhookAttempts bounds the tries of one event.
+const webhookAttempts = 6
+
+// NewWebhook makes a notifier for url; Run delivers.
+func NewWebhook(url, secret string, log *slog.Logger) *Webhook {
+	return &Webhook{url: url, secret: secret, log: log, client: &http.Client{Timeout: 10 * time.Second},
+		queue: make(chan []byte, 1000), backoff: time.Second}
+}
+
+// Notify queues an event about an alarm.
+func (w *Webhook) Notify(event string, a Alarm) {
+	body, _ := json.Marshal(map[string]any{"event": event, "sent": time.Now().UTC().Format(time.RFC3339Nano), "alarm": a.Wire()})
+	select {
+	case w.queue <- body:
+	default:
+		w.log.Warn("webhook queue full: event dropped", "event", event, "alarm_id", a.ID)
+	}
+}
+
+// Run delivers queued events until ctx ends.
+func (w *Webhook) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case body := <-w.queue:
+			w.deliver(ctx, body)
+		}
+	}
+}
+
+func (w *Webhook) deliver(ctx context.Context, body []byte) {
+	mac := hmac.New(sha256.New, []byte(w.secret))
+	mac.Write(body)
+	signature := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	wait := w.backoff
+	for attempt := 1; ; attempt++ {
+		err := w.post(ctx, body, signature)
+		if err == nil {
+			return
+		}
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // the URL may hold a token: it stays out of the log
+		}
+		if attempt == webhookAttempts || ctx.Err() != nil {
+			w.log.Error("webhook: event not delivered", "attempts", attempt, "err", err)
+			return
+		}
+		w.log.Warn("webhook: delivery failed, retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+func (w *Webhook) post(ctx context.Context, body []byte, signature string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "cmon-webhook")
+	req.Header.Set("X-Cmon-Signature", signature)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package integration
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
+)
+
+// receiver is a webhook endpoint on loopback that keeps the events whose
+// signature checks.
+type receiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+	bad    int
+}
+
+func (r *receiver) count(event, hostname string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e["event"] == event && e["alarm"].(map[string]any)["hostname"] == hostname {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAlarmsMaintenanceAndLog: a node whose sshd stops raises a critical
+// alarm within a monitor round, counted and listed, posted to the webhook,
+// cleared when it is back; a maintenance period holds the alarm back;
+// ignoreAlarm hides one; the controller log tells the story; and each
+// operation refuses a user without the privilege it needs.
+func TestAlarmsMaintenanceAndLog(t *testing.T) {
+	const secret = "webhook-s3cret"
+	rec := &receiver{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		var e map[string]any
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if r.Header.Get("X-Cmon-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) || json.Unmarshal(body, &e) != nil {
+			rec.bad++
+			http.Error(w, "bad signature", http.StatusForbidden)
+			return
+		}
+		rec.events = append(rec.events, e)
+	}))
+	defer hook.Close()
+
+	sshd := services.NewSSHDPerNode(t, "127.0.0.51", "127.0.0.52")
+	down := sshd.Addrs[1]
+	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"},
+		env: []string{"CMON_WEBHOOK_URL=" + hook.URL, "CMON_WEBHOOK_SECRET=" + secret}})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "alarmed", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	c.createUser(t, "quark", "pw-quark-12345")
+	c.createUser(t, "rom", "pw-rom-123456")
+	mustOk(t, admin.call(t, "tree", `{"operation":"addAcl","path":"/alarmed","acl":"user:rom:r--"}`))
+	quark := c.session(t, "quark", "pw-quark-12345")
+	rom := c.session(t, "rom", "pw-rom-123456")
+
+	alarmOn := func(s *session, hostname, typ string) map[string]any {
+		t.Helper()
+		r := mustOk(t, s.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
+		for _, x := range r.Reply["alarms"].([]any) {
+			a := x.(map[string]any)
+			if a["hostname"] == hostname && a["type_name"] == typ {
+				return a
+			}
+		}
+		return nil
+	}
+
+	sshd.PauseNode(1)
+	waitFor(t, 30*time.Second, func() error {
+		if alarmOn(admin, down, "HostUnreachable") == nil {
+			return fmt.Errorf("no alarm for %s", down)
+		}
+		return nil
+	})
+	alarm := alarmOn(rom, down, "HostUnreachable") // r on the cluster reads it
+	if alarm["severity_name"] != "ALARM_CRITICAL" || alarm["title"] == "" || alarm["recommendation"] == "" {
+		t.Fatalf("alarm: %v", alarm)
+	}
+	alarmID := int64(alarm["alarm_id"].(float64))
+	stats := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getStatistics","cluster_id":%d}`, id)))
+	if s := stats.Reply["alarm_statistics"].([]any)[0].(map[string]any); s["critical"].(float64) < 1 {
+		t.Fatalf("statistics: %s", stats.Raw)
+	}
+	mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarm","alarm_id":%d}`, alarmID)))
+	waitFor(t, 30*time.Second, func() error {
+		if rec.count("alarm.raised", down) == 0 {
+			return fmt.Errorf("the webhook heard no raise")
+		}
+		return nil
+	})
+
+	if err := sshd.ResumeNode(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if alarmOn(admin, down, "HostUnreachable") != nil || rec.count("alarm.cleared", down) == 0 {
+			return fmt.Errorf("the alarm is not cleared yet")
+		}
+		return nil
+	})
+
+	// Maintenance holds the alarm back: recorded, not listed, not posted.
+	deadline := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	r := mustOk(t, admin.call(t, "maintenance", fmt.Sprintf(`{"operation":"addMaintenance","cluster_id":%d,"hostname":%q,
+		"deadline":%q,"reason":"disk swap"}`, id, down, deadline)))
+	uuid := r.Reply["UUID"].(string)
+	current := mustOk(t, admin.call(t, "maintenance", fmt.Sprintf(`{"operation":"getCurrentMaintenance","cluster_id":%d}`, id)))
+	if !strings.Contains(current.Raw, uuid) {
+		t.Fatalf("getCurrentMaintenance: %s", current.Raw)
+	}
+	raised := rec.count("alarm.raised", down)
+	sshd.PauseNode(1)
+	waitFor(t, 30*time.Second, func() error {
+		info := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
+		if !strings.Contains(info.Raw, "CmonHostOffline") {
+			return fmt.Errorf("the node is not offline yet")
+		}
+		return nil
+	})
+	if a := alarmOn(admin, down, "HostUnreachable"); a != nil {
+		t.Fatalf("an alarm listed during maintenance: %v", a)
+	}
+	if rec.count("alarm.raised", down) != raised {
+		t.Fatal("an alarm during maintenance reached the webhook")
+	}
+
+	// The cluster is degraded meanwhile: ignoring its alarm hides it.
+	waitFor(t, 30*time.Second, func() error {
+		if alarmOn(admin, "", "ClusterDegraded") == nil {
+			return fmt.Errorf("no degraded alarm")
+		}
+		return nil
+	})
+	degraded := int64(alarmOn(admin, "", "ClusterDegraded")["alarm_id"].(float64))
+	if r := rom.call(t, "alarm", fmt.Sprintf(`{"operation":"ignoreAlarm","alarm_id":%d}`, degraded)); r.Status() != "AccessDenied" {
+		t.Fatalf("rom (r only) ignored an alarm: %s", r.Raw)
+	}
+	mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"ignoreAlarm","alarm_id":%d,"ignore":true}`, degraded)))
+	if alarmOn(admin, "", "ClusterDegraded") != nil {
+		t.Fatal("an ignored alarm is listed")
+	}
+	mustOk(t, admin.call(t, "maintenance", fmt.Sprintf(`{"operation":"removeMaintenance","UUID":%q}`, uuid)))
+
+	// A node that comes back with another host key is refused, and said so.
+	if err := sshd.RestartWithNewHostKey(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if alarmOn(admin, sshd.Addrs[0], "HostKeyChanged") == nil {
+			return fmt.Errorf("no host key alarm for %s", sshd.Addrs[0])
+		}
+		return nil
+	})
+
+	logs := mustOk(t, admin.call(t, "log", fmt.Sprintf(`{"operation":"getLogEntries","cluster_id":%d,"limit":500}`, id)))
+	for _, want := range []string{"registered", "is offline", "is online", "Alarm raised", "Maintenance of " + down} {
+		if !strings.Contains(logs.Raw, want) {
+			t.Errorf("the controller log lacks %q", want)
+		}
+	}
+
+	refusals := []struct {
+		name   string
+		s      *session
+		module string
+		body   string
+		want   string
+	}{
+		{name: "getAlarms", s: quark, module: "alarm", body: fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id), want: "AccessDenied"},
+		{name: "getAlarm", s: quark, module: "alarm", body: fmt.Sprintf(`{"operation":"getAlarm","alarm_id":%d}`, alarmID), want: "ObjectNotFound"},
+		{name: "getStatistics", s: quark, module: "alarm", body: fmt.Sprintf(`{"operation":"getStatistics","cluster_id":%d}`, id), want: "AccessDenied"},
+		{name: "ignoreAlarm", s: rom, module: "alarm", body: fmt.Sprintf(`{"operation":"ignoreAlarm","alarm_id":%d}`, alarmID), want: "AccessDenied"},
+		{name: "addMaintenance", s: rom, module: "maintenance", body: fmt.Sprintf(`{"operation":"addMaintenance","cluster_id":%d,"deadline":%q,"reason":"x"}`, id, deadline), want: "AccessDenied"},
+		{name: "getMaintenance", s: quark, module: "maintenance", body: fmt.Sprintf(`{"operation":"getMaintenance","cluster_id":%d}`, id), want: "AccessDenied"},
+		{name: "getLogEntries", s: quark, module: "log", body: fmt.Sprintf(`{"operation":"getLogEntries","cluster_id":%d}`, id), want: "AccessDenied"},
+	}
+	for _, tt := range refusals {
+		t.Run("refused "+tt.name, func(t *testing.T) {
+			if r := tt.s.call(t, tt.module, tt.body); r.Status() != tt.want {
+				t.Fatalf("want %s: %s", tt.want, r.Raw)
+			}
+		})
+	}
+	// Without a cluster named, a user sees only what it may read.
+	if r := mustOk(t, quark.call(t, "alarm", `{"operation":"getAlarms"}`)); r.Reply["total"].(float64) != 0 {
+		t.Fatalf("quark sees alarms: %s", r.Raw)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.bad > 0 {
+		t.Fatalf("%d webhook posts with a bad signature", rec.bad)
+	}
+}

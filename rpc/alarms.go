@@ -1,0 +1,347 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
+	"github.com/cmon-dev/cmon/rbac"
+)
+
+// alarms serves /v2/alarm, /v2/maintenance and /v2/log: what cmon observed
+// of the clusters, the periods their alarms are held back, and its log.
+type alarms struct {
+	*guard
+	store *hosts.Alarms
+}
+
+func (h *alarms) alarmOperations() []Operation {
+	return []Operation{
+		{Name: "getAlarms", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getAlarms)}, // else r per cluster
+		{Name: "getAlarm", ReadOnly: true, Serve: withPolicy(h.guard, h.getAlarm)},
+		{Name: "ignoreAlarm", Serve: withPolicy(h.guard, h.ignoreAlarm)},
+		{Name: "getStatistics", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getStatistics)},
+	}
+}
+
+func (h *alarms) maintenanceOperations() []Operation {
+	return []Operation{
+		{Name: "addMaintenance", Serve: onCluster(h.guard, rbac.Write, h.addMaintenance)},
+		{Name: "removeMaintenance", Serve: withPolicy(h.guard, h.removeMaintenance)},
+		{Name: "getMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(all))},
+		{Name: "getCurrentMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(current))},
+		{Name: "getNextMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(next))},
+	}
+}
+
+func (h *alarms) logOperations() []Operation {
+	return []Operation{{Name: "getLogEntries", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getLogEntries)}}
+}
+
+// clusterScope is the clusters a request covers: the one it names, else
+// every cluster the caller may read.
+func (h *alarms) clusterScope(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster) ([]int64, error) {
+	if c != nil {
+		return []int64{c.ID}, nil
+	}
+	all, err := h.inventory.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	visible, _ := readable(req, p, all)
+	ids := []int64{-1} // matches nothing when no cluster is readable
+	for _, v := range visible {
+		ids = append(ids, v.ID)
+	}
+	return ids, nil
+}
+
+type alarmsRequest struct {
+	clusterRef
+	WithIgnored bool `json:"with_ignored"`
+}
+
+func (h *alarms) getAlarms(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *alarmsRequest) (Reply, error) {
+	ids, err := h.clusterScope(ctx, req, p, c)
+	if err != nil {
+		return nil, err
+	}
+	list, err := h.store.List(ctx, hosts.AlarmFilter{ClusterIDs: ids, WithIgnored: in.WithIgnored})
+	if err != nil {
+		return nil, err
+	}
+	return Reply{"total": len(list), "alarms": renderList(list, hosts.Alarm.Wire)}, nil
+}
+
+type alarmRef struct {
+	AlarmID int64 `json:"alarm_id"`
+	Ignore  *bool `json:"ignore"`
+}
+
+// alarmFor loads an alarm the caller has need on; one of a cluster it may
+// not read is not found, as for jobs.
+func (h *alarms) alarmFor(ctx context.Context, req *Request, p *rbac.Policy, id int64, need rbac.Privileges) (hosts.Alarm, error) {
+	if id <= 0 {
+		return hosts.Alarm{}, InvalidRequest("Field 'alarm_id' must be a positive number.")
+	}
+	a, err := h.store.Get(ctx, id)
+	if errors.Is(err, hosts.ErrAlarmNotFound) {
+		return a, NotFound("Alarm %d was not found.", id)
+	}
+	if err != nil {
+		return a, err
+	}
+	req.audit.clusterID = a.ClusterID
+	var priv rbac.Privileges
+	if c, err := h.inventory.Get(ctx, a.ClusterID); err == nil {
+		priv = p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
+	} else if req.Caller.IsSuperuser() {
+		priv = rbac.All // the cluster is gone; its alarms stay for superusers
+	}
+	if !priv.Has(rbac.Read) {
+		return a, NotFound("Alarm %d was not found.", id)
+	}
+	if missing := need &^ priv; missing != 0 {
+		return a, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(a.ClusterID, 10), req.Caller.Name))
+	}
+	return a, nil
+}
+
+func (h *alarms) getAlarm(ctx context.Context, req *Request, p *rbac.Policy, in *alarmRef) (Reply, error) {
+	a, err := h.alarmFor(ctx, req, p, in.AlarmID, rbac.Read)
+	if err != nil {
+		return nil, err
+	}
+	return Reply{"alarm": a.Wire()}, nil
+}
+
+func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p *rbac.Policy, in *alarmRef) (Reply, error) {
+	if _, err := h.alarmFor(ctx, req, p, in.AlarmID, rbac.Write); err != nil {
+		return nil, err
+	}
+	ignore := in.Ignore == nil || *in.Ignore
+	if err := h.store.Ignore(ctx, in.AlarmID, ignore); err != nil {
+		return nil, err
+	}
+	a, err := h.store.Get(ctx, in.AlarmID)
+	if err != nil {
+		return nil, err
+	}
+	return Reply{"alarm": a.Wire()}, nil
+}
+
+func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, _ *alarmsRequest) (Reply, error) {
+	ids, err := h.clusterScope(ctx, req, p, c)
+	if err != nil {
+		return nil, err
+	}
+	list, err := h.store.List(ctx, hosts.AlarmFilter{ClusterIDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	byCluster := map[int64]map[string]any{}
+	var order []int64
+	for _, id := range ids[min(1, len(ids)-1):] {
+		if id > 0 {
+			byCluster[id] = map[string]any{"class_name": "CmonAlarmStatistics", "cluster_id": id, "critical": 0, "warning": 0}
+			order = append(order, id)
+		}
+	}
+	for _, a := range list {
+		key := "warning"
+		if a.Severity == hosts.SeverityCritical {
+			key = "critical"
+		}
+		if s := byCluster[a.ClusterID]; s != nil {
+			s[key] = s[key].(int) + 1
+		}
+	}
+	out := make([]map[string]any, 0, len(order))
+	for _, id := range order {
+		out = append(out, byCluster[id])
+	}
+	return Reply{"alarm_statistics": out, "total": len(out)}, nil
+}
+
+// maintenanceRequest is addMaintenance's input.
+type maintenanceRequest struct {
+	clusterRef
+	Hostname string `json:"hostname"`
+	Initiate string `json:"initiate"`
+	Deadline string `json:"deadline"`
+	Reason   string `json:"reason"`
+}
+
+func (h *alarms) addMaintenance(ctx context.Context, req *Request, _ *rbac.Policy, c *hosts.Cluster, in *maintenanceRequest) (Reply, error) {
+	m := hosts.Maintenance{UUID: uuid.NewString(), ClusterID: c.ID, Hostname: strings.TrimSpace(in.Hostname), Reason: in.Reason, UserName: req.Caller.Name}
+	if m.Hostname != "" && !hasHost(c, m.Hostname) {
+		return nil, InvalidRequest("Host '%s' is not in cluster %d.", clip(m.Hostname, 255), c.ID)
+	}
+	var err error
+	m.Initiate = time.Now().UTC()
+	if in.Initiate != "" {
+		if m.Initiate, err = parseTime("initiate", in.Initiate); err != nil {
+			return nil, err
+		}
+	}
+	if in.Deadline == "" {
+		return nil, InvalidRequest("Field 'deadline' is required: when the maintenance ends.")
+	}
+	if m.Deadline, err = parseTime("deadline", in.Deadline); err != nil {
+		return nil, err
+	}
+	if !m.Deadline.After(m.Initiate) {
+		return nil, InvalidRequest("Field 'deadline' must be after 'initiate'.")
+	}
+	if strings.TrimSpace(m.Reason) == "" {
+		return nil, InvalidRequest("Field 'reason' is required.")
+	}
+	if err := h.store.AddMaintenance(ctx, m); err != nil {
+		return nil, err
+	}
+	return Reply{"UUID": m.UUID, "maintenance": renderPeriod(m, time.Now())}, nil
+}
+
+func hasHost(c *hosts.Cluster, name string) bool {
+	for _, h := range c.Hosts {
+		if strings.EqualFold(h.Hostname, name) {
+			return true
+		}
+	}
+	return false
+}
+
+type maintenanceRef struct {
+	UUID  string `json:"UUID"`
+	Lower string `json:"uuid"`
+}
+
+func (h *alarms) removeMaintenance(ctx context.Context, req *Request, p *rbac.Policy, in *maintenanceRef) (Reply, error) {
+	id := in.UUID
+	if id == "" {
+		id = in.Lower
+	}
+	if id == "" {
+		return nil, InvalidRequest("Field 'UUID' is required.")
+	}
+	list, err := h.store.Maintenances(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range list {
+		if m.UUID != id {
+			continue
+		}
+		if _, err := h.checkCluster(ctx, req, p, clusterRef{ID: m.ClusterID}, rbac.Write); err != nil {
+			return nil, err
+		}
+		if _, err := h.store.RemoveMaintenance(ctx, id); err != nil {
+			return nil, err
+		}
+		return Reply{}, nil
+	}
+	return nil, NotFound("Maintenance '%s' was not found.", clip(id, 64))
+}
+
+// Which periods a maintenance listing shows.
+const (
+	all = iota
+	current
+	next
+)
+
+func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *clusterRef) (Reply, error) {
+	return func(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, _ *clusterRef) (Reply, error) {
+		ids, err := h.clusterScope(ctx, req, p, c)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		var records []map[string]any
+		for _, id := range ids {
+			if id <= 0 {
+				continue
+			}
+			cl, err := h.inventory.Get(ctx, id)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			list, err := h.store.Maintenances(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			var periods []map[string]any
+			active := false
+			for _, m := range list {
+				active = active || (m.Hostname == "" && m.Active(now))
+				switch {
+				case which == current && !m.Active(now), which == next && !m.Initiate.After(now):
+					continue
+				}
+				periods = append(periods, renderPeriod(m, now))
+				if which == next {
+					break
+				}
+			}
+			if len(periods) == 0 && which != all {
+				continue
+			}
+			records = append(records, map[string]any{"cluster_id": id, "is_active": active, "cluster": map[string]any{
+				"cluster_id": id, "cluster_name": cl.Name, "cluster_auto_recovery": false, "maintenance_mode_active": active,
+				"maintenance_periods": renderList(periods, func(m map[string]any) map[string]any { return m }),
+			}})
+		}
+		return Reply{"maintenance_records": renderList(records, func(m map[string]any) map[string]any { return m }), "total": len(records)}, nil
+	}
+}
+
+func renderPeriod(m hosts.Maintenance, now time.Time) map[string]any {
+	return map[string]any{"UUID": m.UUID, "hostname": m.Hostname, "initiate": jobs.FormatTime(m.Initiate), "deadline": jobs.FormatTime(m.Deadline),
+		"is_active": m.Active(now), "reason": m.Reason, "user_name": m.UserName}
+}
+
+// logEntriesRequest is getLogEntries' input.
+type logEntriesRequest struct {
+	clusterRef
+	Severity string `json:"severity"`
+	From     string `json:"created_after"`
+	To       string `json:"created_before"`
+	Limit    int    `json:"limit"`
+	Offset   int    `json:"offset"`
+}
+
+func (h *alarms) getLogEntries(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *logEntriesRequest) (Reply, error) {
+	ids, err := h.clusterScope(ctx, req, p, c)
+	if err != nil {
+		return nil, err
+	}
+	f := hosts.LogFilter{ClusterIDs: ids, Severity: strings.ToUpper(in.Severity), Limit: 100, Offset: max(in.Offset, 0)}
+	if in.Limit > 0 {
+		f.Limit = min(in.Limit, 1000)
+	}
+	if in.From != "" {
+		if f.From, err = parseTime("created_after", in.From); err != nil {
+			return nil, err
+		}
+	}
+	if in.To != "" {
+		if f.To, err = parseTime("created_before", in.To); err != nil {
+			return nil, err
+		}
+	}
+	list, total, err := h.store.Entries(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return Reply{"total": total, "log_entries": renderList(list, func(e hosts.LogEntry) map[string]any {
+		return map[string]any{"class_name": "CmonLogMessage", "log_id": e.ID, "cluster_id": e.ClusterID, "hostname": e.Hostname,
+			"severity": e.Severity, "component": e.Component, "log_specifics": map[string]any{"message_text": e.Message},
+			"message": e.Message, "created": jobs.FormatTime(e.Created)}
+	})}, nil
+}
