@@ -304,6 +304,9 @@ func (s *Alarms) AddMaintenance(ctx context.Context, m Maintenance) error {
 		sql.Clip(m.Reason, 4096), m.UserName, sql.Millis(m.Created)); err != nil {
 		return fmt.Errorf("add maintenance: %w", err)
 	}
+	if err := s.db.Bump(ctx, s.db, InventoryChanges); err != nil { // clusters show their periods
+		return err
+	}
 	what := "the cluster"
 	if m.Hostname != "" {
 		what = m.Hostname
@@ -328,6 +331,9 @@ func (s *Alarms) RemoveMaintenance(ctx context.Context, uuid string) (Maintenanc
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM maintenance WHERE uuid = ?", uuid); err != nil {
 		return Maintenance{}, fmt.Errorf("remove maintenance: %w", err)
 	}
+	if err := s.db.Bump(ctx, s.db, InventoryChanges); err != nil {
+		return Maintenance{}, err
+	}
 	m := list[0]
 	s.Log(ctx, m.ClusterID, m.Hostname, LogInfo, "Maintenance", "Maintenance "+m.UUID+" removed.")
 	return m, nil
@@ -342,7 +348,11 @@ func (s *Alarms) Maintenances(ctx context.Context, clusterID int64) ([]Maintenan
 }
 
 func (s *Alarms) maintenance(ctx context.Context, where string, args ...any) ([]Maintenance, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT uuid, cluster_id, hostname, initiate, deadline, reason, user_name, created
+	return listMaintenance(ctx, s.db, where, args...)
+}
+
+func listMaintenance(ctx context.Context, db *sql.DB, where string, args ...any) ([]Maintenance, error) {
+	rows, err := db.QueryContext(ctx, `SELECT uuid, cluster_id, hostname, initiate, deadline, reason, user_name, created
 		FROM maintenance WHERE `+where+" ORDER BY initiate, uuid", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list maintenance: %w", err)

@@ -54,6 +54,19 @@ type Cluster struct {
 	StatusText     string
 	Created        time.Time
 	Hosts          []Host
+	// Maintenance are the cluster's periods not ended when it was loaded.
+	Maintenance []Maintenance
+}
+
+// InMaintenance tells whether a host of the cluster (or the cluster itself,
+// hostname "") is in a maintenance period at t.
+func (c *Cluster) InMaintenance(hostname string, t time.Time) bool {
+	for _, m := range c.Maintenance {
+		if (m.Hostname == "" || strings.EqualFold(m.Hostname, hostname)) && m.Active(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Host is one node of a cluster.
@@ -166,6 +179,18 @@ func (inv *Inventory) load(ctx context.Context) (*Snapshot, error) {
 	s := &Snapshot{Clusters: all, byID: make(map[int64]*Cluster, len(all)), byName: make(map[string]*Cluster, len(all))}
 	for _, c := range all {
 		s.byID[c.ID], s.byName[c.Name] = c, c
+	}
+	// Periods that have not ended: whether one is active is decided when
+	// read, and the monitor's rounds reload the snapshot often enough for
+	// a period's start and end to show within a round.
+	periods, err := listMaintenance(ctx, inv.db, "deadline > ?", sql.Millis(inv.now()))
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range periods {
+		if c := s.byID[m.ClusterID]; c != nil {
+			c.Maintenance = append(c.Maintenance, m)
+		}
 	}
 	return s, nil
 }

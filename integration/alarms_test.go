@@ -143,6 +143,13 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 	if a := alarmOn(admin, down, "HostUnreachable"); a != nil {
 		t.Fatalf("an alarm listed during maintenance: %v", a)
 	}
+	info := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
+	for _, x := range info.Reply["cluster"].(map[string]any)["hosts"].([]any) {
+		h := x.(map[string]any)
+		if (h["hostname"] == down) != (h["maintenance_mode_active"] == true) {
+			t.Fatalf("host %v shows maintenance_mode_active %v", h["hostname"], h["maintenance_mode_active"])
+		}
+	}
 	if rec.count("alarm.raised", down) != raised {
 		t.Fatal("an alarm during maintenance reached the webhook")
 	}

@@ -209,7 +209,7 @@ func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]in
 		"vendor":                  c.Vendor,
 		"version":                 c.Version,
 		"tags":                    tags,
-		"maintenance_mode_active": false,
+		"maintenance_mode_active": c.InMaintenance("", time.Now()),
 		"managed":                 true,
 		"job_statistics": map[string]any{
 			"class_name": "CmonJobStatistics", "cluster_id": c.ID, "by_state": byState,
@@ -248,6 +248,9 @@ func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
 		"nodetype":   h.NodeType,
 		"tags":       tags,
 		"hoststatus": h.Status,
+		// A host in a maintenance period keeps its status; this says why its
+		// alarms are held back.
+		"maintenance_mode_active": c.InMaintenance(h.Hostname, time.Now()),
 		"connected":  h.Status == hosts.HostOnline,
 		"lastseen":   lastSeen,
 		"message":    h.Message,
