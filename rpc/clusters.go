@@ -251,9 +251,9 @@ func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
 		// A host in a maintenance period keeps its status; this says why its
 		// alarms are held back.
 		"maintenance_mode_active": c.InMaintenance(h.Hostname, time.Now()),
-		"connected":  h.Status == hosts.HostOnline,
-		"lastseen":   lastSeen,
-		"message":    h.Message,
+		"connected":               h.Status == hosts.HostOnline,
+		"lastseen":                lastSeen,
+		"message":                 h.Message,
 		"distribution": map[string]any{
 			"name": h.OS, "kernel": h.Kernel,
 		},
