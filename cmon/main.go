@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	_ "time/tzdata" // user time zones resolve on machines without zoneinfo
@@ -157,8 +158,9 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	// One grace period for a stop, the transport's: the engine's backstop
 	// for a handler that ignores its cancellation sits just above it.
 	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
+	events := &jobEvents{alarms: alarms, log: log}
 	engine, err := startJobs(ctx, log, cfg, db, nodeID, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
-		HostKeys: knownHosts, Events: alarms, Log: log}, monitor, permit, killGrace, jobs.Observers{metrics, jobEvents{alarms}})
+		HostKeys: knownHosts, Events: alarms, Log: log}, monitor, permit, killGrace, jobs.Observers{metrics, events})
 	if err != nil {
 		return err
 	}
@@ -171,6 +173,7 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 		}
 	}()
 	leads = engine.Leads
+	events.engine.Store(engine)
 	go monitor.Run(ctx)
 	retention := func(next *Config) error {
 		engine.SetRetention(jobs.Retention{MaxAge: next.JobRetention, MaxCount: next.JobRetentionMax})
@@ -456,16 +459,52 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, metrics *r
 	}
 }
 
-// jobEvents logs jobs' starts and failures in the controller log.
-type jobEvents struct{ log jobs.EventLog }
-
-func (e jobEvents) JobStarted(j *jobs.Job, _ time.Duration) {
-	e.log.Log(context.Background(), j.ClusterID, "", hosts.LogInfo, "Job", fmt.Sprintf("Job %d (%s) started by %s.", j.ID, j.Command, j.UserName))
+// jobEvents logs jobs' starts and failures in the controller log, and
+// raises an alarm for a recurring job whose last runs all failed.
+type jobEvents struct {
+	alarms *hosts.Alarms
+	log    *slog.Logger
+	engine atomic.Pointer[jobs.Service] // set once the engine that reports to it exists
 }
 
-func (e jobEvents) JobEnded(j *jobs.Job, status jobs.Status, _ time.Duration) {
-	if status == jobs.StatusFinished {
+// failuresToAlarm is how many runs of a recurring job in a row must fail
+// for an alarm.
+const failuresToAlarm = 3
+
+func (e *jobEvents) JobStarted(j *jobs.Job, _ time.Duration) {
+	e.alarms.Log(context.Background(), j.ClusterID, "", hosts.LogInfo, "Job", fmt.Sprintf("Job %d (%s) started by %s.", j.ID, j.Command, j.UserName))
+}
+
+func (e *jobEvents) JobEnded(j *jobs.Job, status jobs.Status, _ time.Duration) {
+	ctx := context.Background()
+	if status != jobs.StatusFinished {
+		e.alarms.Log(ctx, j.ClusterID, "", hosts.LogWarning, "Job", fmt.Sprintf("Job %d (%s) ended %s.", j.ID, j.Command, status))
+	}
+	engine := e.engine.Load()
+	if j.ParentJobID == 0 || engine == nil {
 		return
 	}
-	e.log.Log(context.Background(), j.ClusterID, "", hosts.LogWarning, "Job", fmt.Sprintf("Job %d (%s) ended %s.", j.ID, j.Command, status))
+	subject := fmt.Sprintf("recurring job %d", j.ParentJobID)
+	if status == jobs.StatusFinished {
+		if err := e.alarms.Clear(ctx, j.ClusterID, 0, hosts.AlarmJobFailing, subject); err != nil {
+			e.log.Warn("clear job alarm", "job_id", j.ParentJobID, "err", err)
+		}
+		return
+	}
+	runs, _, err := engine.List(ctx, jobs.Filter{ParentJobID: j.ParentJobID, Limit: failuresToAlarm})
+	if err != nil || len(runs) < failuresToAlarm {
+		return
+	}
+	for _, r := range runs {
+		if r.Status != jobs.StatusFailed {
+			return
+		}
+	}
+	err = e.alarms.Raise(ctx, hosts.Alarm{ClusterID: j.ClusterID, Subject: subject, Type: hosts.AlarmJobFailing, Component: "Job",
+		Severity: hosts.SeverityWarning, Title: fmt.Sprintf("Recurring job %d (%s) fails repeatedly", j.ParentJobID, j.Command),
+		Message:        fmt.Sprintf("Its last %d runs failed; the latest is job %d.", failuresToAlarm, j.ID),
+		Recommendation: "Read the failed runs' logs (getJobLog), fix the cause or pause the recurring job."})
+	if err != nil {
+		e.log.Warn("raise job alarm", "job_id", j.ParentJobID, "err", err)
+	}
 }

@@ -24,15 +24,19 @@ const (
 	AlarmHostKeyChanged  = "HostKeyChanged"
 	AlarmClusterDegraded = "ClusterDegraded"
 	AlarmClusterFailure  = "ClusterFailure"
+	AlarmJobFailing      = "JobFailingRepeatedly"
 )
 
 // Alarm is one raised condition: counted while it lasts, cleared when it
 // ends.
 type Alarm struct {
-	ID             int64
-	ClusterID      int64
-	HostID         int64
-	Hostname       string
+	ID        int64
+	ClusterID int64
+	HostID    int64
+	Hostname  string
+	// Subject tells apart alarms of one type on one host or cluster, such
+	// as the recurring job that keeps failing ("" for host and cluster alarms).
+	Subject        string
 	Type           string
 	Component      string
 	Severity       string
@@ -85,13 +89,13 @@ func (s *Alarms) Purge(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-const alarmColumns = `alarm_id, cluster_id, host_id, hostname, type_name, component, severity, title, message, recommendation,
+const alarmColumns = `alarm_id, cluster_id, host_id, hostname, subject, type_name, component, severity, title, message, recommendation,
 	counter, created, reported, cleared, ignored, in_maintenance`
 
 func scanAlarm(row interface{ Scan(...any) error }) (Alarm, error) {
 	var a Alarm
 	var created, reported, cleared int64
-	err := row.Scan(&a.ID, &a.ClusterID, &a.HostID, &a.Hostname, &a.Type, &a.Component, &a.Severity, &a.Title, &a.Message,
+	err := row.Scan(&a.ID, &a.ClusterID, &a.HostID, &a.Hostname, &a.Subject, &a.Type, &a.Component, &a.Severity, &a.Title, &a.Message,
 		&a.Recommendation, &a.Counter, &created, &reported, &cleared, &a.Ignored, &a.InMaintenance)
 	a.Created, a.Reported, a.Cleared = sql.Time(created), sql.Time(reported), sql.Time(cleared)
 	return a, err
@@ -108,8 +112,8 @@ func (s *Alarms) Raise(ctx context.Context, a Alarm) error {
 	var raised bool
 	err = s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT alarm_id FROM alarms WHERE cluster_id = ? AND host_id = ? AND type_name = ? AND cleared = 0`+
-			s.db.ForUpdate(), a.ClusterID, a.HostID, a.Type).Scan(&id)
+		err := tx.QueryRowContext(ctx, `SELECT alarm_id FROM alarms WHERE cluster_id = ? AND host_id = ? AND type_name = ? AND subject = ?
+			AND cleared = 0`+s.db.ForUpdate(), a.ClusterID, a.HostID, a.Type, a.Subject).Scan(&id)
 		switch {
 		case err == nil:
 			_, err = tx.ExecContext(ctx, "UPDATE alarms SET counter = counter + 1, reported = ?, message = ? WHERE alarm_id = ?",
@@ -119,9 +123,9 @@ func (s *Alarms) Raise(ctx context.Context, a Alarm) error {
 			return err
 		}
 		raised = true
-		_, err = tx.ExecContext(ctx, `INSERT INTO alarms (cluster_id, host_id, hostname, type_name, component, severity, title,
-			message, recommendation, counter, created, reported, in_maintenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-			a.ClusterID, a.HostID, a.Hostname, a.Type, a.Component, a.Severity, sql.Clip(a.Title, 255), sql.Clip(a.Message, 4096),
+		_, err = tx.ExecContext(ctx, `INSERT INTO alarms (cluster_id, host_id, hostname, subject, type_name, component, severity, title,
+			message, recommendation, counter, created, reported, in_maintenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+			a.ClusterID, a.HostID, a.Hostname, sql.Clip(a.Subject, 255), a.Type, a.Component, a.Severity, sql.Clip(a.Title, 255), sql.Clip(a.Message, 4096),
 			sql.Clip(a.Recommendation, 4096), sql.Millis(now), sql.Millis(now), inMaintenance)
 		return err
 	})
@@ -158,15 +162,16 @@ func (s *Alarms) Open(ctx context.Context, clusterID int64) (map[int64]map[strin
 	return out, rows.Err()
 }
 
-// Clear ends the open alarm of a type on a cluster's host (host 0: the
-// cluster itself), if there is one.
-func (s *Alarms) Clear(ctx context.Context, clusterID, hostID int64, typ string) error {
+// Clear ends the open alarm of a type and subject on a cluster's host (host
+// 0: the cluster itself), if there is one.
+func (s *Alarms) Clear(ctx context.Context, clusterID, hostID int64, typ, subject string) error {
 	var a Alarm
 	found := false
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		var err error
 		a, err = scanAlarm(tx.QueryRowContext(ctx, "SELECT "+alarmColumns+
-			" FROM alarms WHERE cluster_id = ? AND host_id = ? AND type_name = ? AND cleared = 0"+s.db.ForUpdate(), clusterID, hostID, typ))
+			" FROM alarms WHERE cluster_id = ? AND host_id = ? AND type_name = ? AND subject = ? AND cleared = 0"+s.db.ForUpdate(),
+			clusterID, hostID, typ, subject))
 		if errors.Is(err, stdsql.ErrNoRows) {
 			return nil
 		}

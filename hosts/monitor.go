@@ -198,7 +198,7 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 		for typ, say := range hostAlarms {
 			if typ != failure[i] {
 				if open[h.ID][typ] {
-					if err := a.Clear(ctx, c.ID, h.ID, typ); err != nil {
+					if err := a.Clear(ctx, c.ID, h.ID, typ, ""); err != nil {
 						return err
 					}
 				}
@@ -225,7 +225,7 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 		if !open[0][typ] {
 			continue
 		}
-		if err := a.Clear(ctx, c.ID, 0, typ); err != nil {
+		if err := a.Clear(ctx, c.ID, 0, typ, ""); err != nil {
 			return err
 		}
 	}

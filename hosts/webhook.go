@@ -18,7 +18,7 @@ import (
 // Wire is the alarm as replies and notifications carry it.
 func (a Alarm) Wire() map[string]any {
 	out := map[string]any{
-		"class_name": "CmonAlarm", "alarm_id": a.ID, "cluster_id": a.ClusterID, "host_id": a.HostID, "hostname": a.Hostname,
+		"class_name": "CmonAlarm", "alarm_id": a.ID, "cluster_id": a.ClusterID, "host_id": a.HostID, "hostname": a.Hostname, "subject": a.Subject,
 		"type_name": a.Type, "component_name": a.Component, "severity_name": a.Severity, "title": a.Title, "message": a.Message,
 		"recommendation": a.Recommendation, "counter": a.Counter, "created": a.Created.UTC().Format(time.RFC3339),
 		"reported": a.Reported.UTC().Format(time.RFC3339), "ignored": a.Ignored, "during_maintenance": a.InMaintenance,

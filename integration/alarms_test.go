@@ -221,3 +221,22 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 		t.Fatalf("%d webhook posts with a bad signature", rec.bad)
 	}
 }
+
+// TestRecurringJobFailingRaisesAnAlarm: a recurring job whose last runs all
+// failed raises a warning on its cluster, named after the recurring job.
+func TestRecurringJobFailingRaisesAnAlarm(t *testing.T) {
+	_, admin, id := withCluster(t, "127.0.0.53", "flaky")
+	r := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+		"job":{"title":"nightly","recurrence":"@every 1s","job_spec":{"command":"fail","job_data":{"exit_code":2}}}}`, id)))
+	template := int64(r.Reply["job"].(map[string]any)["job_id"].(float64))
+	waitFor(t, 60*time.Second, func() error {
+		r := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
+		for _, x := range r.Reply["alarms"].([]any) {
+			a := x.(map[string]any)
+			if a["type_name"] == "JobFailingRepeatedly" && a["subject"] == fmt.Sprintf("recurring job %d", template) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no alarm for recurring job %d: %s", template, r.Raw)
+	})
+}

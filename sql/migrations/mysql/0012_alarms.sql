@@ -5,6 +5,7 @@ CREATE TABLE IF NOT EXISTS alarms (
     cluster_id     BIGINT NOT NULL,
     host_id        BIGINT NOT NULL DEFAULT 0,
     hostname       VARCHAR(255) NOT NULL DEFAULT '',
+    subject        VARCHAR(255) NOT NULL DEFAULT '',
     type_name      VARCHAR(64) NOT NULL,
     component      VARCHAR(64) NOT NULL,
     severity       VARCHAR(16) NOT NULL,
