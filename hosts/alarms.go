@@ -25,6 +25,7 @@ const (
 	AlarmClusterDegraded = "ClusterDegraded"
 	AlarmClusterFailure  = "ClusterFailure"
 	AlarmJobFailing      = "JobFailingRepeatedly"
+	AlarmDiskFull        = "DiskNearlyFull"
 )
 
 // Alarm is one raised condition: counted while it lasts, cleared when it

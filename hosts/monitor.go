@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,13 +137,18 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 	}
 	checks := make([]HostCheck, len(c.Hosts))
 	failure := make([]string, len(c.Hosts)) // the alarm each offline host raises
-	res := m.ssh.RunMany(ctx, targets, remote.Request{Command: "true", Timeout: m.cfg.Timeout},
+	disk := make([]int, len(c.Hosts))       // the root file system's use in percent, -1 unknown
+	res := m.ssh.RunMany(ctx, targets, remote.Request{Command: checkCommand, Timeout: m.cfg.Timeout},
 		remote.FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
 	for i, n := range res.Nodes {
 		check := HostCheck{HostID: c.Hosts[i].ID, At: time.Now().UTC()}
+		disk[i] = -1
 		switch {
 		case n.Outcome == remote.Responded && n.Err == nil:
 			check.Online, check.Message = true, "Up and running."
+			if n.Result != nil {
+				disk[i] = diskUse(n.Result.Stdout)
+			}
 		case n.Err != nil:
 			check.Message, failure[i] = n.Err.Error(), AlarmHostUnreachable
 			switch {
@@ -163,7 +170,7 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 		m.cfg.Log.Warn("cluster state changed", "cluster_id", c.ID, "cluster", c.Name, "from", before, "to", after)
 	}
 	if m.cfg.Alarms != nil {
-		if err := m.alarm(ctx, c, checks, failure, before, after); err != nil {
+		if err := m.alarm(ctx, c, checks, failure, disk, before, after); err != nil {
 			m.cfg.Log.Warn("health monitor: alarms", "cluster_id", c.ID, "err", err)
 		}
 	}
@@ -180,7 +187,7 @@ var hostAlarms = map[string]struct{ component, title, recommendation string }{
 
 // alarm raises and clears the alarms a check implies (failure: the alarm
 // of each offline host) and logs the host status and cluster state changes.
-func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, failure []string, before, after string) error {
+func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, failure []string, disk []int, before, after string) error {
 	a := m.cfg.Alarms
 	open, err := a.Open(ctx, c.ID)
 	if err != nil {
@@ -209,6 +216,11 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 				Recommendation: say.recommendation}); err != nil {
 				return err
 			}
+		}
+	}
+	for i, use := range disk {
+		if err := m.diskAlarm(ctx, c, c.Hosts[i], use, open[c.Hosts[i].ID][AlarmDiskFull]); err != nil {
+			return err
 		}
 	}
 	if before != after {
@@ -253,4 +265,49 @@ func (m *Monitor) Healthy(context.Context) error {
 		return fmt.Errorf("the health monitor's last round began %s ago", since.Round(time.Second))
 	}
 	return nil
+}
+
+// checkCommand is each round's check: an answer proves the host up, and
+// tells how full its root file system is.
+const checkCommand = "df -P / 2>/dev/null | tail -n 1"
+
+// Disk use from which an alarm is raised: a warning, and critical past the
+// second.
+const (
+	diskWarning  = 90
+	diskCritical = 95
+)
+
+// diskUse reads the use percentage off df -P's line, -1 when it is not one.
+func diskUse(out []byte) int {
+	fields := strings.Fields(string(out))
+	if len(fields) < 5 {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(fields[4], "%"))
+	if err != nil || n < 0 || n > 100 {
+		return -1
+	}
+	return n
+}
+
+// diskAlarm raises the disk alarm of a host whose root file system is
+// nearly full, and clears it (open) once it is not.
+func (m *Monitor) diskAlarm(ctx context.Context, c *Cluster, h Host, use int, open bool) error {
+	switch {
+	case use < 0:
+		return nil // not known this round: the alarm stays as it is
+	case use < diskWarning:
+		if open {
+			return m.cfg.Alarms.Clear(ctx, c.ID, h.ID, AlarmDiskFull, "")
+		}
+		return nil
+	}
+	severity := SeverityWarning
+	if use >= diskCritical {
+		severity = SeverityCritical
+	}
+	return m.cfg.Alarms.Raise(ctx, Alarm{ClusterID: c.ID, HostID: h.ID, Hostname: h.Hostname, Type: AlarmDiskFull, Component: "Host",
+		Severity: severity, Title: fmt.Sprintf("The root file system of %s is %d%% full", h.Hostname, use),
+		Message: fmt.Sprintf("df reports %d%% of / in use on %s.", use, h.Hostname), Recommendation: "Free space on the host or grow its file system."})
 }

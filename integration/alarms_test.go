@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmon-dev/cmon/integration/fleet"
 	"github.com/cmon-dev/cmon/integration/services"
 )
 
@@ -238,5 +239,52 @@ func TestRecurringJobFailingRaisesAnAlarm(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("no alarm for recurring job %d: %s", template, r.Raw)
+	})
+}
+
+// TestDiskNearlyFullAlarm: a node whose root file system the monitor sees
+// nearly full raises an alarm, critical past 95%, cleared once it is not.
+func TestDiskNearlyFullAlarm(t *testing.T) {
+	nodes, err := fleet.Start(t.Context(), t.TempDir(), fleet.Addrs(2), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodes.Stop()
+	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
+	admin := c.session(t, "admin", adminPassword)
+	var hosts []map[string]any
+	for _, a := range nodes.Addrs {
+		hosts = append(hosts, map[string]any{"hostname": a, "port": 3306})
+	}
+	jobID := admin.createJob(t, 0, "register_cluster", map[string]any{"cluster_name": "disks", "cluster_type": "galera",
+		"ssh_user": nodes.User, "ssh_keyfile": nodes.ClientKey, "ssh_port": nodes.Port, "nodes": hosts})
+	if job := admin.waitJob(t, jobID, 60*time.Second); job["status"] != "FINISHED" {
+		t.Fatalf("register: %v", job)
+	}
+	diskAlarm := func() map[string]any {
+		r := mustOk(t, admin.call(t, "alarm", `{"operation":"getAlarms","cluster_name":"disks"}`))
+		for _, x := range r.Reply["alarms"].([]any) {
+			if a := x.(map[string]any); a["type_name"] == "DiskNearlyFull" {
+				return a
+			}
+		}
+		return nil
+	}
+	nodes.SetDiskUse(nodes.Addrs[0], 97)
+	waitFor(t, 30*time.Second, func() error {
+		if diskAlarm() == nil {
+			return fmt.Errorf("no disk alarm")
+		}
+		return nil
+	})
+	if a := diskAlarm(); a["hostname"] != nodes.Addrs[0] || a["severity_name"] != "ALARM_CRITICAL" {
+		t.Fatalf("disk alarm: %v", a)
+	}
+	nodes.SetDiskUse(nodes.Addrs[0], 50)
+	waitFor(t, 30*time.Second, func() error {
+		if a := diskAlarm(); a != nil {
+			return fmt.Errorf("the disk alarm stays: %v", a)
+		}
+		return nil
 	})
 }

@@ -50,7 +50,11 @@ type Fleet struct {
 	opened   atomic.Int64 // connections accepted
 	commands atomic.Int64 // commands run
 	perNode  sync.Map     // address -> *atomic.Int64, commands run there
+	diskUse  sync.Map     // address -> int, the root file system's use in percent (default 40)
 }
+
+// SetDiskUse sets how full a node says its root file system is.
+func (f *Fleet) SetDiskUse(addr string, percent int) { f.diskUse.Store(addr, percent) }
 
 // Addrs lists n loopback addresses from 127.10.0.1 on, clear of the ones
 // the tests and the bench's sshd use.
@@ -201,16 +205,23 @@ func (f *Fleet) session(ch ssh.Channel, reqs <-chan *ssh.Request, addr string) {
 		f.commands.Add(1)
 		n, _ := f.perNode.LoadOrStore(addr, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
-		status := f.exec(ch, payload.Command, addr)
+		status := f.exec(ch, payload.Command, addr, f.disk(addr))
 		_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, status))
 		return
 	}
 }
 
 // exec runs a command line: cmon's bootstrap reads its script from stdin.
-func (f *Fleet) exec(ch ssh.Channel, line, addr string) uint32 {
+func (f *Fleet) disk(addr string) int {
+	if v, ok := f.diskUse.Load(addr); ok {
+		return v.(int)
+	}
+	return 40
+}
+
+func (f *Fleet) exec(ch ssh.Channel, line, addr string, disk int) uint32 {
 	if !strings.Contains(line, "cmon-pgid:") {
-		return run(ch, line, addr)
+		return run(ch, line, addr, disk)
 	}
 	_, _ = io.WriteString(ch, "cmon-pgid:4242\n")
 	in := bufio.NewReader(ch)
@@ -239,14 +250,18 @@ func (f *Fleet) exec(ch ssh.Channel, line, addr string) uint32 {
 		}
 		script.WriteString(l)
 	}
-	return run(ch, script.String(), addr)
+	return run(ch, script.String(), addr, disk)
 }
 
-// run answers the fixed command set: true, hostname, the facts script of
-// registration, and the kill script (its process group is gone at once).
-func run(ch ssh.Channel, script, addr string) uint32 {
+// run answers the fixed command set: true, hostname, the monitor's df, the
+// facts script of registration, and the kill script (its process group is
+// gone at once).
+func run(ch ssh.Channel, script, addr string, disk int) uint32 {
 	cmd := strings.TrimSpace(script)
 	switch {
+	case strings.HasPrefix(cmd, "df -P /"):
+		_, _ = fmt.Fprintf(ch, "/dev/fleet 10000000 %d %d %d%% /\n", disk*100000, (100-disk)*100000, disk)
+		return 0
 	case cmd == "true" || strings.HasPrefix(cmd, "kill "):
 		return 0
 	case cmd == "hostname":
