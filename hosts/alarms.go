@@ -377,6 +377,29 @@ func listMaintenance(ctx context.Context, db *sql.DB, where string, args ...any)
 	return out, rows.Err()
 }
 
+// LogTransitions logs the maintenance periods that began or ended in
+// (since, until]; the monitor's leader calls it each round.
+func (s *Alarms) LogTransitions(ctx context.Context, since, until time.Time) error {
+	from, to := sql.Millis(since), sql.Millis(until)
+	list, err := s.maintenance(ctx, "(initiate > ? AND initiate <= ?) OR (deadline > ? AND deadline <= ?)", from, to, from, to)
+	if err != nil {
+		return err
+	}
+	for _, m := range list {
+		what := "the cluster"
+		if m.Hostname != "" {
+			what = m.Hostname
+		}
+		if t := m.Initiate; t.After(since) && !t.After(until) {
+			s.Log(ctx, m.ClusterID, m.Hostname, LogInfo, "Maintenance", fmt.Sprintf("Maintenance of %s began: %s", what, m.Reason))
+		}
+		if t := m.Deadline; t.After(since) && !t.After(until) {
+			s.Log(ctx, m.ClusterID, m.Hostname, LogInfo, "Maintenance", fmt.Sprintf("Maintenance of %s ended.", what))
+		}
+	}
+	return nil
+}
+
 // InMaintenance tells whether a host of a cluster (or the cluster itself,
 // hostname "") is in a maintenance period at t.
 func (s *Alarms) InMaintenance(ctx context.Context, clusterID int64, hostname string, t time.Time) (bool, error) {

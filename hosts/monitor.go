@@ -40,6 +40,9 @@ type Monitor struct {
 	inv *Inventory
 	ssh Prober
 	cfg MonitorConfig
+	// led is when this controller last led a round, for the maintenance
+	// periods that began or ended since (only the Run goroutine uses it).
+	led time.Time
 	// interval is cfg.Interval, changeable while running (SetInterval).
 	interval atomic.Int64
 	// beat is when the loop last went around or a round moved on to a
@@ -105,6 +108,15 @@ func (m *Monitor) round(ctx context.Context) {
 		if !leads {
 			return // another controller checks the hosts this round
 		}
+	}
+	if m.cfg.Alarms != nil {
+		now := time.Now()
+		if !m.led.IsZero() {
+			if err := m.cfg.Alarms.LogTransitions(ctx, m.led, now); err != nil {
+				m.cfg.Log.Warn("health monitor: maintenance periods", "err", err)
+			}
+		}
+		m.led = now
 	}
 	clusters, err := m.inv.List(ctx)
 	if err != nil {

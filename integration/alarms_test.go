@@ -183,6 +183,17 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 		return nil
 	})
 
+	// A short period: its start and end reach the log as they pass.
+	soon := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+	mustOk(t, admin.call(t, "maintenance", fmt.Sprintf(`{"operation":"addMaintenance","cluster_id":%d,
+		"initiate":%q,"deadline":%q,"reason":"short"}`, id, time.Now().UTC().Format(time.RFC3339), soon)))
+	waitFor(t, 30*time.Second, func() error {
+		logs := mustOk(t, admin.call(t, "log", fmt.Sprintf(`{"operation":"getLogEntries","cluster_id":%d,"limit":500}`, id)))
+		if !strings.Contains(logs.Raw, "Maintenance of the cluster ended.") {
+			return fmt.Errorf("the short period's end is not logged")
+		}
+		return nil
+	})
 	logs := mustOk(t, admin.call(t, "log", fmt.Sprintf(`{"operation":"getLogEntries","cluster_id":%d,"limit":500}`, id)))
 	for _, want := range []string{"registered", "is offline", "is online", "Alarm raised", "Maintenance of " + down} {
 		if !strings.Contains(logs.Raw, want) {
