@@ -170,6 +170,9 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 	if alarmOn(admin, "", "ClusterDegraded") != nil {
 		t.Fatal("an ignored alarm is listed")
 	}
+	if r := rom.call(t, "maintenance", fmt.Sprintf(`{"operation":"removeMaintenance","UUID":%q}`, uuid)); r.Status() != "AccessDenied" {
+		t.Fatalf("rom (r only) removed a maintenance period: %s", r.Raw)
+	}
 	mustOk(t, admin.call(t, "maintenance", fmt.Sprintf(`{"operation":"removeMaintenance","UUID":%q}`, uuid)))
 
 	// A node that comes back with another host key is refused, and said so.
@@ -214,6 +217,8 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 		{name: "ignoreAlarm", s: rom, module: "alarm", body: fmt.Sprintf(`{"operation":"ignoreAlarm","alarm_id":%d}`, alarmID), want: "AccessDenied"},
 		{name: "addMaintenance", s: rom, module: "maintenance", body: fmt.Sprintf(`{"operation":"addMaintenance","cluster_id":%d,"deadline":%q,"reason":"x"}`, id, deadline), want: "AccessDenied"},
 		{name: "getMaintenance", s: quark, module: "maintenance", body: fmt.Sprintf(`{"operation":"getMaintenance","cluster_id":%d}`, id), want: "AccessDenied"},
+		{name: "getCurrentMaintenance", s: quark, module: "maintenance", body: fmt.Sprintf(`{"operation":"getCurrentMaintenance","cluster_id":%d}`, id), want: "AccessDenied"},
+		{name: "getNextMaintenance", s: quark, module: "maintenance", body: fmt.Sprintf(`{"operation":"getNextMaintenance","cluster_id":%d}`, id), want: "AccessDenied"},
 		{name: "getLogEntries", s: quark, module: "log", body: fmt.Sprintf(`{"operation":"getLogEntries","cluster_id":%d}`, id), want: "AccessDenied"},
 	}
 	for _, tt := range refusals {
