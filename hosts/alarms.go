@@ -5,7 +5,6 @@ import (
 	stdsql "database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cmon-dev/cmon/sql"
@@ -223,27 +222,17 @@ type AlarmFilter struct {
 
 // List returns the alarms f selects, newest first.
 func (s *Alarms) List(ctx context.Context, f AlarmFilter) ([]Alarm, error) {
-	var conds []string
-	var args []any
-	if len(f.ClusterIDs) > 0 {
-		conds = append(conds, "cluster_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.ClusterIDs)), ", ")+")")
-		for _, id := range f.ClusterIDs {
-			args = append(args, id)
+	var w sql.Where
+	w.In("cluster_id", f.ClusterIDs)
+	for _, c := range []struct {
+		with bool
+		cond string
+	}{{f.WithCleared, "cleared = 0"}, {f.WithIgnored, "ignored = 0"}, {f.WithInMaintenance, "in_maintenance = 0"}} {
+		if !c.with {
+			w.Add(c.cond)
 		}
 	}
-	if !f.WithCleared {
-		conds = append(conds, "cleared = 0")
-	}
-	if !f.WithIgnored {
-		conds = append(conds, "ignored = 0")
-	}
-	if !f.WithInMaintenance {
-		conds = append(conds, "in_maintenance = 0")
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
+	where, args := w.Clause()
 	rows, err := s.db.QueryContext(ctx, "SELECT "+alarmColumns+" FROM alarms"+where+" ORDER BY alarm_id DESC LIMIT 1000", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list alarms: %w", err)
@@ -449,27 +438,11 @@ type LogFilter struct {
 // Entries returns a page of the log entries f selects, newest first, and
 // how many it selects in all.
 func (s *Alarms) Entries(ctx context.Context, f LogFilter) ([]LogEntry, int, error) {
-	var conds []string
-	var args []any
-	if len(f.ClusterIDs) > 0 {
-		conds = append(conds, "cluster_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.ClusterIDs)), ", ")+")")
-		for _, id := range f.ClusterIDs {
-			args = append(args, id)
-		}
-	}
-	if f.Severity != "" {
-		conds, args = append(conds, "severity = ?"), append(args, f.Severity)
-	}
-	if !f.From.IsZero() {
-		conds, args = append(conds, "created >= ?"), append(args, sql.Millis(f.From))
-	}
-	if !f.To.IsZero() {
-		conds, args = append(conds, "created < ?"), append(args, sql.Millis(f.To))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
+	var w sql.Where
+	w.In("cluster_id", f.ClusterIDs)
+	w.Equal("severity", f.Severity)
+	w.Between("created", f.From, f.To)
+	where, args := w.Clause()
 	var total int
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM log_entries"+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count log entries: %w", err)

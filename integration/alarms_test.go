@@ -268,15 +268,7 @@ func TestDiskNearlyFullAlarm(t *testing.T) {
 	defer nodes.Stop()
 	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
 	admin := c.session(t, "admin", adminPassword)
-	var hosts []map[string]any
-	for _, a := range nodes.Addrs {
-		hosts = append(hosts, map[string]any{"hostname": a, "port": 3306})
-	}
-	jobID := admin.createJob(t, 0, "register_cluster", map[string]any{"cluster_name": "disks", "cluster_type": "galera",
-		"ssh_user": nodes.User, "ssh_keyfile": nodes.ClientKey, "ssh_port": nodes.Port, "nodes": hosts})
-	if job := admin.waitJob(t, jobID, 60*time.Second); job["status"] != "FINISHED" {
-		t.Fatalf("register: %v", job)
-	}
+	admin.registerFleet(t, "disks", nodes)
 	diskAlarm := func() map[string]any {
 		r := mustOk(t, admin.call(t, "alarm", `{"operation":"getAlarms","cluster_name":"disks"}`))
 		for _, x := range r.Reply["alarms"].([]any) {

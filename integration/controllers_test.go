@@ -47,15 +47,7 @@ func TestControllersShareTheMonitor(t *testing.T) {
 		t.Fatalf("getControllers: %v", list)
 	}
 
-	var hosts []map[string]any
-	for _, a := range nodes.Addrs {
-		hosts = append(hosts, map[string]any{"hostname": a, "port": 3306})
-	}
-	id := admin.createJob(t, 0, "register_cluster", map[string]any{"cluster_name": "shared", "cluster_type": "galera",
-		"ssh_user": nodes.User, "ssh_keyfile": nodes.ClientKey, "ssh_port": nodes.Port, "nodes": hosts})
-	if job := admin.waitJob(t, id, 60*time.Second); job["status"] != "FINISHED" {
-		t.Fatalf("register: %v", job)
-	}
+	admin.registerFleet(t, "shared", nodes)
 
 	// Each host is checked once per round: over a window, no more rounds
 	// than the shortest interval (a fifth is jitter) allows, where three
@@ -118,5 +110,19 @@ func TestControllersShareTheMonitor(t *testing.T) {
 	status := mustOk(t, survivor.call(t, "controller", `{"operation":"getStatus"}`))
 	if status.Reply["status"] != "ok" {
 		t.Fatalf("getStatus: %s", status.Raw)
+	}
+}
+
+// registerFleet registers every node of a fleet as a cluster.
+func (s *session) registerFleet(t *testing.T, name string, nodes *fleet.Fleet) {
+	t.Helper()
+	var hosts []map[string]any
+	for _, a := range nodes.Addrs {
+		hosts = append(hosts, map[string]any{"hostname": a, "port": 3306})
+	}
+	id := s.createJob(t, 0, "register_cluster", map[string]any{"cluster_name": name, "cluster_type": "galera",
+		"ssh_user": nodes.User, "ssh_keyfile": nodes.ClientKey, "ssh_port": nodes.Port, "nodes": hosts})
+	if job := s.waitJob(t, id, 60*time.Second); job["status"] != "FINISHED" {
+		t.Fatalf("register %s: %v", name, job)
 	}
 }

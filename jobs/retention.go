@@ -13,7 +13,7 @@ import (
 // never holds the database for long. It returns how many jobs it deleted.
 func (s *Service) retain(ctx context.Context) (int, error) {
 	r := *s.retention.Load()
-	st, stArgs := placeholders(endedStatuses)
+	st, stArgs := sql.Placeholders(endedStatuses)
 	deleted := 0
 	for batch := 0; batch < r.MaxBatches; batch++ {
 		var ids []int64

@@ -276,7 +276,7 @@ func TestRetention(t *testing.T) {
 		if n != 5 {
 			t.Errorf("deleted %d jobs, want 5", n)
 		}
-		idList, args := placeholders(ids)
+		idList, args := sql.Placeholders(ids)
 		for _, table := range []string{"jobs", "job_messages", "job_tags"} {
 			if c := countRows(t, db, "SELECT COUNT(*) FROM "+table+" WHERE job_id IN ("+idList+")", args...); c != 0 {
 				t.Errorf("%d rows of old jobs left in %s", c, table)

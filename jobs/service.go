@@ -298,7 +298,7 @@ func (s *Service) cancelLocal(id int64, by string) {
 func (s *Service) Delete(ctx context.Context, id int64) error {
 	var status Status
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
-		st, args := placeholders(deletableStatuses)
+		st, args := sql.Placeholders(deletableStatuses)
 		res, err := tx.ExecContext(ctx, "DELETE FROM jobs WHERE job_id = ? AND status IN ("+st+")", append([]any{id}, args...)...)
 		if err != nil {
 			return fmt.Errorf("delete job %d: %w", id, err)

@@ -3,7 +3,8 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"strings"
+
+	"github.com/cmon-dev/cmon/sql"
 )
 
 // CountByState counts the jobs of each of clusterIDs per status, for the
@@ -14,13 +15,12 @@ func (s *Service) CountByState(ctx context.Context, clusterIDs ...int64) (map[in
 	if len(clusterIDs) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(clusterIDs))
-	for i, id := range clusterIDs {
-		args[i] = id
+	for _, id := range clusterIDs {
 		out[id] = map[string]int{}
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT cluster_id, status, COUNT(*) FROM jobs WHERE cluster_id IN ("+
-		strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+") GROUP BY cluster_id, status", args...)
+	list, args := sql.Placeholders(clusterIDs)
+	rows, err := s.db.QueryContext(ctx, "SELECT cluster_id, status, COUNT(*) FROM jobs WHERE cluster_id IN ("+list+
+		") GROUP BY cluster_id, status", args...)
 	if err != nil {
 		return nil, fmt.Errorf("count jobs of clusters: %w", err)
 	}

@@ -142,26 +142,17 @@ type Filter struct {
 func (f Filter) where() (string, []any) {
 	var conds []string
 	var args []any
-	in := func(col string, n int) string {
-		return col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
-	}
 	if len(f.ClusterIDs) > 0 {
-		conds = append(conds, in("j.cluster_id", len(f.ClusterIDs)))
-		for _, id := range f.ClusterIDs {
-			args = append(args, id)
-		}
+		list, ids := sql.Placeholders(f.ClusterIDs)
+		conds, args = append(conds, "j.cluster_id IN ("+list+")"), append(args, ids...)
 	}
 	if len(f.Statuses) > 0 {
-		conds = append(conds, in("j.status", len(f.Statuses)))
-		for _, s := range f.Statuses {
-			args = append(args, s)
-		}
+		list, statuses := sql.Placeholders(f.Statuses)
+		conds, args = append(conds, "j.status IN ("+list+")"), append(args, statuses...)
 	}
 	if len(f.Tags) > 0 {
-		conds = append(conds, "EXISTS (SELECT 1 FROM job_tags t WHERE t.job_id = j.job_id AND "+in("t.tag", len(f.Tags))+")")
-		for _, t := range f.Tags {
-			args = append(args, t)
-		}
+		list, tags := sql.Placeholders(f.Tags)
+		conds, args = append(conds, "EXISTS (SELECT 1 FROM job_tags t WHERE t.job_id = j.job_id AND t.tag IN ("+list+"))"), append(args, tags...)
 	}
 	if f.ParentJobID != 0 {
 		conds = append(conds, "j.parent_job_id = ?")
@@ -292,7 +283,7 @@ func deleteJobRows(ctx context.Context, q querier, ids []int64, statuses []Statu
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	idList, idArgs := placeholders(ids)
+	idList, idArgs := sql.Placeholders(ids)
 	for {
 		rows, err := q.QueryContext(ctx, "SELECT message_id FROM job_messages WHERE job_id IN ("+idList+
 			") ORDER BY message_id LIMIT ?", append(idArgs, batch)...)
@@ -315,7 +306,7 @@ func deleteJobRows(ctx context.Context, q querier, ids []int64, statuses []Statu
 		if len(msgIDs) == 0 {
 			break
 		}
-		ml, margs := placeholders(msgIDs)
+		ml, margs := sql.Placeholders(msgIDs)
 		if _, err := q.ExecContext(ctx, "DELETE FROM job_messages WHERE message_id IN ("+ml+")", margs...); err != nil {
 			return 0, fmt.Errorf("delete job messages: %w", err)
 		}
@@ -326,7 +317,7 @@ func deleteJobRows(ctx context.Context, q querier, ids []int64, statuses []Statu
 	if _, err := q.ExecContext(ctx, "DELETE FROM job_tags WHERE job_id IN ("+idList+")", idArgs...); err != nil {
 		return 0, fmt.Errorf("delete job tags: %w", err)
 	}
-	stList, stArgs := placeholders(statuses)
+	stList, stArgs := sql.Placeholders(statuses)
 	res, err := q.ExecContext(ctx, "DELETE FROM jobs WHERE job_id IN ("+idList+") AND status IN ("+stList+")",
 		append(idArgs, stArgs...)...)
 	if err != nil {
@@ -334,15 +325,6 @@ func deleteJobRows(ctx context.Context, q querier, ids []int64, statuses []Statu
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
-}
-
-// placeholders renders "?, ?, ?" for the values and the values as arguments.
-func placeholders[T any](vals []T) (string, []any) {
-	args := make([]any, len(vals))
-	for i, v := range vals {
-		args[i] = v
-	}
-	return strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", "), args
 }
 
 func boolInt(b bool) int {

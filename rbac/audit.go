@@ -3,7 +3,6 @@ package rbac
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,30 +82,12 @@ func (a *AuditLog) Record(ctx context.Context, e AuditEntry) error {
 // List returns a page of the entries f selects, newest first unless
 // Ascending, and how many it selects in all.
 func (a *AuditLog) List(ctx context.Context, f AuditFilter) ([]AuditEntry, int, error) {
-	var conds []string
-	var args []any
-	if f.UserName != "" {
-		conds, args = append(conds, "user_name = ?"), append(args, f.UserName)
-	}
-	if len(f.ClusterIDs) > 0 {
-		conds = append(conds, "cluster_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.ClusterIDs)), ", ")+")")
-		for _, id := range f.ClusterIDs {
-			args = append(args, id)
-		}
-	}
-	if f.Operation != "" {
-		conds, args = append(conds, "operation = ?"), append(args, f.Operation)
-	}
-	if !f.From.IsZero() {
-		conds, args = append(conds, "at >= ?"), append(args, sql.Millis(f.From))
-	}
-	if !f.To.IsZero() {
-		conds, args = append(conds, "at < ?"), append(args, sql.Millis(f.To))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
+	var w sql.Where
+	w.Equal("user_name", f.UserName)
+	w.In("cluster_id", f.ClusterIDs)
+	w.Equal("operation", f.Operation)
+	w.Between("at", f.From, f.To)
+	where, args := w.Clause()
 	order := "DESC"
 	if f.Ascending {
 		order = "ASC"

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -226,3 +227,57 @@ func Clip(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Placeholders renders "?, ?, ?" for the values of an IN list, and the
+// values as arguments.
+func Placeholders[T any](vals []T) (string, []any) {
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", "), args
+}
+
+// Where builds a WHERE clause from the filters a listing was given: each
+// method adds a condition only when its value selects something.
+type Where struct {
+	conds []string
+	args  []any
+}
+
+// Equal adds "col = v" unless v is "".
+func (w *Where) Equal(col, v string) {
+	if v != "" {
+		w.conds, w.args = append(w.conds, col+" = ?"), append(w.args, v)
+	}
+}
+
+// In adds "col IN (ids)" unless ids is empty.
+func (w *Where) In(col string, ids []int64) {
+	if len(ids) > 0 {
+		list, args := Placeholders(ids)
+		w.conds, w.args = append(w.conds, col+" IN ("+list+")"), append(w.args, args...)
+	}
+}
+
+// Between adds from <= col < to for the bounds that are set; col holds
+// stored milliseconds.
+func (w *Where) Between(col string, from, to time.Time) {
+	if !from.IsZero() {
+		w.conds, w.args = append(w.conds, col+" >= ?"), append(w.args, Millis(from))
+	}
+	if !to.IsZero() {
+		w.conds, w.args = append(w.conds, col+" < ?"), append(w.args, Millis(to))
+	}
+}
+
+// Clause is " WHERE ..." ("" without conditions) and its arguments.
+func (w *Where) Clause() (string, []any) {
+	if len(w.conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(w.conds, " AND "), w.args
+}
+
+// Add adds a condition without arguments.
+func (w *Where) Add(cond string) { w.conds = append(w.conds, cond) }
