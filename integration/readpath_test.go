@@ -23,7 +23,11 @@ func TestChangesReachEveryController(t *testing.T) {
 	listed := func(s *session) (total float64, first map[string]any) {
 		t.Helper()
 		r := mustOk(t, s.call(t, "clusters", `{"operation":"getAllClusterInfo","with_hosts":true}`))
-		if list, _ := r.Reply["clusters"].([]any); len(list) > 0 {
+		list, present := r.Reply["clusters"].([]any)
+		if !present {
+			t.Fatalf("getAllClusterInfo without a clusters list: %s", r.Raw) // clients iterate it, empty or not
+		}
+		if len(list) > 0 {
 			first = list[0].(map[string]any)
 		}
 		return r.Reply["total"].(float64), first

@@ -37,6 +37,8 @@ func TestDraftSettlesTheCluster(t *testing.T) {
 		{name: "exec on a cluster", command: "exec", data: `{"command":"true"}`, cluster: 3, wantCluster: 3},
 		{name: "exec without one", command: "exec", data: `{"command":"true"}`, wantErr: ErrNeedsCluster},
 		{name: "add_node without one", command: "add_node", data: `{"node":{"hostname":"a"}}`, wantErr: ErrNeedsCluster},
+		{name: "addnode, the reference's name", command: "addnode", data: `{"node":{"hostname":"a"}}`, cluster: 4, wantCluster: 4},
+		{name: "removenode, the reference's name", command: "removenode", data: `{"node":{"hostname":"a"}}`, cluster: 4, wantCluster: 4},
 		{name: "check_hosts without one", command: "check_hosts", wantErr: ErrNeedsCluster},
 		{name: "stop names it in job_data", command: "stop", data: `{"clusterid":5,"node":{"hostname":"a"}}`, wantCluster: 5},
 		{name: "stop with both, agreeing", command: "stop", data: `{"cluster_id":5,"node":{"hostname":"a"}}`, cluster: 5, wantCluster: 5},

@@ -40,6 +40,7 @@ func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 func (n *nodes) addNodeCommand() Command {
 	c := Command{
 		Name:      "add_node",
+		Aliases:   []string{"addnode"}, // the reference controller's name
 		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 	}
@@ -89,6 +90,7 @@ func (n *nodes) addNode(ctx context.Context, job *Job, spec *nodeSpec, log Logge
 func (n *nodes) removeNodeCommand() Command {
 	c := Command{
 		Name:      "remove_node",
+		Aliases:   []string{"removenode"}, // the reference controller's name
 		Access:    Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 	}

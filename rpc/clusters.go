@@ -63,6 +63,7 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.
 	visible, privs := readable(req, p, snap.Clusters)
 	reply := Reply{"total": len(visible)}
 	if len(visible) == 0 {
+		reply["clusters"] = []any{} // present and empty: clients iterate it
 		return reply, nil
 	}
 	// Each cluster's rendering, shared, with the caller's privileges added
