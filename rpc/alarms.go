@@ -34,9 +34,9 @@ func (h *alarms) maintenanceOperations() []Operation {
 	return []Operation{
 		{Name: "addMaintenance", Serve: onCluster(h.guard, rbac.Write, h.addMaintenance)},
 		{Name: "removeMaintenance", Serve: withPolicy(h.guard, h.removeMaintenance)},
-		{Name: "getMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(all))},
-		{Name: "getCurrentMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(current))},
-		{Name: "getNextMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(next))},
+		{Name: "getMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(allPeriods))},
+		{Name: "getCurrentMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(currentPeriods))},
+		{Name: "getNextMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(nextPeriod))},
 	}
 }
 
@@ -147,7 +147,7 @@ func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy
 	}
 	byCluster := map[int64]map[string]any{}
 	var order []int64
-	for _, id := range ids[min(1, len(ids)-1):] {
+	for _, id := range ids {
 		if id > 0 {
 			byCluster[id] = map[string]any{"class_name": "CmonAlarmStatistics", "cluster_id": id, "critical": 0, "warning": 0}
 			order = append(order, id)
@@ -251,9 +251,9 @@ func (h *alarms) removeMaintenance(ctx context.Context, req *Request, p *rbac.Po
 
 // Which periods a maintenance listing shows.
 const (
-	all = iota
-	current
-	next
+	allPeriods = iota
+	currentPeriods
+	nextPeriod
 )
 
 func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *clusterRef) (Reply, error) {
@@ -262,8 +262,16 @@ func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac
 		if err != nil {
 			return nil, err
 		}
+		all, err := h.store.Maintenances(ctx, 0) // one read, grouped below
+		if err != nil {
+			return nil, err
+		}
+		byCluster := map[int64][]hosts.Maintenance{}
+		for _, m := range all {
+			byCluster[m.ClusterID] = append(byCluster[m.ClusterID], m)
+		}
 		now := time.Now()
-		var records []map[string]any
+		records := []map[string]any{}
 		for _, id := range ids {
 			if id <= 0 {
 				continue
@@ -272,32 +280,28 @@ func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac
 			if err != nil {
 				continue // gone meanwhile
 			}
-			list, err := h.store.Maintenances(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			var periods []map[string]any
+			periods := []map[string]any{}
 			active := false
-			for _, m := range list {
+			for _, m := range byCluster[id] {
 				active = active || (m.Hostname == "" && m.Active(now))
 				switch {
-				case which == current && !m.Active(now), which == next && !m.Initiate.After(now):
+				case which == currentPeriods && !m.Active(now), which == nextPeriod && !m.Initiate.After(now):
 					continue
 				}
 				periods = append(periods, renderPeriod(m, now))
-				if which == next {
+				if which == nextPeriod {
 					break
 				}
 			}
-			if len(periods) == 0 && which != all {
+			if len(periods) == 0 && which != allPeriods {
 				continue
 			}
 			records = append(records, map[string]any{"cluster_id": id, "is_active": active, "cluster": map[string]any{
 				"cluster_id": id, "cluster_name": cl.Name, "cluster_auto_recovery": false, "maintenance_mode_active": active,
-				"maintenance_periods": renderList(periods, func(m map[string]any) map[string]any { return m }),
+				"maintenance_periods": periods,
 			}})
 		}
-		return Reply{"maintenance_records": renderList(records, func(m map[string]any) map[string]any { return m }), "total": len(records)}, nil
+		return Reply{"maintenance_records": records, "total": len(records)}, nil
 	}
 }
 
