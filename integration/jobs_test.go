@@ -455,7 +455,7 @@ func TestJobsBadInput(t *testing.T) {
 			wantStatus: "InvalidRequest"},
 		{name: "missing job", body: `{"operation":"createJobInstance"}`, wantStatus: "InvalidRequest"},
 		{name: "no such job", body: `{"operation":"getJobInstance","job_id":987654}`, wantStatus: "ObjectNotFound"},
-		{name: "job_id of wrong type", body: `{"operation":"getJobLog","job_id":"7"}`, wantStatus: "InvalidRequest"},
+		{name: "job_id not a number", body: `{"operation":"getJobLog","job_id":"seven"}`, wantStatus: "InvalidRequest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,7 +43,10 @@ type Privileger interface {
 // its job_data as a JSON object, and the cluster it acts on, settled from the
 // request and job_data. It is not yet checked by the command's Validate.
 type Draft struct {
-	Command   *Command
+	Command *Command
+	// Name is the command's name as the client sent it (an alias such as
+	// "addnode" included), lower case: the job keeps it.
+	Name      string
 	JobData   json.RawMessage
 	ClusterID int64 // 0: no cluster
 	Timeout   time.Duration
@@ -64,7 +67,7 @@ func (r *Registry) Draft(command string, data json.RawMessage, clusterID int64) 
 	if err != nil {
 		return nil, err
 	}
-	d.Command, d.ClusterID = cmd, clusterID
+	d.Command, d.Name, d.ClusterID = cmd, strings.ToLower(strings.TrimSpace(command)), clusterID
 	if cmd.Access.ClusterInJobData {
 		id, err := jobCluster(clusterID, d.dataClusterIDs()...)
 		switch {

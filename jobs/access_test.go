@@ -41,6 +41,7 @@ func TestDraftSettlesTheCluster(t *testing.T) {
 		{name: "removenode, the reference's name", command: "removenode", data: `{"node":{"hostname":"a"}}`, cluster: 4, wantCluster: 4},
 		{name: "check_hosts without one", command: "check_hosts", wantErr: ErrNeedsCluster},
 		{name: "stop names it in job_data", command: "stop", data: `{"clusterid":5,"node":{"hostname":"a"}}`, wantCluster: 5},
+		{name: "stop names it as a string", command: "stop", data: `{"clusterid":"5","node":{"hostname":"a"}}`, wantCluster: 5},
 		{name: "stop with both, agreeing", command: "stop", data: `{"cluster_id":5,"node":{"hostname":"a"}}`, cluster: 5, wantCluster: 5},
 		{name: "stop with both, disagreeing", command: "stop", data: `{"clusterid":6}`, cluster: 5, wantErr: ErrBadJobData},
 		{name: "exec ignores clusterid in job_data", command: "exec", data: `{"command":"true","clusterid":6}`, cluster: 5, wantCluster: 5},

@@ -223,7 +223,7 @@ func TestNodeCommandsRejectBadJobData(t *testing.T) {
 		{name: "exec sudo of wrong type", command: "exec", data: `{"command": "true", "is_sudo": "yes"}`, want: `"is_sudo" must be a boolean`},
 		{name: "stop without node", command: "stop", data: `{"clusterid": 1}`, want: `needs "node"`},
 		{name: "start without hostname", command: "start", data: `{"node": {}}`, want: `needs "node"`},
-		{name: "stop cluster id as string", command: "stop", data: `{"clusterid": "1", "node": {"hostname": "a"}}`, want: `"clusterid" must be an integer`},
+		{name: "stop cluster id not a number", command: "stop", data: `{"clusterid": "one", "node": {"hostname": "a"}}`, want: `"clusterid" must be an integer`},
 		{name: "restart clusters disagree", command: "restart", data: `{"clusterid": 1, "cluster_id": 2, "node": {"hostname": "a"}}`, want: "names cluster 2"},
 		{name: "register without name", command: "register_cluster", data: `{"cluster_type": "galera", "ssh_user": "u", "nodes": [{"hostname": "a"}]}`, want: "cluster_name"},
 		{name: "register bad type", command: "add_cluster", data: `{"cluster_name": "c", "cluster_type": "oracle", "ssh_user": "u", "nodes": [{"hostname": "a"}]}`, want: "cluster_type"},

@@ -108,7 +108,8 @@ func decoded[T any](raw json.RawMessage) (*T, error) {
 // not changed afterwards, so controllers can share it without locking.
 type Registry struct {
 	byName map[string]*Command
-	names  []string
+	names  []string // canonical names
+	known  []string // names and aliases: what a job may be stored under
 }
 
 // NewRegistry builds a registry; names and aliases are case-insensitive and
@@ -130,10 +131,12 @@ func NewRegistry(cmds ...Command) (*Registry, error) {
 				return nil, fmt.Errorf("job command name %q registered twice", n)
 			}
 			r.byName[n] = &c
+			r.known = append(r.known, n)
 		}
 		r.names = append(r.names, c.Name)
 	}
 	slices.Sort(r.names)
+	slices.Sort(r.known)
 	return r, nil
 }
 
@@ -145,6 +148,10 @@ func (r *Registry) Lookup(name string) (*Command, bool) {
 
 // Names lists the canonical command names, sorted.
 func (r *Registry) Names() []string { return slices.Clone(r.names) }
+
+// Known lists every name and alias, lower case and sorted: a job keeps the
+// one its client sent, and a controller runs the jobs stored under any of them.
+func (r *Registry) Known() []string { return slices.Clone(r.known) }
 
 // Builtin lists the commands that need nothing but the engine: success and fail.
 func Builtin() []Command { return []Command{SuccessCommand(), FailCommand()} }

@@ -119,7 +119,7 @@ func (s *Service) fire(ctx context.Context, id int64) (bool, error) {
 			ParentJobID: id, Owner: t.Owner, Exclusive: t.Exclusive,
 		}
 		if cmd, ok := s.reg.Lookup(t.Command); ok {
-			c.Command, c.Exclusive = cmd.Name, cmd.Exclusive
+			c.Exclusive = cmd.Exclusive
 		}
 		child, err = insertJob(ctx, tx, c)
 		return err

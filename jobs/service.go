@@ -167,10 +167,10 @@ func (s *Service) CreateDraft(ctx context.Context, d *Draft, req CreateRequest) 
 func prepare(d *Draft) (*Job, error) {
 	if v := d.Command.Validate; v != nil {
 		if err := v(d.JobData); err != nil {
-			return nil, invalid(ErrBadJobData, "invalid job_data for command %q: %v", d.Command.Name, err)
+			return nil, invalid(ErrBadJobData, "invalid job_data for command %q: %v", d.Name, err)
 		}
 	}
-	return &Job{Command: d.Command.Name, JobData: d.JobData, ClusterID: d.ClusterID, Exclusive: d.Command.Exclusive}, nil
+	return &Job{Command: d.Name, JobData: d.JobData, ClusterID: d.ClusterID, Exclusive: d.Command.Exclusive}, nil
 }
 
 func checkTitle(title, command string) (string, error) {

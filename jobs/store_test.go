@@ -45,7 +45,8 @@ func TestCreateGetList(t *testing.T) {
 		if !slices.Equal(got.Tags, []string{"red", "blue"}) {
 			t.Errorf("tags = %q", got.Tags)
 		}
-		if b.Command != "fail" || b.Title != "fail" || string(b.JobData) != "{}" {
+		// An alias is kept as the client sent it; the name as sent is the title.
+		if b.Command != "failure" || b.Title != "failure" || string(b.JobData) != "{}" {
 			t.Errorf("alias and defaults: command %q title %q job_data %s", b.Command, b.Title, b.JobData)
 		}
 		if c.Status != StatusScheduled || !c.NextFireAt.Equal(clock.Now().Add(time.Hour)) || !c.Scheduled.Equal(c.NextFireAt) {
@@ -127,7 +128,7 @@ func TestCreateInvalid(t *testing.T) {
 				kind: ErrBadJobData, wantMsg: `job_data field "ms" must be an integer, not bool`},
 			{name: "negative timeout", req: CreateRequest{Command: "success", JobData: json.RawMessage(`{"timeout_sec": -1}`)},
 				kind: ErrBadJobData, wantMsg: `"timeout_sec" must be a positive number of seconds`},
-			{name: "timeout a string", req: CreateRequest{Command: "success", JobData: json.RawMessage(`{"timeout_sec": "10"}`)},
+			{name: "timeout not a number", req: CreateRequest{Command: "success", JobData: json.RawMessage(`{"timeout_sec": "ten"}`)},
 				kind: ErrBadJobData, wantMsg: `"timeout_sec" must be a number of seconds`},
 			{name: "bad cron", req: CreateRequest{Command: "success", Recurrence: "61 * * * *"}, kind: ErrBadSchedule,
 				wantMsg: `recurrence "61 * * * *" is not a valid 5-field cron expression`},

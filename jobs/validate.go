@@ -27,14 +27,15 @@ const (
 	pastTolerance = 5 * time.Second
 )
 
-// DecodeJobData unmarshals job_data into v for a command's Validate and reports
-// an ill-typed field in words a client understands. Unknown fields are allowed:
-// clients send more than each command reads.
+// DecodeJobData unmarshals job_data into v for a command's Validate, by
+// Unmarshal's rule, and reports an ill-typed field in words a client
+// understands. Unknown fields are allowed: clients send more than each
+// command reads.
 func DecodeJobData(data json.RawMessage, v any) error {
 	if len(data) == 0 {
 		return nil
 	}
-	err := json.Unmarshal(data, v)
+	err := Unmarshal(data, v)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
@@ -92,7 +93,7 @@ func readJobData(data json.RawMessage) (*Draft, error) {
 	}
 	if raw := d.fields["timeout_sec"]; raw != nil && string(raw) != "null" {
 		var sec float64
-		if err := json.Unmarshal(raw, &sec); err != nil {
+		if err := Unmarshal(raw, &sec); err != nil {
 			return nil, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a number of seconds")
 		}
 		if sec <= 0 || sec > math.MaxInt64/float64(time.Second) {
@@ -110,7 +111,7 @@ func (d *Draft) dataClusterIDs() []int64 {
 	var ids []int64
 	for _, f := range []string{"clusterid", "cluster_id"} {
 		var id int64
-		if raw := d.fields[f]; raw != nil && json.Unmarshal(raw, &id) == nil && id != 0 {
+		if raw := d.fields[f]; raw != nil && Unmarshal(raw, &id) == nil && id != 0 {
 			ids = append(ids, id)
 		}
 	}

@@ -64,7 +64,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // unique index settles the race of two controllers claiming exclusive jobs of
 // one cluster at once: the loser gets a unique violation and tries again.
 func (s *Service) claim(ctx context.Context) (*Job, error) {
-	names, nameArgs := sql.Placeholders(s.reg.Names())
+	names, nameArgs := sql.Placeholders(s.reg.Known())
 	query := `SELECT j.job_id, j.cluster_id, j.is_exclusive FROM jobs j
 		WHERE j.status = ? AND j.command IN (` + names + `)
 		AND (j.is_exclusive = 0 OR j.cluster_id = 0 OR NOT EXISTS

@@ -69,7 +69,7 @@ func objectNamed(req *Request) string {
 			GroupName string `json:"group_name"`
 		} `json:"group"`
 	}
-	_ = json.Unmarshal(req.body, &in) // best effort: a malformed field names nothing
+	_ = jobs.Unmarshal(req.body, &in) // best effort: a malformed field names nothing
 	switch {
 	case in.Path != "":
 		return in.Path

@@ -86,9 +86,10 @@ type Request struct {
 }
 
 // Decode reads the request's fields into v (a pointer to a struct with json
-// tags), turning type mismatches into a clear InvalidRequest.
+// tags) by jobs.Unmarshal's rule, as job_data is read, turning type
+// mismatches into a clear InvalidRequest.
 func (r *Request) Decode(v any) error {
-	if err := json.Unmarshal(r.body, v); err != nil {
+	if err := jobs.Unmarshal(r.body, v); err != nil {
 		return decodeError(err)
 	}
 	return nil

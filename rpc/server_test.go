@@ -122,7 +122,14 @@ func TestEnvelope(t *testing.T) {
 					t.Errorf("debug_messages %v", dm)
 				}
 			}},
-		{name: "wrong field type", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":"7"}`,
+		{name: "number written as a string", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":"7"}`,
+			wantHTTP: 200, wantStatus: StatusOk,
+			check: func(t *testing.T, out map[string]any) {
+				if out["number"] != float64(7) {
+					t.Errorf("reply %v", out)
+				}
+			}},
+		{name: "wrong field type", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"echoNumber","number":"seven"}`,
 			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'number' must be an integer, not string."},
 		{name: "operation not a string", method: "POST", path: "/v2/test", body: `{"operation":5}`,
 			wantHTTP: 200, wantStatus: StatusInvalidRequest, wantError: "Field 'operation' must be a string."},
