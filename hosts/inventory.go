@@ -50,10 +50,13 @@ type Cluster struct {
 	// the command template's {action} and {service} are filled in.
 	ServiceName    string
 	ServiceCommand string
-	State          string
-	StatusText     string
-	Created        time.Time
-	Hosts          []Host
+	// RebootCommand reboots a node (run as root, through sudo for other
+	// users); "" is DefaultRebootCommand.
+	RebootCommand string
+	State         string
+	StatusText    string
+	Created       time.Time
+	Hosts         []Host
 	// Maintenance are the cluster's periods not ended when it was loaded.
 	Maintenance []Maintenance
 }
@@ -97,6 +100,9 @@ var ErrClusterExists = errors.New("a cluster with this name exists")
 
 // DefaultServiceCommand is the service template when a cluster names none.
 const DefaultServiceCommand = "systemctl {action} {service}"
+
+// DefaultRebootCommand is the reboot command when a cluster names none.
+const DefaultRebootCommand = "shutdown -r now"
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
@@ -227,10 +233,10 @@ func (inv *Inventory) Create(ctx context.Context, c *Cluster) error {
 	c.Created = now
 	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO clusters (cluster_name, cluster_type, vendor, version, tags,
-			ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command,
-			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, reboot_command,
+			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.Name, c.Type, c.Vendor, c.Version, tagsJSON(c.Tags), c.SSHUser,
-			c.SSHKeyFile, c.SSHPort, c.Sudo, c.ServiceName, c.ServiceCommand, c.State, c.StatusText, sql.Millis(now))
+			c.SSHKeyFile, c.SSHPort, c.Sudo, c.ServiceName, c.ServiceCommand, c.RebootCommand, c.State, c.StatusText, sql.Millis(now))
 		if sql.IsUniqueViolation(err) {
 			return ErrClusterExists
 		}
@@ -310,7 +316,7 @@ func (inv *Inventory) Delete(ctx context.Context, id int64) error {
 	})
 }
 
-const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, state, status_text, created`
+const clusterColumns = `cluster_id, cluster_name, cluster_type, vendor, version, tags, ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, reboot_command, state, status_text, created`
 
 // Get returns a cluster with its hosts by id, shared and read-only.
 func (inv *Inventory) Get(ctx context.Context, id int64) (*Cluster, error) {
@@ -360,7 +366,7 @@ func (inv *Inventory) list(ctx context.Context) ([]*Cluster, error) {
 		var tags string
 		var created int64
 		if err := rows.Scan(&c.ID, &c.Name, &c.Type, &c.Vendor, &c.Version, &tags,
-			&c.SSHUser, &c.SSHKeyFile, &c.SSHPort, &c.Sudo, &c.ServiceName, &c.ServiceCommand, &c.State, &c.StatusText, &created); err != nil {
+			&c.SSHUser, &c.SSHKeyFile, &c.SSHPort, &c.Sudo, &c.ServiceName, &c.ServiceCommand, &c.RebootCommand, &c.State, &c.StatusText, &created); err != nil {
 			return nil, fmt.Errorf("scan cluster: %w", err)
 		}
 		c.Tags, c.Created = parseTags(tags), sql.Time(created)

@@ -24,6 +24,7 @@ type registerData struct {
 	Sudo           bool       `json:"sudo"`
 	ServiceName    string     `json:"service_name"`
 	ServiceCommand string     `json:"service_command"`
+	RebootCommand  string     `json:"reboot_command"`
 	Nodes          []nodeSpec `json:"nodes"`
 }
 
@@ -43,7 +44,7 @@ func parseRegister(raw json.RawMessage) (*registration, error) {
 	fps := fingerprints{}
 	c := &hosts.Cluster{Name: d.ClusterName, Type: d.ClusterType, Vendor: d.Vendor, Version: d.Version, Tags: d.Tags,
 		SSHUser: d.SSHUser, SSHKeyFile: d.SSHKeyFile, SSHPort: d.SSHPort, Sudo: d.Sudo,
-		ServiceName: d.ServiceName, ServiceCommand: d.ServiceCommand}
+		ServiceName: d.ServiceName, ServiceCommand: d.ServiceCommand, RebootCommand: d.RebootCommand}
 	if c.SSHPort == 0 {
 		c.SSHPort = 22
 	}
@@ -70,8 +71,8 @@ func parseRegister(raw json.RawMessage) (*registration, error) {
 		return nil, errors.New("vendor and version are at most 64 characters")
 	case len(c.ServiceName) > 255:
 		return nil, errors.New("service_name is at most 255 characters")
-	case len(c.ServiceCommand) > 1024 || len(c.SSHKeyFile) > 1024:
-		return nil, errors.New("service_command and ssh_keyfile are at most 1024 characters")
+	case len(c.ServiceCommand) > 1024 || len(c.RebootCommand) > 1024 || len(c.SSHKeyFile) > 1024:
+		return nil, errors.New("service_command, reboot_command and ssh_keyfile are at most 1024 characters")
 	case len(c.SSHUser) > 64:
 		return nil, errors.New("ssh_user is at most 64 characters")
 	case strings.ContainsAny(c.ServiceName, "\x00\n"):

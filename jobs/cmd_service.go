@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
@@ -32,10 +33,15 @@ func parseServiceData(raw json.RawMessage) (*serviceData, error) {
 	if err != nil {
 		return nil, err
 	}
+	return d, d.checkNode()
+}
+
+// checkNode refuses job_data without a node.
+func (d *serviceData) checkNode() error {
 	if d.Node == nil || strings.TrimSpace(d.Node.Hostname) == "" {
-		return nil, errors.New("job_data needs \"node\": {\"hostname\": ...}")
+		return errors.New("job_data needs \"node\": {\"hostname\": ...}")
 	}
-	return d, nil
+	return nil
 }
 
 // serviceCommand is "start", "stop" or "restart": the cluster's service
@@ -62,15 +68,24 @@ func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logge
 	if !ok {
 		return nil, fmt.Errorf("node %s is not in cluster %q", d.Node.Hostname, c.Name)
 	}
+	return n.serviceOn(ctx, job, log, c, []hosts.Host{h}, action, remote.FanOut{}, 0)
+}
+
+// serviceOn runs the cluster's service command for action on hs, one node
+// after another in the order given, each bounded by timeout (0: the job's
+// bound only). The result reports every node; the job fails if one did.
+func (n *nodes) serviceOn(ctx context.Context, job *Job, log Logger, c *hosts.Cluster, hs []hosts.Host, action string,
+	opt remote.FanOut, timeout time.Duration) (any, error) {
 	command, err := serviceCommandLine(c, action)
 	if err != nil {
 		return nil, err
 	}
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: %s", h.Hostname, command))
-	n.Log.InfoContext(ctx, "service action", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname,
+	names := hostnames(hs)
+	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: %s", strings.Join(names, ", "), command))
+	n.Log.InfoContext(ctx, "service action", "job_id", job.ID, "cluster_id", c.ID, "nodes", names,
 		"action", action, "service", c.ServiceName)
-	rep := n.run(ctx, log, nodeRun{client: n.SSH, cluster: c, hosts: []hosts.Host{h},
-		req: remote.Request{Command: command, Sudo: remote.Sudo{Enabled: c.Sudo}}})
+	rep := n.run(ctx, log, nodeRun{client: n.SSH, cluster: c, hosts: hs, opt: opt,
+		req: remote.Request{Command: command, Sudo: remote.Sudo{Enabled: c.Sudo}, Timeout: timeout}})
 	result := map[string]any{"action": action, "service": c.ServiceName, "command": command, "nodes": rep.Nodes}
 	if ctx.Err() != nil {
 		return result, context.Cause(ctx)
@@ -79,12 +94,25 @@ func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logge
 	if c.ServiceName != "" {
 		what += " of service " + c.ServiceName
 	}
-	if problem := rep.Nodes[0].problem; problem != "" {
-		return result, &ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)),
-			Err: fmt.Errorf("%s on %s failed: %s", what, h.Hostname, problem)}
+	if len(hs) == 1 {
+		if problem := rep.Nodes[0].problem; problem != "" {
+			return result, &ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)),
+				Err: fmt.Errorf("%s on %s failed: %s", what, hs[0].Hostname, problem)}
+		}
+	} else if err := rep.err(); err != nil {
+		return result, &ExitError{Code: exitCode(err), Err: fmt.Errorf("%s: %w", what, err)}
 	}
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s on %s: done.", upperFirst(what), h.Hostname))
+	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s on %s: done.", upperFirst(what), strings.Join(names, ", ")))
 	return result, nil
+}
+
+// hostnames are the names of hs, in order.
+func hostnames(hs []hosts.Host) []string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Hostname
+	}
+	return names
 }
 
 // serviceCommandLine fills in the cluster's template; the service name is

@@ -121,7 +121,8 @@ func (d NodeDeps) withDefaults() NodeDeps {
 }
 
 // NodeCommands lists the commands that reach nodes over SSH: exec, start,
-// stop, restart, register_cluster, remove_cluster, add_node and remove_node.
+// stop, restart, register_cluster, remove_cluster, add_node, remove_node,
+// stop_cluster, start_cluster, rolling_restart and reboot.
 func NodeCommands(d NodeDeps) []Command {
 	n := &nodes{d.withDefaults()}
 	return []Command{
@@ -133,6 +134,10 @@ func NodeCommands(d NodeDeps) []Command {
 		n.removeClusterCommand(),
 		n.addNodeCommand(),
 		n.removeNodeCommand(),
+		n.clusterServiceCommand("stop_cluster", "stop", true),
+		n.clusterServiceCommand("start_cluster", "start", false),
+		n.rollingRestartCommand(),
+		n.rebootCommand(),
 	}
 }
 
