@@ -153,12 +153,23 @@ func (a *Authn) Password(ctx context.Context, name, password, remote string) (*U
 
 // Inline checks credentials sent inside a request. Credentials that verified
 // within the cache's lifetime cost one user lookup instead of a bcrypt hash.
+// Requests that bring the same credentials at once (a script's burst) wait
+// for the first one's check instead of each taking a bcrypt slot.
 func (a *Authn) Inline(ctx context.Context, name, password, remote string) (*User, error) {
-	if hit, ok := a.cache.lookup(name, password); ok {
-		u, err := a.store.UserByID(ctx, hit.userID)
-		if err == nil && u.Name == name && u.PasswordHash == hit.passwordHash && !u.Disabled {
+	if u := a.cachedInline(ctx, name, password); u != nil {
+		return u, nil
+	}
+	if checking := a.cache.lead(name, password); checking != nil {
+		select {
+		case <-checking:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if u := a.cachedInline(ctx, name, password); u != nil {
 			return u, nil
 		}
+	} else {
+		defer a.cache.done(name, password)
 	}
 	u, err := a.Password(ctx, name, password, remote)
 	if err != nil {
@@ -166,6 +177,20 @@ func (a *Authn) Inline(ctx context.Context, name, password, remote string) (*Use
 	}
 	a.cache.remember(name, password, u.ID, u.PasswordHash)
 	return u, nil
+}
+
+// cachedInline is the user of credentials that verified recently, if they
+// still match the user as stored; nil otherwise.
+func (a *Authn) cachedInline(ctx context.Context, name, password string) *User {
+	hit, ok := a.cache.lookup(name, password)
+	if !ok {
+		return nil
+	}
+	u, err := a.store.UserByID(ctx, hit.userID)
+	if err != nil || u.Name != name || u.PasswordHash != hit.passwordHash || u.Disabled {
+		return nil
+	}
+	return u
 }
 
 // Challenge starts a key login: it returns a session token holding a fresh

@@ -21,6 +21,9 @@ type credentialCache struct {
 	now func() time.Time
 	mu  sync.Mutex
 	m   map[[32]byte]cachedCredential
+	// checking holds the credentials being verified now, each with a channel
+	// closed when the check ends.
+	checking map[[32]byte]chan struct{}
 }
 
 type cachedCredential struct {
@@ -30,7 +33,8 @@ type cachedCredential struct {
 }
 
 func newCredentialCache(ttl time.Duration, maxEntries int, now func() time.Time) *credentialCache {
-	c := &credentialCache{ttl: ttl, max: maxEntries, now: now, m: map[[32]byte]cachedCredential{}}
+	c := &credentialCache{ttl: ttl, max: maxEntries, now: now, m: map[[32]byte]cachedCredential{},
+		checking: map[[32]byte]chan struct{}{}}
 	_, _ = rand.Read(c.key[:])
 	return c
 }
@@ -74,4 +78,27 @@ func (c *credentialCache) remember(name, password string, userID int64, password
 		}
 	}
 	c.m[id] = cachedCredential{userID: userID, passwordHash: passwordHash, expires: c.now().Add(c.ttl)}
+}
+
+// lead starts the check of a credential unless one is under way: the
+// leader gets a nil channel and must call done; the others get a channel
+// closed when the leader's check ends.
+func (c *credentialCache) lead(name, password string) <-chan struct{} {
+	id := c.id(name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.checking[id]; ok {
+		return ch
+	}
+	c.checking[id] = make(chan struct{})
+	return nil
+}
+
+// done ends the leader's check of a credential.
+func (c *credentialCache) done(name, password string) {
+	id := c.id(name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.checking[id])
+	delete(c.checking, id)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,6 +208,32 @@ func TestInlineCredentialsSkipBcryptWhenCached(t *testing.T) {
 			t.Fatalf("disabled user: %v", err)
 		}
 	})
+}
+
+// A burst of requests with the same new credentials costs one comparison:
+// the others wait for it instead of queueing for bcrypt slots.
+func TestInlineBurstCostsOneComparison(t *testing.T) {
+	db := services.OpenSQLite(t)
+	a, h := testAuthn(t, db)
+	mustUser(t, a, "burst", "burst-pw")
+	before := h.Verifications()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			if _, err := a.Inline(context.Background(), "burst", "burst-pw", "127.0.0.1"); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := h.Verifications() - before; n != 1 {
+		t.Fatalf("16 concurrent inline requests made %d bcrypt comparisons, want 1", n)
+	}
 }
 
 func TestUnknownUserCostsOneComparison(t *testing.T) {
