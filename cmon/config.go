@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/rbac"
 	"github.com/spf13/pflag"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	MaxConnections           int
 	MaxConnectionsPerAddress int
 	AdminPassword            string
+	MinPasswordLength        int
 	LogLevel                 string
 	ShutdownGrace            time.Duration
 	SessionIdle              time.Duration
@@ -165,6 +167,9 @@ func settings() []setting {
 		{key: "CMON_ADMIN_PASSWORD", flag: "admin-password", secret: true,
 			usage: "password of the admin user created on first start; empty generates one (prefer the file or environment: flags show in the process list)",
 			set:   func(c *Config, v string) error { c.AdminPassword = v; return nil }},
+		{key: "CMON_MIN_PASSWORD_LENGTH", flag: "min-password-length", def: "8",
+			usage: "fewest characters a new password may have; passwords already set keep working",
+			set:   intSetter(1, rbac.MaxPasswordLen, func(c *Config) *int { return &c.MinPasswordLength })},
 		{key: "CMON_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
 			set: func(c *Config, v string) error {
 				switch strings.ToLower(v) {
@@ -309,7 +314,9 @@ func setBindAddresses(c *Config, v string) error {
 	return nil
 }
 
-// defaultDataDir is /var/lib/cmon for root, else the user's state directory.
+// defaultDataDir is /var/lib/cmon for root, else the user's state directory;
+// "" when there is none (no HOME): loadConfig then asks for --data-dir
+// rather than guessing a directory relative to wherever cmon was started.
 func defaultDataDir() string {
 	if os.Geteuid() == 0 {
 		return "/var/lib/cmon"
@@ -320,7 +327,7 @@ func defaultDataDir() string {
 	if home, err := os.UserHomeDir(); err == nil {
 		return filepath.Join(home, ".local", "state", "cmon")
 	}
-	return "cmon-data"
+	return ""
 }
 
 // configError names the key and the source, and never the value of a secret.

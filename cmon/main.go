@@ -56,6 +56,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "cmon %s\n", version)
 		return nil
 	}
+	if cfg.DataDir == "" {
+		return errors.New("config: no data directory: HOME is not set and cmon does not run as root; name one with --data-dir or CMON_DATA_DIR")
+	}
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.LogLevel))
 	log := newLogger(stderr, level, cfg.LogFormat)
@@ -118,6 +121,7 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	if err != nil {
 		return err
 	}
+	hasher.MinLength = cfg.MinPasswordLength
 	users := rbac.NewStore(db)
 	if err := ensureAdmin(ctx, log, cfg, users, hasher); err != nil {
 		return err

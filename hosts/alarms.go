@@ -21,6 +21,7 @@ const (
 	AlarmHostUnreachable = "HostUnreachable"
 	AlarmSSHAuthFailed   = "SshAuthenticationFailed"
 	AlarmHostKeyChanged  = "HostKeyChanged"
+	AlarmSSHKeyUnusable  = "SshKeyUnusable"
 	AlarmClusterDegraded = "ClusterDegraded"
 	AlarmClusterFailure  = "ClusterFailure"
 	AlarmJobFailing      = "JobFailingRepeatedly"

@@ -168,6 +168,8 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 				failure[i] = AlarmSSHAuthFailed
 			case errors.Is(n.Err, remote.ErrHostKey):
 				failure[i] = AlarmHostKeyChanged
+			case errors.Is(n.Err, remote.ErrSetup):
+				failure[i] = AlarmSSHKeyUnusable
 			}
 		default:
 			check.Message, failure[i] = string(n.Outcome), AlarmHostUnreachable
@@ -193,6 +195,8 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 var hostAlarms = map[string]struct{ component, title, recommendation string }{
 	AlarmHostUnreachable: {"Network", "Host %s is unreachable", "Check that the host runs and that its SSH server answers from the controller."},
 	AlarmSSHAuthFailed:   {"SshConnection", "SSH authentication to %s fails", "Check the cluster's SSH user and key, and the host's authorized_keys."},
+	AlarmSSHKeyUnusable: {"SshConnection", "cmon cannot use its SSH key for %s", "Check that the cluster's ssh_keyfile exists on " +
+		"the controller and that the user cmon runs as can read it."},
 	AlarmHostKeyChanged: {"SshConnection", "The SSH host key of %s changed", "If the host was reinstalled, remove it and add it again to trust " +
 		"its new key; otherwise the host may be impersonated: investigate before anything runs on it."},
 }

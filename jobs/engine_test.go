@@ -60,11 +60,11 @@ func TestOutcomes(t *testing.T) {
 			{name: "non-object result is wrapped", command: "scalar", wantStatus: StatusFinished, wantResult: `{"result":7}`},
 			{name: "panic", command: "panic", wantStatus: StatusFailed, wantText: "job command panicked: boom", wantExit: 1},
 			{name: "job timeout", command: "sleep", data: `{"ms": 60000, "timeout_sec": 0.3}`, wantStatus: StatusFailed,
-				wantText: "Job timed out after 0.3 s.", wantExit: 124, wantLog: "Job timed out after 0.3 s."},
+				wantText: "Job timed out after 0.3 s.", wantExit: 124, wantResult: `{"exit_code":124,"exit_signal":"TERM"}`, wantLog: "Job timed out after 0.3 s."},
 			{name: "controller maximum", command: "sleep", data: `{"ms": 60000, "timeout_sec": 3600}`, wantStatus: StatusFailed,
-				wantText: "Job timed out after 1.5 s.", wantExit: 124},
+				wantText: "Job timed out after 1.5 s.", wantExit: 124, wantResult: `{"exit_code":124,"exit_signal":"TERM"}`},
 			{name: "handler ignoring its context is abandoned", command: "stubborn", data: `{"timeout_sec": 0.2}`,
-				wantStatus: StatusFailed, wantText: "Job timed out after 0.2 s.", wantExit: 124},
+				wantStatus: StatusFailed, wantText: "Job timed out after 0.2 s.", wantExit: 124, wantResult: `{"exit_code":124,"exit_signal":"TERM"}`},
 		}
 		ids := make([]int64, len(tests))
 		for i, tc := range tests {
@@ -79,6 +79,9 @@ func TestOutcomes(t *testing.T) {
 				}
 				if string(j.Result) != tc.wantResult {
 					t.Errorf("result %s, want %s", j.Result, tc.wantResult)
+				}
+				if wantSignal := map[bool]string{true: "TERM"}[tc.wantExit == 124]; j.ExitSignal != wantSignal {
+					t.Errorf("exit signal %q, want %q", j.ExitSignal, wantSignal)
 				}
 				if j.Started.IsZero() || j.Ended.Before(j.Started) || j.ControllerID != "c1" {
 					t.Errorf("started %v ended %v controller %q", j.Started, j.Ended, j.ControllerID)
@@ -283,8 +286,9 @@ func TestKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !k.KillRequested || k.KilledBy != "alice" {
-			t.Errorf("kill reply: requested %v by %q", k.KillRequested, k.KilledBy)
+		// The reply is the job after the request, not before it.
+		if !k.KillRequested || k.KilledBy != "alice" || (k.Status.Active() && k.StatusText != TextKillRequested) {
+			t.Errorf("kill reply: requested %v by %q, %s %q", k.KillRequested, k.KilledBy, k.Status, k.StatusText)
 		}
 		select {
 		case cause := <-g.cancelled:
@@ -295,8 +299,9 @@ func TestKill(t *testing.T) {
 			t.Fatal("handler's context was not cancelled")
 		}
 		j := waitEnded(t, s, id)
-		if j.Status != StatusAborted || j.StatusText != "Job was aborted by user alice." || j.Ended.IsZero() {
-			t.Errorf("killed job is %s %q", j.Status, j.StatusText)
+		if j.Status != StatusAborted || j.StatusText != "Job was aborted by user alice." || j.Ended.IsZero() ||
+			j.ExitCode != 143 || j.ExitSignal != "TERM" || string(j.Result) != `{"exit_code":143,"exit_signal":"TERM"}` {
+			t.Errorf("killed job is %s %q exit %d signal %q result %s", j.Status, j.StatusText, j.ExitCode, j.ExitSignal, j.Result)
 		}
 		if _, err := s.Kill(ctx, 9999, "alice"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("kill missing job: %v", err)

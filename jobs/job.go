@@ -80,6 +80,8 @@ const (
 	TextFinished  = "Job finished."
 	TextScheduled = "Scheduled"
 	TextPaused    = "Paused"
+	// TextKillRequested is a running job's text from its kill until it ends.
+	TextKillRequested = "Kill requested."
 	// TextControllerStopped is the reason given to a job that was running when
 	// its controller stopped or died.
 	TextControllerStopped = "The controller stopped while the job was running."
@@ -101,13 +103,16 @@ type Job struct {
 	ID        int64
 	ClusterID int64 // 0: the job concerns no cluster
 	Title     string
-	Command   string // the canonical command name (aliases are resolved at create)
+	Command   string // the command's name or alias as the client sent it, lower case
 	// JobData is the job_data object the client sent, compact.
-	JobData     json.RawMessage
-	Tags        []string
-	Status      Status
-	StatusText  string
-	ExitCode    int
+	JobData    json.RawMessage
+	Tags       []string
+	Status     Status
+	StatusText string
+	ExitCode   int
+	// ExitSignal is the signal a killed (TERM) or timed-out job's commands
+	// were ended with; "" otherwise.
+	ExitSignal  string
 	HasProgress bool
 	Progress    int // percent, 0..100
 	Created     time.Time

@@ -200,10 +200,12 @@ func describeNodeError(ctx context.Context, nr remote.NodeResult) string {
 	if e.Err != nil {
 		what += ": " + e.Err.Error()
 	}
-	switch nr.Outcome {
-	case remote.Unreachable:
+	switch {
+	case errors.Is(e.Kind, remote.ErrSetup):
+		return what // the controller's own configuration: the node is not at fault
+	case nr.Outcome == remote.Unreachable:
 		return "unreachable: " + what
-	case remote.Unapproved:
+	case nr.Outcome == remote.Unapproved:
 		return "refused: " + what
 	}
 	return what

@@ -246,9 +246,11 @@ func (s *Service) Log(ctx context.Context, id int64, q MessageQuery) (*JobLog, e
 // ABORTED. Killing an ended job is an *InvalidError wrapping ErrWrongState.
 func (s *Service) Kill(ctx context.Context, id int64, by string) (*Job, error) {
 	now := s.clock.Now()
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, ended = ?,
-		kill_requested = 1, killed_by = ? WHERE job_id = ? AND status IN (?, ?, ?)`,
-		StatusAborted, abortedText(by), sql.Millis(now), by, id, StatusDefined, StatusScheduled, StatusPaused)
+	killed := killedOutcome(by)
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, exit_signal = ?,
+		result = ?, ended = ?, kill_requested = 1, killed_by = ? WHERE job_id = ? AND status IN (?, ?, ?)`,
+		killed.status, killed.text, killed.exitCode, killed.signal, string(withExit(nil, killed.exitCode, killed.signal)),
+		sql.Millis(now), by, id, StatusDefined, StatusScheduled, StatusPaused)
 	if err != nil {
 		return nil, fmt.Errorf("abort job %d: %w", id, err)
 	}
@@ -257,8 +259,8 @@ func (s *Service) Kill(ctx context.Context, id int64, by string) (*Job, error) {
 		s.log.InfoContext(ctx, "job aborted before it ran", "job_id", id, "by", by)
 		return s.Get(ctx, id)
 	}
-	res, err = s.db.ExecContext(ctx, `UPDATE jobs SET kill_requested = 1, killed_by = ?
-		WHERE job_id = ? AND status IN (?, ?) AND kill_requested = 0`, by, id, StatusDequeued, StatusRunning)
+	res, err = s.db.ExecContext(ctx, `UPDATE jobs SET kill_requested = 1, killed_by = ?, status_text = ?
+		WHERE job_id = ? AND status IN (?, ?) AND kill_requested = 0`, by, TextKillRequested, id, StatusDequeued, StatusRunning)
 	if err != nil {
 		return nil, fmt.Errorf("request kill of job %d: %w", id, err)
 	}
@@ -266,8 +268,12 @@ func (s *Service) Kill(ctx context.Context, id int64, by string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 && !j.Status.Active() {
+	n, _ := res.RowsAffected()
+	if n == 0 && !j.Status.Active() {
 		return nil, invalid(ErrWrongState, "job %d has already ended (%s)", id, j.Status)
+	}
+	if n == 1 {
+		s.addMessage(ctx, id, MessageWarning, fmt.Sprintf("Kill requested by user %s.", by))
 	}
 	s.log.InfoContext(ctx, "job kill requested", "job_id", id, "by", j.KilledBy, "controller", j.ControllerID)
 	s.cancelLocal(id, j.KilledBy)

@@ -23,7 +23,7 @@ type querier interface {
 const jobColumns = `job_id, cluster_id, title, command, job_data, tags, status, status_text,
 	exit_code, has_progress, progress_percent, created, started, ended, scheduled, recurrence,
 	time_zone, next_fire_at, user_id, user_name, group_id, group_name, ip_address,
-	parent_job_id, result, is_exclusive, controller_id, kill_requested, killed_by`
+	parent_job_id, result, is_exclusive, controller_id, kill_requested, killed_by, exit_signal`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -37,7 +37,7 @@ func scanJob(r rowScanner) (*Job, error) {
 	err := r.Scan(&j.ID, &j.ClusterID, &j.Title, &j.Command, &jobData, &tags, &j.Status, &j.StatusText,
 		&j.ExitCode, &hasProgress, &j.Progress, &created, &started, &ended, &scheduled, &j.Recurrence,
 		&j.TimeZone, &nextFireAt, &j.UserID, &j.UserName, &j.GroupID, &j.GroupName, &j.IPAddress,
-		&j.ParentJobID, &result, &exclusive, &j.ControllerID, &killRequested, &j.KilledBy)
+		&j.ParentJobID, &result, &exclusive, &j.ControllerID, &killRequested, &j.KilledBy, &j.ExitSignal)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +137,9 @@ type Filter struct {
 	// Limit and Offset page the newest-first list; Limit <= 0 means all and
 	// Offset < 0 means from the start.
 	Limit, Offset int
+	// WithResult reads each job's result too: per-node output, up to a few
+	// MiB a job, which listings leave out unless asked.
+	WithResult bool
 }
 
 func (f Filter) where() (string, []any) {
@@ -212,7 +215,11 @@ func listJobs(ctx context.Context, db *sql.DB, f Filter) ([]*Job, int, error) {
 
 func pageOfJobs(ctx context.Context, q querier, f Filter, where string, args []any) ([]*Job, error) {
 	pg, pargs := page(f.Limit, f.Offset)
-	rows, err := q.QueryContext(ctx, "SELECT "+prefixed("j.", jobColumns)+" FROM jobs j"+where+
+	columns := prefixed("j.", jobColumns)
+	if !f.WithResult {
+		columns = strings.Replace(columns, "j.result", "''", 1)
+	}
+	rows, err := q.QueryContext(ctx, "SELECT "+columns+" FROM jobs j"+where+
 		" ORDER BY j.job_id DESC"+pg, append(args, pargs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)

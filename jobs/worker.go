@@ -144,7 +144,7 @@ func (s *Service) run(j *Job) {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		// Killed between claim and start (or taken from us): do not run it.
-		s.finish(j, outcome{status: StatusAborted, text: abortedText(s.killedBy(j.ID))})
+		s.finish(j, killedOutcome(s.killedBy(j.ID)))
 		return
 	}
 	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
@@ -195,7 +195,22 @@ type outcome struct {
 	status   Status
 	text     string
 	exitCode int
-	result   json.RawMessage
+	// signal is what a killed or timed-out job's commands were ended with.
+	signal string
+	result json.RawMessage
+}
+
+// The exit codes of jobs that did not end by themselves, as a shell reports
+// a process ended by SIGTERM and as timeout(1) reports a timeout.
+const (
+	killedExitCode   = 128 + 15
+	timedOutExitCode = 124
+	endSignal        = "TERM"
+)
+
+// killedOutcome is the end of a job killed by user by.
+func killedOutcome(by string) outcome {
+	return outcome{status: StatusAborted, text: abortedText(by), exitCode: killedExitCode, signal: endSignal}
 }
 
 // invoke calls the handler, turning a panic into an error. If ctx ends and the
@@ -244,9 +259,10 @@ func (s *Service) judge(ctx context.Context, timeout time.Duration, err error, a
 	var killed *killedError
 	switch {
 	case ctx.Err() != nil && errors.As(cause, &killed):
-		return outcome{status: StatusAborted, text: abortedText(killed.by)}
+		return killedOutcome(killed.by)
 	case ctx.Err() != nil && errors.Is(cause, ErrTimedOut):
-		return outcome{status: StatusFailed, text: fmt.Sprintf("Job timed out after %s.", seconds(timeout)), exitCode: 124}
+		return outcome{status: StatusFailed, text: fmt.Sprintf("Job timed out after %s.", seconds(timeout)),
+			exitCode: timedOutExitCode, signal: endSignal}
 	case ctx.Err() != nil && errors.Is(cause, ErrControllerStopped):
 		return outcome{status: StatusFailed, text: TextControllerStopped, exitCode: 1}
 	}
@@ -278,6 +294,19 @@ func encodeResult(result any, log *slog.Logger) json.RawMessage {
 	return b
 }
 
+// withExit adds a job's exit code and signal to its result object, so that
+// the result alone tells how the job ended.
+func withExit(result json.RawMessage, code int, signal string) json.RawMessage {
+	fields := map[string]json.RawMessage{}
+	if len(result) > 0 && json.Unmarshal(result, &fields) != nil {
+		return result
+	}
+	fields["exit_code"], _ = json.Marshal(code)
+	fields["exit_signal"], _ = json.Marshal(signal)
+	b, _ := json.Marshal(fields)
+	return b
+}
+
 // finish records a job's end, releases its cluster, and logs the reason as a
 // job message when it did not finish well. The update is conditional on this
 // controller still holding the job: a job failed meanwhile by another
@@ -285,6 +314,9 @@ func encodeResult(result any, log *slog.Logger) json.RawMessage {
 // retried for a while, since nobody else ends a job of a live controller.
 func (s *Service) finish(j *Job, o outcome) {
 	log := s.log.With("job_id", j.ID, "command", j.Command)
+	if o.signal != "" {
+		o.result = withExit(o.result, o.exitCode, o.signal)
+	}
 	var ended time.Time
 	var n int64
 	var err error
@@ -337,10 +369,10 @@ func (s *Service) recordEnd(id int64, o outcome, ended time.Time) (int64, error)
 	}
 	var n int64
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, ended = ?,
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, exit_signal = ?, ended = ?,
 			result = ?, exclusive_lock = NULL, progress_percent = `+progress+`, has_progress = `+hasProgress+`
 			WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
-			o.status, o.text, o.exitCode, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
+			o.status, o.text, o.exitCode, o.signal, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
 		if err != nil {
 			return err
 		}

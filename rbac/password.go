@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -20,6 +21,9 @@ const DefaultBcryptCost = 11
 // Hasher hashes and verifies passwords with bcrypt at a fixed cost.
 type Hasher struct {
 	Cost int
+	// MinLength is the fewest characters a new password may have (0: no
+	// floor); passwords already stored keep working.
+	MinLength int
 	// dummy is a hash of a random password, compared against when the user is
 	// unknown so that a login for an unknown user costs as much as for a known one.
 	dummy []byte
@@ -52,9 +56,21 @@ var ErrPasswordTooLong = fmt.Errorf("password is longer than %d bytes", MaxPassw
 // ErrPasswordEmpty is returned for an empty password.
 var ErrPasswordEmpty = errors.New("password is empty")
 
-// Hash returns the bcrypt hash of password.
-func (h *Hasher) Hash(password string) (string, error) {
+// CheckNew refuses a new password that cannot be stored or is shorter than
+// MinLength.
+func (h *Hasher) CheckNew(password string) error {
 	if err := CheckPasswordInput(password); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(password) < h.MinLength {
+		return fmt.Errorf("password is shorter than %d characters", h.MinLength)
+	}
+	return nil
+}
+
+// Hash returns the bcrypt hash of a new password, checked by CheckNew.
+func (h *Hasher) Hash(password string) (string, error) {
+	if err := h.CheckNew(password); err != nil {
 		return "", err
 	}
 	b, err := bcrypt.GenerateFromPassword([]byte(password), h.Cost)

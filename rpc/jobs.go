@@ -178,6 +178,8 @@ type listRequest struct {
 	ShowFailed    bool     `json:"show_failed"`
 	ShowAborted   bool     `json:"show_aborted"`
 	ShowScheduled bool     `json:"show_scheduled"`
+	// WithResult adds each job's result (per-node output) to the listing.
+	WithResult bool `json:"with_result"`
 }
 
 // statuses are the statuses the show_* switches ask for; none is all.
@@ -213,7 +215,8 @@ func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *
 	if limit <= 0 {
 		limit = listedJobs
 	}
-	f := jobs.Filter{Limit: min(limit, maxListedJobs), Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses()}
+	f := jobs.Filter{Limit: min(limit, maxListedJobs), Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses(),
+		WithResult: in.WithResult}
 	switch {
 	case c != nil:
 		f.ClusterIDs = []int64{c.ID}

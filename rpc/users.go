@@ -298,7 +298,7 @@ type passwordRequest struct {
 }
 
 func (h *users) changePassword(ctx context.Context, req *Request, u *rbac.User, in *passwordRequest) (Reply, error) {
-	if err := rbac.CheckPasswordInput(in.NewPassword); err != nil {
+	if err := h.authn.Hasher().CheckNew(in.NewPassword); err != nil {
 		return nil, InvalidRequest("Invalid new password: %s.", err)
 	}
 	// Changing one's own password needs the old one, even for a superuser: a

@@ -21,6 +21,7 @@ type wireJob struct {
 	Recurrence      string          `json:"recurrence,omitempty"`
 	TimeZone        string          `json:"time_zone,omitempty"`
 	ExitCode        int             `json:"exit_code"`
+	ExitSignal      string          `json:"exit_signal,omitempty"`
 	UserID          int64           `json:"user_id"`
 	UserName        string          `json:"user_name"`
 	GroupID         int64           `json:"group_id"`
@@ -60,6 +61,7 @@ func renderJob(j *jobs.Job) *wireJob {
 		Recurrence:   j.Recurrence,
 		TimeZone:     j.TimeZone,
 		ExitCode:     j.ExitCode,
+		ExitSignal:   j.ExitSignal,
 		UserID:       j.UserID,
 		UserName:     j.UserName,
 		GroupID:      j.GroupID,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -86,7 +87,7 @@ func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
 	}
 	auth, done, err := c.auth(ctx, t)
 	if err != nil {
-		return nil, newError(ErrAuth, node, err)
+		return nil, newError(ErrSetup, node, err)
 	}
 	defer done()
 	check := &hostKeyCheck{known: known, fingerprints: t.HostKeyFingerprints, learn: c.cfg.LearnHostKeys}
@@ -156,7 +157,11 @@ func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, 
 	if path := c.keyFile(t); path != "" {
 		pem, err := os.ReadFile(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read private key: %w", err)
+			var pathErr *fs.PathError
+			if errors.As(err, &pathErr) {
+				err = pathErr.Err // the path is named below
+			}
+			return nil, nil, fmt.Errorf("key file %s cannot be read by cmon: %w", path, err)
 		}
 		signer, err := ssh.ParsePrivateKey(pem)
 		var protected *ssh.PassphraseMissingError
@@ -164,7 +169,7 @@ func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, 
 			return nil, nil, fmt.Errorf("private key %s is protected by a passphrase: load it into ssh-agent instead", path)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("parse private key %s: %w", path, err)
+			return nil, nil, fmt.Errorf("key file %s is not a private key cmon can use: %w", path, err)
 		}
 		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, func() {}, nil
 	}

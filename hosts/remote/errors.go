@@ -28,6 +28,9 @@ var (
 	ErrRefused = errors.New("command refused by filter")
 	// ErrInvalid: the request itself is unusable (no host, bad variable name...).
 	ErrInvalid = errors.New("invalid request")
+	// ErrSetup: the controller cannot log in as configured (its key file is
+	// missing or unreadable, no agent): the node was never asked.
+	ErrSetup = errors.New("controller configuration error")
 )
 
 // Error is a failure on one node: its kind (one of the Err* values above), the

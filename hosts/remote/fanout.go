@@ -34,7 +34,8 @@ const (
 	Responded Outcome = "responded"
 	// Unreachable: no connection, login refused, host key refused, connection lost.
 	Unreachable Outcome = "unreachable"
-	// Unapproved: refused before reaching the node (command filter, invalid request).
+	// Unapproved: refused before reaching the node (command filter, invalid
+	// request, a controller that cannot log in as configured).
 	Unapproved Outcome = "unapproved"
 	// Pending: never started, because of abort_on_error or cancellation.
 	Pending Outcome = "pending"
@@ -146,7 +147,7 @@ func outcomeOf(res *Result, err error) Outcome {
 	switch {
 	case err == nil:
 		return Responded
-	case errors.Is(err, ErrRefused), errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrInvalid), errors.Is(err, ErrSetup):
 		return Unapproved
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrKilled):
 		if res != nil && !res.Started.IsZero() {

@@ -521,18 +521,22 @@ func TestUnreachableAndRefusedLogin(t *testing.T) {
 		name   string
 		target Target
 		kind   error
+		text   string // in the error, when set
 	}{
 		{name: "no listener", target: Target{Host: "127.0.0.1", Port: port, User: sshd.User, KeyFile: sshd.ClientKey}, kind: ErrConnect},
 		{name: "key not authorized", target: Target{Host: sshd.Addrs[5], Port: sshd.Port, User: sshd.User, KeyFile: strangerKey}, kind: ErrAuth},
 		{name: "unknown user", target: Target{Host: sshd.Addrs[5], Port: sshd.Port, User: "no-such-user-cmon", KeyFile: sshd.ClientKey}, kind: ErrAuth},
-		{name: "missing key file", target: Target{Host: sshd.Addrs[5], Port: sshd.Port, User: sshd.User, KeyFile: "/nonexistent/key"}, kind: ErrAuth},
+		{name: "missing key file", target: Target{Host: sshd.Addrs[5], Port: sshd.Port, User: sshd.User, KeyFile: "/nonexistent/key"}, kind: ErrSetup,
+			text: "key file /nonexistent/key cannot be read by cmon: no such file or directory"},
+		{name: "key file not a key", target: Target{Host: sshd.Addrs[5], Port: sshd.Port, User: sshd.User, KeyFile: sshd.ClientKey + ".pub"}, kind: ErrSetup,
+			text: "is not a private key cmon can use"},
 		{name: "no host", target: Target{User: "root"}, kind: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := c.Run(context.Background(), tt.target, Request{Command: "true"})
-			if !errors.Is(err, tt.kind) {
-				t.Fatalf("error %v, want %v", err, tt.kind)
+			if !errors.Is(err, tt.kind) || !strings.Contains(fmt.Sprint(err), tt.text) {
+				t.Fatalf("error %v, want %v with %q", err, tt.kind, tt.text)
 			}
 			var e *Error
 			if !errors.As(err, &e) || e.Node != tt.target.Addr() || res == nil || res.ExitStatus != -1 {
