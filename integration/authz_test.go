@@ -427,7 +427,7 @@ func TestReaderUserSeedScenario(t *testing.T) {
 	}
 	mustOk(t, admin.call(t, "tree", `{"operation":"removeAcl","path":"/galera21","acl":"user:readeruser"}`))
 	if r := second.curl(t, "clusters", `{"operation":"getClusterInfo","cluster_name":"galera21"}`, "-b", cookies); r.Status() != "AccessDenied" ||
-		r.Reply["error_string"] != "Read access to cluster galera21 for user readeruser is denied." { // named as asked: no id revealed
+		r.Reply["error_string"] != "Read access to cluster 'galera21' for user readeruser is denied." { // named as asked: no id revealed
 		t.Fatalf("getClusterInfo without r: %s", r.Raw)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -97,11 +96,11 @@ func (d *Draft) Authorize(p Privileger, u *rbac.User, cluster *hosts.Cluster) er
 	switch {
 	case a.OnRoot:
 		if missing := a.Need &^ p.Privileges(u, rbac.RootPath); missing != 0 {
-			return rbac.DeniedOnPath(missing, rbac.RootPath, u.Name)
+			return rbac.DeniedOn(missing, rbac.PathObject(rbac.RootPath), u.Name)
 		}
 	case cluster != nil:
 		if missing := a.Need &^ p.Privileges(u, rbac.ClusterPath(cluster.Name)); missing != 0 {
-			return rbac.DeniedOnCluster(missing, strconv.FormatInt(cluster.ID, 10), u.Name)
+			return rbac.DeniedOn(missing, rbac.ClusterObject(cluster.Name, cluster.ID), u.Name)
 		}
 	}
 	if u.IsSuperuser() {
@@ -109,7 +108,7 @@ func (d *Draft) Authorize(p Privileger, u *rbac.User, cluster *hosts.Cluster) er
 	}
 	for _, f := range a.SuperuserFields {
 		if d.sets(f) {
-			return rbac.DeniedToNonSuperuser("set '"+f+"'", u.Name)
+			return rbac.Denied("Superuser", "job_data field '"+f+"'", u.Name)
 		}
 	}
 	return nil

@@ -50,21 +50,31 @@ type DeniedError struct{ Message string }
 
 func (e *DeniedError) Error() string { return e.Message }
 
-// DeniedOnCluster refuses a user the privileges it lacks (missing) on a
-// cluster, named by its id or as the user named it: "Execute access to
-// cluster 21 for user readeruser is denied."
-func DeniedOnCluster(missing Privileges, cluster, user string) *DeniedError {
-	return &DeniedError{fmt.Sprintf("%s access to cluster %s for user %s is denied.", actionName(missing), cluster, user)}
+// Denied is a refusal in the one wording every refusal uses, the RPC
+// contract's: "Execute access to cluster 21 ('db1') for user bob is
+// denied." need is what the user lacks (a privilege's name, "Superuser",
+// "Owner"), object what it was refused on (ClusterObject, PathObject, or
+// another noun phrase such as "user 'alice'").
+func Denied(need, object, user string) *DeniedError {
+	return &DeniedError{fmt.Sprintf("%s access to %s for user %s is denied.", need, object, user)}
 }
 
-// DeniedOnPath refuses a user the privileges it lacks on a tree path:
-// "Write access to / for user bob is denied."
-func DeniedOnPath(missing Privileges, path, user string) *DeniedError {
-	return &DeniedError{fmt.Sprintf("%s access to %s for user %s is denied.", actionName(missing), path, user)}
+// DeniedOn refuses a user the privileges it lacks (missing) on object.
+func DeniedOn(missing Privileges, object, user string) *DeniedError {
+	return Denied(actionName(missing), object, user)
 }
 
-// DeniedToNonSuperuser refuses what only superusers may do, such as "set
-// 'ssh_keyfile'".
-func DeniedToNonSuperuser(what, user string) *DeniedError {
-	return &DeniedError{fmt.Sprintf("Only superusers may %s; user '%s' is not one.", what, user)}
+// ClusterObject names a cluster in a refusal: "cluster 21 ('db1')", or by
+// what is known of it when the other part must not be revealed.
+func ClusterObject(name string, id int64) string {
+	switch {
+	case id > 0 && name != "":
+		return fmt.Sprintf("cluster %d ('%s')", id, name)
+	case id > 0:
+		return fmt.Sprintf("cluster %d", id)
+	}
+	return fmt.Sprintf("cluster '%s'", name)
 }
+
+// PathObject names an object of the access tree in a refusal: "object '/db1'".
+func PathObject(path string) string { return fmt.Sprintf("object '%s'", path) }

@@ -45,17 +45,16 @@ func anyone[In any](h func(context.Context, *Request, *In) (Reply, error)) Endpo
 	}
 }
 
-// superuser admits members of group admins only; what names the operation in
-// the refusal, such as "create users".
-func superuser[In any](what string, h func(context.Context, *Request, *In) (Reply, error)) Endpoint {
-	return superuserOnly(what, anyone(h))
+// superuser admits members of group admins only.
+func superuser[In any](h func(context.Context, *Request, *In) (Reply, error)) Endpoint {
+	return superuserOnly(anyone(h))
 }
 
 // superuserOnly puts the superuser check in front of another rule.
-func superuserOnly(what string, next Endpoint) Endpoint {
+func superuserOnly(next Endpoint) Endpoint {
 	return func(ctx context.Context, req *Request) (Reply, error) {
 		if !req.Caller.IsSuperuser() {
-			return nil, denied(rbac.DeniedToNonSuperuser(what, req.Caller.Name))
+			return nil, denied(rbac.Denied("Superuser", "operation "+req.Operation, req.Caller.Name))
 		}
 		return next(ctx, req)
 	}
@@ -145,7 +144,7 @@ func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy
 	if need == 0 {
 		need = rbac.Read
 	}
-	return nil, denied(rbac.DeniedOnCluster(need, ref.label(), req.Caller.Name))
+	return nil, denied(rbac.DeniedOn(need, rbac.ClusterObject(ref.Name, ref.ID), req.Caller.Name))
 }
 
 // checkCluster loads the referenced cluster and refuses a caller without
@@ -156,7 +155,7 @@ func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, 
 		return nil, err
 	}
 	if missing := need &^ p.Privileges(req.Caller, rbac.ClusterPath(c.Name)); missing != 0 {
-		return nil, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(c.ID, 10), req.Caller.Name))
+		return nil, denied(rbac.DeniedOn(missing, rbac.ClusterObject(c.Name, c.ID), req.Caller.Name))
 	}
 	return c, nil
 }
@@ -205,7 +204,7 @@ func readable(req *Request, p *rbac.Policy, all []*hosts.Cluster) ([]*hosts.Clus
 // needOnPath refuses the caller unless it has need on the tree path.
 func needOnPath(p *rbac.Policy, req *Request, path string, need rbac.Privileges) error {
 	if missing := need &^ p.Privileges(req.Caller, path); missing != 0 {
-		return denied(rbac.DeniedOnPath(missing, path, req.Caller.Name))
+		return denied(rbac.DeniedOn(missing, rbac.PathObject(path), req.Caller.Name))
 	}
 	return nil
 }
@@ -253,7 +252,11 @@ func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, 
 			if !priv.Has(rbac.Read) {
 				return nil, NotFound("Job %d was not found.", id)
 			}
-			return nil, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(j.ClusterID, 10), req.Caller.Name))
+			name := "" // the caller reads the cluster: its name may be told
+			if c, err := g.inventory.Get(ctx, j.ClusterID); err == nil {
+				name = c.Name
+			}
+			return nil, denied(rbac.DeniedOn(missing, rbac.ClusterObject(name, j.ClusterID), req.Caller.Name))
 		}
 		return h(ctx, req, p, j, in)
 	})
@@ -376,7 +379,7 @@ func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rb
 		if o.OwnerUserID == req.Caller.ID || req.Caller.IsSuperuser() {
 			return 0, nil
 		}
-		return 0, AccessDenied("Only the owner of %s or a superuser may change its ACL; user '%s' is neither.", o.Path, req.Caller.Name)
+		return 0, denied(rbac.Denied("Owner", rbac.PathObject(o.Path), req.Caller.Name))
 	}, h)
 }
 

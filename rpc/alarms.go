@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -99,8 +98,9 @@ func (h *alarms) alarmFor(ctx context.Context, req *Request, p *rbac.Policy, id 
 	}
 	req.audit.clusterID = a.ClusterID
 	var priv rbac.Privileges
+	name := ""
 	if c, err := h.inventory.Get(ctx, a.ClusterID); err == nil {
-		priv = p.Privileges(req.Caller, rbac.ClusterPath(c.Name))
+		priv, name = p.Privileges(req.Caller, rbac.ClusterPath(c.Name)), c.Name
 	} else if req.Caller.IsSuperuser() {
 		priv = rbac.All // the cluster is gone; its alarms stay for superusers
 	}
@@ -108,7 +108,7 @@ func (h *alarms) alarmFor(ctx context.Context, req *Request, p *rbac.Policy, id 
 		return a, NotFound("Alarm %d was not found.", id)
 	}
 	if missing := need &^ priv; missing != 0 {
-		return a, denied(rbac.DeniedOnCluster(missing, strconv.FormatInt(a.ClusterID, 10), req.Caller.Name))
+		return a, denied(rbac.DeniedOn(missing, rbac.ClusterObject(name, a.ClusterID), req.Caller.Name))
 	}
 	return a, nil
 }

@@ -153,8 +153,8 @@ func redact(v any, secret bool) any {
 // controller's name for the same listing.
 func (s *Server) auditOperations() []Operation {
 	return []Operation{
-		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser("read the audit trail", s.getAuditEntries)},
-		{Name: "getEntries", ReadOnly: true, Serve: superuser("read the audit trail", s.getAuditEntries)},
+		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser(s.getAuditEntries)},
+		{Name: "getEntries", ReadOnly: true, Serve: superuser(s.getAuditEntries)},
 	}
 }
 

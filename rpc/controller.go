@@ -35,7 +35,7 @@ func (s *Server) controllerOperations() []Operation {
 	}
 	if s.system != nil {
 		ops = append(ops,
-			Operation{Name: "getSystemInfo", ReadOnly: true, Serve: superuser("read the system information", s.getSystemInfo)},
+			Operation{Name: "getSystemInfo", ReadOnly: true, Serve: superuser(s.getSystemInfo)},
 			Operation{Name: "getStatus", ReadOnly: true, Serve: anyone(s.getStatus)})
 	}
 	return ops

@@ -72,7 +72,7 @@ func (h *users) membership(ctx context.Context, req *Request, in *membershipRequ
 	if in.User == nil || (in.User.Name == "" && in.User.ID == 0) {
 		return nil, "", InvalidRequest("Field 'user' with 'user_name' or 'user_id' is required.")
 	}
-	u, err := h.target(ctx, req.Caller, in.User)
+	u, err := h.target(ctx, req, in.User)
 	return u, in.Group, err
 }
 

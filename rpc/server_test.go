@@ -39,7 +39,7 @@ func testServer(auth Authenticator) *Server {
 		Operation{Name: "internal", Serve: anyone(func(context.Context, *Request, *none) (Reply, error) {
 			return nil, io.ErrUnexpectedEOF
 		})},
-		Operation{Name: "adminOnly", Serve: superuser("call adminOnly", func(context.Context, *Request, *none) (Reply, error) {
+		Operation{Name: "adminOnly", Serve: superuser(func(context.Context, *Request, *none) (Reply, error) {
 			panic("the handler ran for a refused caller")
 		})},
 	)
@@ -146,7 +146,7 @@ func TestEnvelope(t *testing.T) {
 		{name: "panic becomes UnknownError", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"boom"}`,
 			wantHTTP: 200, wantStatus: StatusUnknownError, wantError: "Internal error."},
 		{name: "access is checked before the handler", auth: fixedAuth{alice}, method: "POST", path: "/v2/test", body: `{"operation":"adminOnly"}`,
-			wantHTTP: 200, wantStatus: StatusAccessDenied, wantError: "Only superusers may call adminOnly; user 'alice' is not one."},
+			wantHTTP: 200, wantStatus: StatusAccessDenied, wantError: "Superuser access to operation adminOnly for user alice is denied."},
 		{name: "the controller's own origin", origin: "https://cmon.example:9501", method: "POST", path: "/v2/controller",
 			body: `{"operation":"ping"}`, wantHTTP: 200, wantStatus: StatusOk},
 		{name: "an allowed origin", origin: "https://UI.example", method: "POST", path: "/v2/controller",

@@ -21,7 +21,7 @@ func (h *tree) operations() []Operation {
 		{Name: "getAcl", ReadOnly: true, Serve: onObject(h.guard, rbac.Read, h.getACL)},
 		{Name: "addAcl", Serve: objectOwner(h.guard, h.changeACL(false))},
 		{Name: "removeAcl", Serve: objectOwner(h.guard, h.changeACL(true))},
-		{Name: "chown", Serve: superuserOnly("change owners", onObject(h.guard, 0, h.chown))},
+		{Name: "chown", Serve: superuserOnly(onObject(h.guard, 0, h.chown))},
 		{Name: "checkAccess", ReadOnly: true, Serve: onObject(h.guard, 0, h.checkAccess)}, // the answer is the check
 	}
 }
@@ -160,8 +160,9 @@ func (h *tree) checkAccess(_ context.Context, req *Request, p *rbac.Policy, o *r
 	if err != nil {
 		return nil, InvalidRequest("Invalid field 'privileges': %s.", err)
 	}
-	if !p.Privileges(req.Caller, o.Path).Has(want) {
-		return nil, InvalidRequest("Access to object for user '%s' is not granted.", req.Caller.Name)
+	// Not granted is InvalidRequest, as the reference controller answers.
+	if missing := want &^ p.Privileges(req.Caller, o.Path); missing != 0 {
+		return nil, InvalidRequest("%s", rbac.DeniedOn(missing, rbac.PathObject(o.Path), req.Caller.Name).Message)
 	}
 	return Reply{}, nil
 }

@@ -27,20 +27,20 @@ func (h *users) operations() []Operation {
 	return []Operation{
 		{Name: "whoAmI", ReadOnly: true, Serve: anyone(h.whoAmI)},
 		{Name: "getUsers", ReadOnly: true, Serve: anyone(h.getUsers)}, // superusers see all, others themselves
-		{Name: "createUser", Serve: superuser("create users", h.createUser)},
+		{Name: "createUser", Serve: superuser(h.createUser)},
 		{Name: "setUser", Serve: selfOrSuperuser(h, h.setUser)},
-		{Name: "deleteUser", Serve: superuser("delete users", h.deleteUser)},
-		{Name: "disable", Serve: superuser("enable or disable users", h.setDisabled(true))},
-		{Name: "enable", Serve: superuser("enable or disable users", h.setDisabled(false))},
+		{Name: "deleteUser", Serve: superuser(h.deleteUser)},
+		{Name: "disable", Serve: superuser(h.setDisabled(true))},
+		{Name: "enable", Serve: superuser(h.setDisabled(false))},
 		{Name: "changePassword", Serve: selfOrSuperuser(h, h.changePassword)}, // itself also with the old password
 		{Name: "getKeys", ReadOnly: true, Serve: selfOrSuperuser(h, h.getKeys)},
 		{Name: "addKey", Serve: selfOrSuperuser(h, h.addKey)},
 		{Name: "deleteKey", Serve: selfOrSuperuser(h, h.deleteKey)},
 		{Name: "getGroups", ReadOnly: true, Serve: anyone(h.getGroups)},
-		{Name: "createGroup", Serve: superuser("create groups", h.createGroup)},
-		{Name: "deleteGroup", Serve: superuser("delete groups", h.deleteGroup)},
-		{Name: "addToGroup", Serve: superuser("change group memberships", h.addToGroup)},
-		{Name: "removeFromGroup", Serve: superuser("change group memberships", h.removeFromGroup)},
+		{Name: "createGroup", Serve: superuser(h.createGroup)},
+		{Name: "deleteGroup", Serve: superuser(h.deleteGroup)},
+		{Name: "addToGroup", Serve: superuser(h.addToGroup)},
+		{Name: "removeFromGroup", Serve: superuser(h.removeFromGroup)},
 	}
 }
 
@@ -74,7 +74,8 @@ type wireUser struct {
 }
 
 // target resolves the user a request is about: the named one, or the caller.
-func (h *users) target(ctx context.Context, caller *rbac.User, ref *userRef) (*rbac.User, error) {
+func (h *users) target(ctx context.Context, req *Request, ref *userRef) (*rbac.User, error) {
+	caller := req.Caller
 	if ref == nil || (ref.ID == 0 && ref.Name == "") || ref.ID == caller.ID || ref.Name == caller.Name {
 		return caller, nil
 	}
@@ -88,11 +89,21 @@ func (h *users) target(ctx context.Context, caller *rbac.User, ref *userRef) (*r
 	if errors.Is(err, rbac.ErrNotFound) {
 		if !caller.IsSuperuser() {
 			// Non-superusers may not probe which users exist.
-			return nil, AccessDenied("Access to user '%s' is denied for user '%s'.", refName(ref), caller.Name)
+			return nil, deniedOnUser(req, refName(ref))
 		}
 		return nil, NotFound("User '%s' was not found.", refName(ref))
 	}
 	return u, err
+}
+
+// deniedOnUser refuses the caller an operation on another user: reading
+// for a read-only operation, else writing.
+func deniedOnUser(req *Request, name string) *Error {
+	need := rbac.Write
+	if req.readOnly {
+		need = rbac.Read
+	}
+	return denied(rbac.DeniedOn(need, "user '"+name+"'", req.Caller.Name))
 }
 
 func refName(ref *userRef) string {
@@ -106,12 +117,12 @@ func refName(ref *userRef) string {
 // and refuses callers who are neither it nor a superuser; the handler gets it.
 func selfOrSuperuser[In userInput](h *users, next func(context.Context, *Request, *rbac.User, *In) (Reply, error)) Endpoint {
 	return anyone(func(ctx context.Context, req *Request, in *In) (Reply, error) {
-		u, err := h.target(ctx, req.Caller, (*in).user())
+		u, err := h.target(ctx, req, (*in).user())
 		if err != nil {
 			return nil, err
 		}
 		if u.ID != req.Caller.ID && !req.Caller.IsSuperuser() {
-			return nil, AccessDenied("Access to user '%s' is denied for user '%s'.", refName((*in).user()), req.Caller.Name)
+			return nil, deniedOnUser(req, refName((*in).user()))
 		}
 		return next(ctx, req, u, in)
 	})
@@ -260,7 +271,7 @@ func (h *users) named(ctx context.Context, req *Request, in *userField) (*rbac.U
 	if in.User == nil || (in.User.Name == "" && in.User.ID == 0) {
 		return nil, InvalidRequest("Field 'user' with 'user_name' or 'user_id' is required.")
 	}
-	return h.target(ctx, req.Caller, in.User)
+	return h.target(ctx, req, in.User)
 }
 
 func (h *users) deleteUser(ctx context.Context, req *Request, in *userField) (Reply, error) {
