@@ -271,15 +271,16 @@ func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger)
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Rebooting %s: %s", h.Hostname, command))
 	n.Log.InfoContext(ctx, "reboot", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
 	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s rebooted by %s (job %d).", h.Hostname, job.UserName, job.ID))
-	// The connection may end before the command does: the node going down
-	// is what a reboot does. Only a command that ran and failed is a failure.
+	// The connection may end before the command does, or the command be
+	// ended by a signal: the node going down is what a reboot does. Only a
+	// command that exited with an error by itself is a failure.
 	rep := n.run(ctx, log, nodeRun{client: n.SSH, cluster: c, hosts: []hosts.Host{h},
 		req: remote.Request{Command: command, Sudo: sudo, Timeout: probeTimeout, Close: true}})
 	result["nodes"] = rep.Nodes
 	if ctx.Err() != nil {
 		return result, context.Cause(ctx)
 	}
-	if res := rep.Nodes[0]; len(rep.Responded) == 1 && res.problem != "" && res.ExitStatus >= 0 {
+	if res := rep.Nodes[0]; len(rep.Responded) == 1 && res.ExitStatus > 0 && res.ExitSignal == "" {
 		return result, &ExitError{Code: max(1, min(res.ExitStatus, 255)),
 			Err: fmt.Errorf("reboot of %s failed: %s", h.Hostname, res.problem)}
 	}

@@ -96,11 +96,11 @@ func (n *nodes) serviceOn(ctx context.Context, job *Job, log Logger, c *hosts.Cl
 	}
 	if len(hs) == 1 {
 		if problem := rep.Nodes[0].problem; problem != "" {
-			return result, &ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)),
+			return result, &ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)), Signal: rep.Nodes[0].ExitSignal,
 				Err: fmt.Errorf("%s on %s failed: %s", what, hs[0].Hostname, problem)}
 		}
 	} else if err := rep.err(); err != nil {
-		return result, &ExitError{Code: exitCode(err), Err: fmt.Errorf("%s: %w", what, err)}
+		return result, fmt.Errorf("%s: %w", what, err) // its *ExitError holds the code
 	}
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s on %s: done.", upperFirst(what), strings.Join(names, ", ")))
 	return result, nil

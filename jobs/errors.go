@@ -56,7 +56,10 @@ func (e *killedError) Unwrap() error { return ErrKilled }
 // ExitError is a handler error that carries the job's exit code.
 type ExitError struct {
 	Code int
-	Err  error
+	// Signal is what ended the command that failed ("TERM" for a timeout on
+	// a node), "" when it exited by itself.
+	Signal string
+	Err    error
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }

@@ -55,7 +55,7 @@ type runReport struct {
 // failed and why; its exit code is the first failed node's exit status.
 func (r *runReport) err() error {
 	var failed, notRun []string
-	code := 0
+	code, signal := 0, ""
 	for _, n := range r.Nodes {
 		switch {
 		case n.problem == "":
@@ -64,7 +64,7 @@ func (r *runReport) err() error {
 		default:
 			failed = append(failed, n.Hostname+" "+n.problem)
 			if code == 0 && n.ExitStatus > 0 && n.ExitStatus < 256 {
-				code = n.ExitStatus
+				code, signal = n.ExitStatus, n.ExitSignal
 			}
 		}
 	}
@@ -86,7 +86,7 @@ func (r *runReport) err() error {
 	if code == 0 {
 		code = 1
 	}
-	return &ExitError{Code: code, Err: errors.New(b.String())}
+	return &ExitError{Code: code, Signal: signal, Err: errors.New(b.String())}
 }
 
 // run runs r on its hosts: output lines go to the job log as they arrive,

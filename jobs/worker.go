@@ -266,7 +266,11 @@ func (s *Service) judge(ctx context.Context, timeout time.Duration, err error, a
 	case ctx.Err() != nil && errors.Is(cause, ErrControllerStopped):
 		return outcome{status: StatusFailed, text: TextControllerStopped, exitCode: 1}
 	}
-	return outcome{status: StatusFailed, text: err.Error(), exitCode: exitCode(err)}
+	o := outcome{status: StatusFailed, text: err.Error(), exitCode: exitCode(err)}
+	if ee := (*ExitError)(nil); errors.As(err, &ee) {
+		o.signal = ee.Signal
+	}
+	return o
 }
 
 // seconds renders a duration as "N s", the unit of timeout_sec.
