@@ -6,6 +6,8 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
+BIN      ?= bin/cmon
+DEMO_BIN ?= bin/cmon-demo
 TEST_TIMEOUT ?= 14m
 
 .PHONY: all build run demo test vet fmt-check tidy-check fuzz bench soak install clean
@@ -13,7 +15,8 @@ TEST_TIMEOUT ?= 14m
 all: build
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/cmon ./cmon
+	@echo "building $(BIN) (the first build downloads the Go modules: a few minutes)"
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmon
 
 run: build
 	@mkdir -p $(RUN_DIR)
@@ -21,12 +24,14 @@ run: build
 	@echo "On first start the admin password is written to $(RUN_DIR)/initial-admin-password. Log in with:"
 	@echo "  curl -k https://127.0.0.1:9501/v2/auth -c cookies.jar -d '{\"operation\":\"authenticateWithPassword\",\"user_name\":\"admin\",\"password\":\"'\"\$$(cat $(RUN_DIR)/initial-admin-password)\"'\"}'"
 	@echo "  curl -k https://127.0.0.1:9501/v2/clusters -b cookies.jar -d '{\"operation\":\"getallclusterinfo\"}'"
-	exec bin/cmon --data-dir $(RUN_DIR)
+	exec $(BIN) --data-dir $(RUN_DIR) $(RUN_ARGS)
 
 # cmon plus two throwaway sshd nodes (installed if missing) and a registered
 # demo cluster; prints the curl calls to try. Ctrl-C stops everything.
+# The demo is built and exec'd, so that a signal to make reaches it.
 demo: build
-	$(GO) run ./integration/demo bin/cmon $(CURDIR)/.cmon-demo
+	$(GO) build -o $(DEMO_BIN) ./integration/demo
+	exec $(DEMO_BIN) -cmon $(BIN) -data $(CURDIR)/.cmon-demo $(DEMO_ARGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -42,7 +47,7 @@ tidy-check:
 # apt-get when missing and started by the tests themselves. Under CI=true a
 # missing service fails the run.
 test: fmt-check tidy-check vet build fuzz
-	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	CMON_BIN=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Every fuzz target, briefly in `make test` (before the tests, whose summary
 # closes the output), for FUZZTIME each in `make soak`. Budgets are counts of
@@ -63,21 +68,20 @@ fuzz:
 # the real binary; one summary line per drill.
 soak: build
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$${SOAK_FUZZTIME:-100000x}
-	@CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
+	@CMON_BIN=$(abspath $(BIN)) $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
 		rc=$$?; grep -E '^(hostile-input|connection-flood):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
 
 # Speed targets are ratios against a baseline measured in the same run, never
 # timed assertions in tests.
 bench: build
-	CMON_BIN=$(CURDIR)/bin/cmon $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
+	CMON_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
 	$(GO) build -o bin/bench ./integration/bench
-	bin/bench bin/cmon bench/results.json
+	bin/bench $(BIN) bench/results.json
 
 # Installs the binary, the systemd unit (ExecStart pointing at the binary)
 # and, unless one is there already, the configuration file; DESTDIR stages
 # it for a package.
 PREFIX ?= /usr/local
-BIN ?= bin/cmon
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cmon
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system

@@ -17,7 +17,11 @@ import (
 )
 
 // Cluster types cmon knows; requests name them in any case.
-var ClusterTypes = []string{"GALERA", "REPLICATION", "POSTGRESQL_SINGLE", "MONGODB", "MYSQL_SINGLE", "REDIS", "GENERIC"}
+var ClusterTypes = []string{"GALERA", "REPLICATION", "POSTGRESQL_SINGLE", "MONGODB", "MYSQL_SINGLE", "REDIS", ClusterGeneric}
+
+// ClusterGeneric is the type of a cluster of plain hosts, without a service
+// of a known kind.
+const ClusterGeneric = "GENERIC"
 
 // Cluster states, derived from its hosts' statuses.
 const (

@@ -304,8 +304,18 @@ func TestKillTimeoutAndCrashRecovery(t *testing.T) {
 		jobID := admin.createJob(t, id, "exec", map[string]any{"command": command, "execute_concurrently": true})
 		admin.waitJob(t, jobID, 20*time.Second, "RUNNING")
 		pgrepSeen(t, marker)
-		mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"killJobInstance","job_id":%d}`, jobID)))
-		mustStatus(t, admin.waitJob(t, jobID, 30*time.Second), "ABORTED")
+		kill := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"killJobInstance","job_id":%d}`, jobID)))
+		// The reply says what the kill did, not how the job was before it.
+		if k := kill.Reply["job"].(map[string]any); k["status_text"] != "Kill requested." && k["status"] != "ABORTED" {
+			t.Fatalf("killJobInstance reply: %s", kill.Raw)
+		}
+		aborted := admin.waitJob(t, jobID, 30*time.Second)
+		mustStatus(t, aborted, "ABORTED")
+		result, _ := aborted["result"].(map[string]any)
+		if aborted["exit_code"] != float64(143) || aborted["exit_signal"] != "TERM" ||
+			result["exit_code"] != float64(143) || result["exit_signal"] != "TERM" || result["nodes"] == nil {
+			t.Fatalf("an aborted job must not look successful: %v", aborted)
+		}
 		pgrepGone(t, marker)
 	})
 	t.Run("timeout leaves no remote process", func(t *testing.T) {
@@ -314,6 +324,9 @@ func TestKillTimeoutAndCrashRecovery(t *testing.T) {
 		pgrepSeen(t, marker)
 		done := admin.waitJob(t, jobID, 30*time.Second)
 		mustStatus(t, done, "FAILED")
+		if done["exit_code"] == float64(0) || done["exit_signal"] != "TERM" {
+			t.Fatalf("a timed-out job must not look successful: %v", done)
+		}
 		pgrepGone(t, marker)
 	})
 	t.Run("kill -9 of the controller mid-job", func(t *testing.T) {

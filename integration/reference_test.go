@@ -234,8 +234,11 @@ func TestReferenceClientForms(t *testing.T) {
 		sshd.PauseNode(1)
 		waitFor(t, 60*time.Second, func() error {
 			log := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobLog","job_id":"%d","limit":"-1"}`, reboot)))
+			if job := log.Reply["job"].(map[string]any); endedStatuses[job["status"].(string)] {
+				t.Fatalf("the job ended before the node came back: %s", log.Raw)
+			}
 			if !strings.Contains(log.Raw, node+" is down") {
-				return fmt.Errorf("the job has not seen %s down", node)
+				return fmt.Errorf("the job has not seen %s down: %s", node, log.Raw)
 			}
 			return nil
 		})

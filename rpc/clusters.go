@@ -237,6 +237,10 @@ func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
 	if !h.LastSeen.IsZero() {
 		lastSeen = h.LastSeen.Unix()
 	}
+	port := h.Port
+	if port == 0 && c.Type == hosts.ClusterGeneric {
+		port = c.SSHPort // no service of a known kind: the node is reached on its SSH port
+	}
 	return map[string]any{
 		"class_name": "CmonHost",
 		"cdt_path":   "/" + c.Name,
@@ -244,7 +248,7 @@ func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
 		"clusterid":  c.ID,
 		"hostname":   h.Hostname,
 		"ip":         h.IP,
-		"port":       h.Port,
+		"port":       port,
 		"role":       h.Role,
 		"nodetype":   h.NodeType,
 		"tags":       tags,

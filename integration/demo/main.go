@@ -1,6 +1,8 @@
 // Command demo starts cmon on the embedded database with two throwaway sshd
-// nodes on loopback, registers them as a cluster through a job, and prints the
-// curl commands that run an exec job on it and read its log. Ctrl-C stops all.
+// nodes on loopback (each with a host key of its own), registers them as a
+// cluster through a job, and prints the curl commands that run an exec job
+// on it and read its log. SIGINT or SIGTERM stops everything; so does cmon
+// dying, which the demo reports.
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -29,79 +33,119 @@ func main() {
 	}
 }
 
-const (
-	url      = "https://127.0.0.1:9501"
-	password = "demo-admin-pw"
-)
+const password = "demo-admin-pw"
 
 func run() error {
+	bin := flag.String("cmon", "bin/cmon", "the cmon binary")
+	dataDir := flag.String("data", ".cmon-demo", "cmon's data directory (emptied first)")
+	port := flag.Int("port", 9501, "cmon's RPC port on 127.0.0.1")
+	flag.Parse()
+	url := "https://127.0.0.1:" + strconv.Itoa(*port)
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	bin, dataDir := "bin/cmon", ".cmon-demo"
-	if len(os.Args) > 2 {
-		bin, dataDir = os.Args[1], os.Args[2]
-	}
-	nodes, err := services.StartSSHD(ctx, []string{"127.0.0.2", "127.0.0.3"})
+	nodes, err := services.StartSSHDPerNode(ctx, []string{"127.0.0.2", "127.0.0.3"})
 	if err != nil {
 		return fmt.Errorf("start sshd nodes: %w", err)
 	}
 	defer nodes.Stop()
 
-	os.RemoveAll(dataDir) // a demo starts clean: its nodes' host keys are new every time
-	cmd := exec.Command(bin, "--data-dir", dataDir, "--monitor-interval", "10s")
-	cmd.Env = append(os.Environ(), "CMON_ADMIN_PASSWORD="+password, "CMON_MYSQL_DSN=")
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "cmon-demo.log"))
+	os.RemoveAll(*dataDir) // a demo starts clean: its nodes' host keys are new every time
+	logDir, err := os.MkdirTemp("", "cmon-demo-")
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(logDir, "cmon.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
+	cmd := exec.Command(*bin, "--data-dir", *dataDir, "--rpc-port", strconv.Itoa(*port), "--monitor-interval", "10s")
+	cmd.Env = append(os.Environ(), "CMON_ADMIN_PASSWORD="+password, "CMON_MYSQL_DSN=")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start cmon: %w", err)
 	}
+	var exitErr error
+	exited := make(chan struct{})
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			<-exited
+		}
+	}()
+	// Whatever the demo waits for, cmon dying ends the wait.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-exited:
+			cancel(&cmonExited{err: exitErr, log: logFile.Name()})
+		case <-ctx.Done():
+		}
 	}()
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the demo's own self-signed certificate
 	auth := map[string]any{"username": "admin", "password": password}
 	if err := services.WaitFor(ctx, 30*time.Second, func() error {
-		_, err := call(client, "controller", map[string]any{"operation": "ping"})
+		_, err := call(client, url, "controller", map[string]any{"operation": "ping"})
 		return err
 	}); err != nil {
-		return fmt.Errorf("cmon did not come up (log: %s): %w", logFile.Name(), err)
+		return died(ctx, fmt.Errorf("cmon did not come up (log: %s): %w", logFile.Name(), err))
 	}
-	reply, err := call(client, "jobs", map[string]any{"operation": "createJobInstance", "authenticate": auth,
+	reply, err := call(client, url, "jobs", map[string]any{"operation": "createJobInstance", "authenticate": auth,
 		"job": map[string]any{"title": "Register the demo cluster", "job_spec": map[string]any{
 			"command": "register_cluster", "job_data": map[string]any{
 				"cluster_name": "demo", "cluster_type": "generic", "ssh_user": nodes.User,
 				"ssh_keyfile": nodes.ClientKey, "ssh_port": nodes.Port,
 				"nodes": []map[string]any{{"hostname": "127.0.0.2"}, {"hostname": "127.0.0.3"}}}}}})
 	if err != nil {
-		return err
+		return died(ctx, err)
 	}
 	jobID := reply["job"].(map[string]any)["job_id"]
-	if err := waitRegistered(ctx, client, jobID, auth); err != nil {
-		return err
+	if err := waitRegistered(ctx, client, url, jobID, auth); err != nil {
+		return died(ctx, err)
 	}
-	fmt.Printf(`cmon is running on %[1]s with the cluster "demo" (nodes 127.0.0.2 and 127.0.0.3).
+	fmt.Printf(`cmon is running on %[1]s with the cluster "demo" (nodes 127.0.0.2:%[4]d and 127.0.0.3:%[4]d).
 Log: %[2]s. Stop everything with Ctrl-C.
 
   curl -k %[1]s/v2/auth -c cookies.jar -d '{"operation":"authenticateWithPassword","user_name":"admin","password":"%[3]s"}'
   curl -k %[1]s/v2/clusters -b cookies.jar -d '{"operation":"getAllClusterInfo","with_hosts":true}'
   curl -k %[1]s/v2/jobs -b cookies.jar -d '{"operation":"createJobInstance","cluster_name":"demo","job":{"class_name":"CmonJobInstance","title":"uptime","job_spec":{"command":"exec","job_data":{"command":"uptime; hostname"}}}}'
   curl -k %[1]s/v2/jobs -b cookies.jar -d '{"operation":"getJobLog","job_id":JOB_ID_FROM_ABOVE,"ascending":true,"limit":-1}'
-`, url, logFile.Name(), password)
+`, url, logFile.Name(), password, nodes.Port)
 	<-ctx.Done()
-	return nil
+	return died(ctx, nil)
+}
+
+// cmonExited is why the demo stopped when cmon died under it.
+type cmonExited struct {
+	err error
+	log string
+}
+
+func (e *cmonExited) Error() string {
+	return fmt.Sprintf("cmon exited (%v): stopping the demo; cmon's log: %s", e.err, e.log)
+}
+
+// died is the demo's end: cmon's death if that is what ended it, else err
+// (nil for a signal, which is how a demo is meant to end).
+func died(ctx context.Context, err error) error {
+	var exited *cmonExited
+	if errors.As(context.Cause(ctx), &exited) {
+		return exited
+	}
+	return err
 }
 
 // waitRegistered polls the registration job until it ends.
-func waitRegistered(ctx context.Context, client *http.Client, jobID any, auth map[string]any) error {
+func waitRegistered(ctx context.Context, client *http.Client, url string, jobID any, auth map[string]any) error {
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
-		r, err := call(client, "jobs", map[string]any{"operation": "getJobInstance", "job_id": jobID, "authenticate": auth})
+		r, err := call(client, url, "jobs", map[string]any{"operation": "getJobInstance", "job_id": jobID, "authenticate": auth})
 		if err != nil {
 			return err
 		}
@@ -123,7 +167,7 @@ func waitRegistered(ctx context.Context, client *http.Client, jobID any, auth ma
 
 // call posts one RPC v2 request and returns the reply, or an error for a
 // transport failure or a status other than Ok.
-func call(client *http.Client, module string, body map[string]any) (map[string]any, error) {
+func call(client *http.Client, url, module string, body map[string]any) (map[string]any, error) {
 	b, _ := json.Marshal(body)
 	resp, err := client.Post(url+"/v2/"+module, "application/json", bytes.NewReader(b))
 	if err != nil {

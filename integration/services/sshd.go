@@ -46,6 +46,8 @@ type SSHD struct {
 	// perProcess is how many addresses one sshd process serves (maxListen by
 	// default; 1 lets a test take single nodes down and up).
 	perProcess int
+	// distinctKeys gives each process a host key of its own.
+	distinctKeys bool
 }
 
 // sshdProc is one sshd process. OpenSSH listens on at most 16 sockets
@@ -99,7 +101,7 @@ func NewSSHDPerNode(t testing.TB, addrs ...string) *SSHD {
 
 func newSSHD(t testing.TB, perProcess int, addrs []string) *SSHD {
 	t.Helper()
-	s, err := startSSHD(context.Background(), perProcess, addrs)
+	s, err := startSSHD(context.Background(), perProcess, addrs, false)
 	if err != nil {
 		Unavailable(t, "OpenSSH sshd", err)
 	}
@@ -110,10 +112,17 @@ func newSSHD(t testing.TB, perProcess int, addrs []string) *SSHD {
 // StartSSHD installs openssh-server if needed, creates a host key and a client
 // key in a temporary directory and starts sshd on one spare port of addrs.
 func StartSSHD(ctx context.Context, addrs []string) (*SSHD, error) {
-	return startSSHD(ctx, maxListen, addrs)
+	return startSSHD(ctx, maxListen, addrs, false)
 }
 
-func startSSHD(ctx context.Context, perProcess int, addrs []string) (*SSHD, error) {
+// StartSSHDPerNode is StartSSHD with one sshd process per address, each
+// with a host key of its own, as separate machines have. HostKey is the
+// first node's.
+func StartSSHDPerNode(ctx context.Context, addrs []string) (*SSHD, error) {
+	return startSSHD(ctx, 1, addrs, true)
+}
+
+func startSSHD(ctx context.Context, perProcess int, addrs []string, distinctKeys bool) (*SSHD, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("sshd needs at least one listen address")
 	}
@@ -134,7 +143,7 @@ func startSSHD(ctx context.Context, perProcess int, addrs []string) (*SSHD, erro
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	s := &SSHD{Addrs: addrs, User: u.Username, ClientKey: filepath.Join(dir, "id"), Home: filepath.Join(dir, "home"),
-		dir: dir, server: server, keygen: keygen, perProcess: perProcess}
+		dir: dir, server: server, keygen: keygen, perProcess: perProcess, distinctKeys: distinctKeys}
 	if err := os.Mkdir(s.Home, 0o700); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("create session home: %w", err)
@@ -155,6 +164,12 @@ func startSSHD(ctx context.Context, perProcess int, addrs []string) (*SSHD, erro
 	if err := s.newHostKey(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	for g := 1; distinctKeys && g < len(addrs); g++ {
+		if err := s.newKey(ctx, s.hostKeyPath(g)); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	if os.Geteuid() == 0 {
 		// sshd refuses to start without its privilege-separation directory.
@@ -186,7 +201,7 @@ func (s *SSHD) newKey(ctx context.Context, path string) error {
 }
 
 func (s *SSHD) newHostKey(ctx context.Context) error {
-	path := filepath.Join(s.dir, "hostkey")
+	path := s.hostKeyPath(0)
 	if err := s.newKey(ctx, path); err != nil {
 		return err
 	}
@@ -214,7 +229,7 @@ func (s *SSHD) config(g int, addrs []string) string {
 	for _, a := range addrs {
 		fmt.Fprintf(&b, "ListenAddress %s\n", a)
 	}
-	fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(s.dir, "hostkey"))
+	fmt.Fprintf(&b, "HostKey %s\n", s.hostKeyPath(g))
 	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(s.dir, "authorized_keys"))
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.dir, fmt.Sprintf("sshd%d.pid", g)))
 	fmt.Fprintf(&b, "SetEnv HOME=%s\n", s.Home)
@@ -325,6 +340,15 @@ func banner(addr string) error {
 	return nil
 }
 
+// hostKeyPath is the host key file of process g: one for all, unless
+// each has its own.
+func (s *SSHD) hostKeyPath(g int) string {
+	if s.distinctKeys && g > 0 {
+		return filepath.Join(s.dir, fmt.Sprintf("hostkey%d", g))
+	}
+	return filepath.Join(s.dir, "hostkey")
+}
+
 // HostKey is the public host key sshd presents now.
 func (s *SSHD) HostKey() ssh.PublicKey {
 	s.mu.Lock()
@@ -340,7 +364,7 @@ func (s *SSHD) Addr(i int) string {
 // Log is the log of sshd (of every process, when there are several) so far.
 func (s *SSHD) Log() string {
 	var b strings.Builder
-	for g := 0; g*maxListen < len(s.Addrs); g++ {
+	for g := 0; g*s.perProcess < len(s.Addrs); g++ {
 		log, _ := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("sshd%d.log", g)))
 		b.Write(log)
 	}
