@@ -407,7 +407,8 @@ func TestReaderUserSeedScenario(t *testing.T) {
     "job_dat":{"clusterid": %d,
     "node":{"hostname": "127.0.0.19"}}}},
     "operation": "createJobInstance"}`, id, id)
-	denied := fmt.Sprintf("Execute access to cluster %d for user readeruser is denied.", id)
+	// The contract's wording, with the name of the cluster the reader may read.
+	denied := fmt.Sprintf("Execute access to cluster %d ('galera21') for user readeruser is denied.", id)
 	r := second.curl(t, "jobs", stop, "-b", cookies)
 	if r.Status() != "AccessDenied" || r.Reply["error_string"] != denied || r.Reply["request_user_id"] != readerID {
 		t.Fatalf("the reader's stop: %s", r.Raw)

@@ -251,7 +251,7 @@ func TestRecurringJobsFollowTheirOwner(t *testing.T) {
 		{user: "deleted", module: "users", change: `{"operation":"deleteUser","user":{"user_name":"deleted"}}`, want: "no longer exists"},
 		{user: "disabled", module: "users", change: `{"operation":"disable","user":{"user_name":"disabled"}}`, want: "is disabled"},
 		{user: "revoked", module: "tree", change: `{"operation":"removeAcl","path":"/owned","acl":"user:revoked"}`,
-			want: fmt.Sprintf("Execute access to cluster %d for user revoked is denied", clusterID)},
+			want: fmt.Sprintf("Execute access to cluster %d ('owned') for user revoked is denied", clusterID)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
@@ -70,7 +71,7 @@ func (o OwnerCheck) Permit(ctx context.Context, j *Job, d *Draft) error {
 	}
 	var denied *rbac.DeniedError
 	if err := d.Authorize(p, u, c); errors.As(err, &denied) {
-		return &RefusedError{denied.Message}
+		return &RefusedError{strings.TrimSuffix(denied.Message, ".")} // the reason goes inside a sentence
 	} else if err != nil {
 		return err
 	}
