@@ -28,6 +28,7 @@ import (
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc"
+	"github.com/cmon-dev/cmon/rpc/console"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -213,8 +214,12 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 			{Name: "job queue", Check: func(ctx context.Context) error { return engine.Alive(ctx) }},
 			{Name: "health monitor", Check: monitor.Healthy},
 		}}
+	web, err := console.New()
+	if err != nil {
+		return err
+	}
 	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system, Alarms: alarms,
-		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins})
+		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins, Console: web})
 	log.Info("cmon started", "version", version, "installation_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, rpc.TLSConfig(cert), cfg.ShutdownGrace)

@@ -21,6 +21,7 @@ import (
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/rpc/console"
 )
 
 // MaxBodyBytes bounds a request body; larger requests are refused unread.
@@ -70,6 +71,7 @@ type Pinner interface {
 // Server is the RPC v2 HTTP handler.
 type Server struct {
 	log          *slog.Logger
+	console      *console.Handler
 	changes      Pinner
 	auditor      Auditor
 	metrics      *Metrics
@@ -120,6 +122,9 @@ type Options struct {
 	// another Origin header is refused; requests without one (curl, CLIs)
 	// are not browsers' and pass.
 	AllowedOrigins []string
+	// Console, when set, serves the web console at / on the same origin as
+	// the API it calls.
+	Console *console.Handler
 }
 
 // infoModule is the name the protocol gives to the bare /v2 path.
@@ -127,7 +132,7 @@ const infoModule = "info"
 
 // NewServer makes a Server with the controller module; callers add the others.
 func NewServer(o Options) *Server {
-	s := &Server{log: o.Log, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, system: o.System, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
+	s := &Server{log: o.Log, console: o.Console, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, system: o.System, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
 	s.replyBuffers.New = func() any { return new([]byte) }
 	s.headers = http.Header{
@@ -137,7 +142,7 @@ func NewServer(o Options) *Server {
 		"X-Content-Type-Options": {"nosniff"},
 	}
 	for _, origin := range o.AllowedOrigins {
-		s.origins[strings.ToLower(strings.TrimRight(origin, "/"))] = true
+		s.origins[originKey(origin)] = true
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -201,6 +206,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metrics" && s.metrics != nil {
 		s.serveMetrics(w, r)
 		return
+	}
+	if s.console != nil && console.Serves(r) {
+		s.console.ServeHTTP(w, r)
+		return
+	}
+	if s.allowCrossOrigin(w, r) {
+		return // a preflight, answered
 	}
 	start := time.Now()
 	req := &Request{HTTP: r, Writer: w, RemoteIP: remoteIP(r)}
@@ -284,12 +296,40 @@ func (s *Server) checkOrigin(r *http.Request) error {
 	if origin == "" {
 		return nil
 	}
-	key := strings.ToLower(strings.TrimRight(origin, "/"))
-	if key == "https://"+strings.ToLower(r.Host) || s.origins[key] {
+	if key := originKey(origin); ownOrigin(r, key) || s.origins[key] {
 		return nil
 	}
 	return AccessDenied("Requests from origin '%s' are not allowed; add it to CMON_ALLOWED_ORIGINS to let its pages call this controller.", clip(origin, 200))
 }
+
+// allowCrossOrigin lets the pages of an allowed origin other than the
+// controller's own read replies (CORS), with their cookies: those headers go
+// to allowed origins only. It answers a preflight itself and says so.
+func (s *Server) allowCrossOrigin(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if key := originKey(origin); origin == "" || ownOrigin(r, key) || !s.origins[key] {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// originKey is an Origin as the allowlist compares it.
+func originKey(origin string) string { return strings.ToLower(strings.TrimRight(origin, "/")) }
+
+// ownOrigin tells whether an origin is the controller's own: its pages,
+// the console's among them, need no allowlist entry.
+func ownOrigin(r *http.Request, key string) bool { return key == "https://"+strings.ToLower(r.Host) }
 
 // clip shortens what a client sent to at most n bytes for a reply.
 func clip(s string, n int) string {
