@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,54 +19,66 @@ import (
 	"github.com/cmon-dev/cmon/integration/services"
 )
 
-// e2eTools installs what the console's browser test needs when missing:
+// e2eSetup is what the console's browser test runs with, or why it cannot.
+type e2eSetup struct {
+	chromium, node, modules string
+	missing                 string // the tool that could not be had
+	err                     error
+}
+
+// e2eReady installs what the console's browser test needs when missing:
 // Debian's chromium, Node.js and npm, and playwright-core from the npm
 // registry at the version the lock file pins, kept in a directory named by
-// the lock file's hash so that later runs reuse it.
-func e2eTools(t *testing.T) (chromium, node, modules string) {
-	t.Helper()
+// the lock file's hash so that later runs reuse it. TestMain starts it in
+// the background, so that on a fresh machine the installs overlap the
+// other tests.
+var e2eReady = sync.OnceValue(func() (s e2eSetup) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	fail := func(missing string, err error) e2eSetup { return e2eSetup{missing: missing, err: err} }
 	var err error
-	if chromium, err = services.Install(ctx, "chromium", "chromium"); err != nil {
-		services.Unavailable(t, "chromium", err)
+	if s.chromium, err = services.Install(ctx, "chromium", "chromium"); err != nil {
+		return fail("chromium", err)
 	}
-	if node, err = services.Install(ctx, "node", "nodejs"); err != nil {
-		services.Unavailable(t, "Node.js", err)
+	if s.node, err = services.Install(ctx, "node", "nodejs"); err != nil {
+		return fail("Node.js", err)
 	}
 	npm, err := services.Install(ctx, "npm", "npm")
 	if err != nil {
-		services.Unavailable(t, "npm", err)
+		return fail("npm", err)
 	}
-	src := filepath.Join(repoRoot(t), "integration", "e2e")
+	src, err := filepath.Abs("e2e")
+	if err != nil {
+		return fail("", err)
+	}
 	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
 	if err != nil {
-		t.Fatal(err)
+		return fail("", err)
 	}
 	sum := sha256.Sum256(lock)
-	dir := filepath.Join(os.TempDir(), "cmon-e2e-"+hex.EncodeToString(sum[:8]))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err == nil {
-		return chromium, node, dir
+	s.modules = filepath.Join(os.TempDir(), "cmon-e2e-"+hex.EncodeToString(sum[:8]))
+	if _, err := os.Stat(filepath.Join(s.modules, "node_modules", "playwright-core", "package.json")); err == nil {
+		return s
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	if err := os.MkdirAll(s.modules, 0o755); err != nil {
+		return fail("", err)
 	}
 	for _, f := range []string{"package.json", "package-lock.json"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, f), b, 0o644)
+			err = os.WriteFile(filepath.Join(s.modules, f), b, 0o644)
 		}
 		if err != nil {
-			t.Fatal(err)
+			return fail("", err)
 		}
 	}
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-	cmd.Dir = dir
+	cmd.Dir = s.modules
 	if out, err := cmd.CombinedOutput(); err != nil {
-		services.Unavailable(t, "playwright-core from the npm registry", fmt.Errorf("npm ci: %w: %s", err, out))
+		return fail("playwright-core from the npm registry", fmt.Errorf("npm ci: %w: %s", err, out))
 	}
-	return chromium, node, dir
-}
+	return s
+})
 
 // TestConsole drives the web console in a real browser against the real
 // binary and real sshd nodes: log in, see the cluster, run hostname on its
@@ -73,7 +86,14 @@ func e2eTools(t *testing.T) (chromium, node, modules string) {
 // log out; a reader is offered no button it may not use. Screenshots go to
 // $CMON_SCREENSHOTS when set (README's come from there).
 func TestConsole(t *testing.T) {
-	chromium, node, modules := e2eTools(t)
+	tools := e2eReady()
+	switch {
+	case tools.missing != "":
+		services.Unavailable(t, tools.missing, tools.err)
+	case tools.err != nil:
+		t.Fatal(tools.err)
+	}
+	chromium, node, modules := tools.chromium, tools.node, tools.modules
 	sshd := services.NewSSHD(t, "127.0.0.81", "127.0.0.82")
 	c := startController(t, controllerOptions{})
 	admin := c.session(t, "admin", adminPassword)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +33,19 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cmonBinary = bin
+	flag.Parse()
+	if run := flag.Lookup("test.run").Value.String(); run == "" || matches(run, "TestConsole") {
+		go e2eReady() // installs, if need be, while the other tests run
+	}
 	code := services.Main(m)
 	cleanup()
 	os.Exit(code)
+}
+
+// matches tells whether a -run pattern may select the named test.
+func matches(pattern, name string) bool {
+	ok, err := regexp.MatchString(strings.Split(pattern, "/")[0], name)
+	return ok || err != nil
 }
 
 // backend is a database a controller under test runs on.
