@@ -91,6 +91,13 @@ func startMake(t *testing.T, args ...string) (*exec.Cmd, *lineWatcher) {
 	t.Helper()
 	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
 	cmd.Dir = repoRoot(t)
+	return cmd, startWatched(t, cmd)
+}
+
+// startWatched starts cmd with its output watched; it is killed, if it
+// still runs, when the test ends.
+func startWatched(t *testing.T, cmd *exec.Cmd) *lineWatcher {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +112,7 @@ func startMake(t *testing.T, args ...string) (*exec.Cmd, *lineWatcher) {
 		<-w.done
 		_ = cmd.Wait()
 	})
-	return cmd, w
+	return w
 }
 
 // TestMakeRunSaysItIsBuilding: make run names the build before the long
@@ -197,16 +204,7 @@ func TestMakeDemo(t *testing.T) {
 		}
 		dataDir := filepath.Join(dir, "data2")
 		cmd := exec.Command(demoBin, "-cmon", cmonBinary, "-port", strconv.Itoa(port), "-data", dataDir)
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		out := watchLines(pipe)
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-out.done; _ = cmd.Wait() })
+		out := startWatched(t, cmd)
 		_, sshPort, log := check(t, out)
 		// cmon's command line names its data directory after --data-dir; the
 		// demo's after -data.

@@ -42,17 +42,19 @@ func (d *clusterWideData) timeout() time.Duration {
 	return time.Duration(d.TimeoutSec * float64(time.Second))
 }
 
+// clusterWide is the declaration the cluster-wide commands share: x on the
+// cluster, which job_data may name, one such job on a cluster at a time,
+// and timeout_sec bounding each node rather than the whole job.
+func clusterWide(name string) Command {
+	return Command{Name: name, Exclusive: true, TimeoutPerNode: true, Access: Access{Need: rbac.Execute, ClusterInJobData: true}}
+}
+
 // clusterServiceCommand is stop_cluster or start_cluster: the service action
 // on every node of the cluster, one at a time, in registration order or,
 // reversed, in the opposite one: a cluster stops in the reverse of the order
 // it starts in. timeout_sec bounds each node's command.
 func (n *nodes) clusterServiceCommand(name, action string, reversed bool) Command {
-	c := Command{
-		Name:           name,
-		Exclusive:      true,
-		TimeoutPerNode: true,
-		Access:         Access{Need: rbac.Execute, ClusterInJobData: true},
-	}
+	c := clusterWide(name)
 	c.Validate, c.Handler = Parsed(decoded[clusterWideData], func(ctx context.Context, job *Job, d *clusterWideData, log Logger) (any, error) {
 		cl, err := n.clusterOf(ctx, name, job)
 		if err != nil {
@@ -81,12 +83,7 @@ type rollingNode struct {
 // answer the health check again (its service's status action exits 0), all
 // within timeout_sec per node.
 func (n *nodes) rollingRestartCommand() Command {
-	c := Command{
-		Name:           "rolling_restart",
-		Exclusive:      true,
-		TimeoutPerNode: true,
-		Access:         Access{Need: rbac.Execute, ClusterInJobData: true},
-	}
+	c := clusterWide("rolling_restart")
 	c.Validate, c.Handler = Parsed(decoded[clusterWideData], n.rollingRestart)
 	return c
 }
@@ -234,12 +231,7 @@ func parseReboot(raw json.RawMessage) (*rebootData, error) {
 // the node has gone down and answers again, or its boot id changed, within
 // timeout_sec (default 10 minutes), and reports how long that took.
 func (n *nodes) rebootCommand() Command {
-	c := Command{
-		Name:           "reboot",
-		Exclusive:      true,
-		TimeoutPerNode: true,
-		Access:         Access{Need: rbac.Execute, ClusterInJobData: true},
-	}
+	c := clusterWide("reboot")
 	c.Validate, c.Handler = Parsed(parseReboot, n.reboot)
 	return c
 }
