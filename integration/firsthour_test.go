@@ -371,6 +371,20 @@ func TestFirstHourRoughEdges(t *testing.T) {
 		if _, ok := listed("")["result"]; ok {
 			t.Fatal("the default listing carries results")
 		}
+
+		// A listing without a limit holds the newest 100; limit asks for more.
+		for range 100 {
+			admin.createJob(t, 0, "success", map[string]any{})
+		}
+		r := mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances"}`))
+		total := int(r.Reply["total"].(float64))
+		if n := len(r.Reply["jobs"].([]any)); n != 100 || total <= 100 {
+			t.Fatalf("default listing: %d jobs of %d, want 100 of more", n, total)
+		}
+		r = mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances","limit":500}`))
+		if n := len(r.Reply["jobs"].([]any)); n != total {
+			t.Fatalf("limit 500: %d jobs of %d", n, total)
+		}
 	})
 
 	t.Run("a job killed before it runs", func(t *testing.T) {
