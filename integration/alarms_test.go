@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -292,6 +293,106 @@ func TestDiskNearlyFullAlarm(t *testing.T) {
 	waitFor(t, 30*time.Second, func() error {
 		if a := diskAlarm(); a != nil {
 			return fmt.Errorf("the disk alarm stays: %v", a)
+		}
+		return nil
+	})
+}
+
+// TestClusterFailureAlarm: with every node down the cluster fails, which
+// raises a critical alarm on the cluster itself; it clears when the nodes
+// are back.
+func TestClusterFailureAlarm(t *testing.T) {
+	sshd := services.NewSSHDPerNode(t, "127.0.0.56", "127.0.0.57")
+	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "failing", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	failure := func() map[string]any {
+		r := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
+		for _, x := range r.Reply["alarms"].([]any) {
+			if a := x.(map[string]any); a["type_name"] == "ClusterFailure" {
+				return a
+			}
+		}
+		return nil
+	}
+	sshd.PauseNode(0)
+	sshd.PauseNode(1)
+	waitFor(t, 60*time.Second, func() error {
+		if failure() == nil {
+			return fmt.Errorf("no ClusterFailure alarm yet")
+		}
+		return nil
+	})
+	if a := failure(); a["severity_name"] != "ALARM_CRITICAL" || a["hostname"] != "" {
+		t.Fatalf("cluster failure alarm: %v", a)
+	}
+	info := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
+	if state := info.Reply["cluster"].(map[string]any)["state"]; state != "FAILURE" {
+		t.Fatalf("cluster state with every node down: %v", state)
+	}
+	for i := range 2 {
+		if err := sshd.ResumeNode(t.Context(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, func() error {
+		if failure() != nil {
+			return fmt.Errorf("the ClusterFailure alarm is still open")
+		}
+		return nil
+	})
+}
+
+// TestSSHAuthenticationAlarm: a node that refuses cmon's key raises
+// SshAuthenticationFailed, not a plain unreachable alarm; it clears once the
+// key is accepted again.
+func TestSSHAuthenticationAlarm(t *testing.T) {
+	sshd := services.NewSSHDPerNode(t, "127.0.0.58", "127.0.0.59")
+	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "refusing", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	refused := sshd.Addrs[1]
+	alarmTypes := func() map[string]bool {
+		r := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
+		types := map[string]bool{}
+		for _, x := range r.Reply["alarms"].([]any) {
+			if a := x.(map[string]any); a["hostname"] == refused {
+				types[fmt.Sprint(a["type_name"])] = true
+			}
+		}
+		return types
+	}
+	keys, err := os.ReadFile(sshd.AuthorizedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node restarts with no key authorized: its pooled connections end,
+	// and every new login is refused.
+	sshd.PauseNode(1)
+	if err := os.WriteFile(sshd.AuthorizedKeys(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sshd.ResumeNode(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() error {
+		if types := alarmTypes(); !types["SshAuthenticationFailed"] || types["HostUnreachable"] {
+			return fmt.Errorf("alarms on %s: %v", refused, types)
+		}
+		return nil
+	})
+	if err := os.WriteFile(sshd.AuthorizedKeys(), keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() error {
+		if types := alarmTypes(); len(types) > 0 {
+			return fmt.Errorf("alarms on %s still open: %v", refused, types)
 		}
 		return nil
 	})

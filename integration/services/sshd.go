@@ -356,6 +356,10 @@ func (s *SSHD) HostKey() ssh.PublicKey {
 	return s.hostKey
 }
 
+// AuthorizedKeys is the authorized_keys file of every node: a test that
+// empties it makes new logins fail authentication.
+func (s *SSHD) AuthorizedKeys() string { return filepath.Join(s.dir, "authorized_keys") }
+
 // Addr is the host:port of node i.
 func (s *SSHD) Addr(i int) string {
 	return net.JoinHostPort(s.Addrs[i], strconv.Itoa(s.Port))

@@ -1,0 +1,137 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// receiver answers events about alarm failFor with 500 always, others with
+// 500 for their first failFirst attempts, and counts attempts by alarm id.
+type receiver struct {
+	mu        sync.Mutex
+	failFor   int64
+	failFirst int
+	attempts  map[int64]int
+	delivered map[int64]string // the event, once accepted
+	badSig    int
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	mac := hmac.New(sha256.New, []byte("hook-secret"))
+	mac.Write(body)
+	var e struct {
+		Event string `json:"event"`
+		Alarm struct {
+			ID int64 `json:"alarm_id"`
+		} `json:"alarm"`
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if r.Header.Get("X-Cmon-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) || json.Unmarshal(body, &e) != nil {
+		rc.badSig++
+		http.Error(w, "bad signature", http.StatusForbidden)
+		return
+	}
+	rc.attempts[e.Alarm.ID]++
+	if e.Alarm.ID == rc.failFor || rc.attempts[e.Alarm.ID] <= rc.failFirst {
+		http.Error(w, "try later", http.StatusInternalServerError)
+		return
+	}
+	rc.delivered[e.Alarm.ID] = e.Event
+}
+
+func (rc *receiver) state(id int64) (attempts int, event string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.attempts[id], rc.delivered[id]
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 30s: %s", what)
+		}
+	}
+}
+
+func TestWebhookRetriesThenGivesUp(t *testing.T) {
+	rc := &receiver{failFor: 1, failFirst: 2, attempts: map[int64]int{}, delivered: map[int64]string{}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	var logs syncBuffer
+	w := NewWebhook(srv.URL+"/hook?token=url-secret", "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
+	w.backoff = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	// Events go one at a time: the second is tried only after the first
+	// was given up.
+	w.Notify("alarm.raised", Alarm{ID: 1, Title: "never accepted"})
+	w.Notify("alarm.cleared", Alarm{ID: 2, Title: "accepted on the third try"})
+	waitUntil(t, "alarm 2 delivered", func() bool { _, e := rc.state(2); return e != "" })
+	if n, e := rc.state(2); n != 3 || e != "alarm.cleared" {
+		t.Fatalf("alarm 2: %d attempts, event %q; want 3, alarm.cleared", n, e)
+	}
+	if n, e := rc.state(1); n != webhookAttempts || e != "" {
+		t.Fatalf("alarm 1: %d attempts, event %q; want %d and none", n, e, webhookAttempts)
+	}
+	if rc.badSig != 0 {
+		t.Fatalf("%d requests with a bad signature", rc.badSig)
+	}
+	if !strings.Contains(logs.String(), "event not delivered") {
+		t.Fatalf("giving up is not logged:\n%s", logs.String())
+	}
+}
+
+func TestWebhookKeepsItsURLOutOfTheLog(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/hook?token=url-secret"
+	srv.Close() // nothing listens: every attempt fails to connect
+	var logs syncBuffer
+	w := NewWebhook(url, "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
+	w.backoff = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	w.Notify("alarm.raised", Alarm{ID: 3})
+	waitUntil(t, "the event given up", func() bool { return strings.Contains(logs.String(), "event not delivered") })
+	if strings.Contains(logs.String(), "url-secret") {
+		t.Fatalf("the webhook URL reached the log:\n%s", logs.String())
+	}
+	if got := strings.Count(logs.String(), "retrying"); got != webhookAttempts-1 {
+		t.Fatalf("%d retries logged, want %d", got, webhookAttempts-1)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
