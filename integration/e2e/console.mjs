@@ -154,6 +154,10 @@ try {
   await page.getByRole('link', { name: 'Run a command' }).click();
   await page.getByText('You may run commands on no cluster.').waitFor();
 
+  step = 'a refusal from the server is shown as it comes';
+  await page.goto(`${url}/#/cluster/999`);
+  await expectText(page.getByRole('alert'), 'AccessDenied: Read access to cluster 999 for user viewer is denied.');
+
   if (errors.length) throw new Error(`script errors in the page: ${errors.join('; ')}`);
   console.log('console e2e: ok');
 } catch (e) {
