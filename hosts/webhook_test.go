@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // receiver answers events about alarm failFor with 500 always, others with
@@ -59,12 +62,17 @@ func (rc *receiver) state(id int64) (attempts int, event string) {
 	return rc.attempts[id], rc.delivered[id]
 }
 
+// waitUntil polls ok until it holds, for at most 30s.
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30s: %s", what)
+	err := services.WaitFor(context.Background(), 30*time.Second, func() error {
+		if !ok() {
+			return errors.New(what)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -302,13 +302,7 @@ func TestDiskNearlyFullAlarm(t *testing.T) {
 // raises a critical alarm on the cluster itself; it clears when the nodes
 // are back.
 func TestClusterFailureAlarm(t *testing.T) {
-	sshd := services.NewSSHDPerNode(t, "127.0.0.56", "127.0.0.57")
-	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
-	admin := c.session(t, "admin", adminPassword)
-	id, job := admin.registerCluster(t, "failing", sshd, sshd.Addrs, nil)
-	if id == 0 {
-		t.Fatalf("register: %v", job)
-	}
+	sshd, admin, id := monitoredCluster(t, "failing", "127.0.0.56", "127.0.0.57")
 	failure := func() map[string]any {
 		r := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
 		for _, x := range r.Reply["alarms"].([]any) {
@@ -350,13 +344,7 @@ func TestClusterFailureAlarm(t *testing.T) {
 // SshAuthenticationFailed, not a plain unreachable alarm; it clears once the
 // key is accepted again.
 func TestSSHAuthenticationAlarm(t *testing.T) {
-	sshd := services.NewSSHDPerNode(t, "127.0.0.58", "127.0.0.59")
-	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
-	admin := c.session(t, "admin", adminPassword)
-	id, job := admin.registerCluster(t, "refusing", sshd, sshd.Addrs, nil)
-	if id == 0 {
-		t.Fatalf("register: %v", job)
-	}
+	sshd, admin, id := monitoredCluster(t, "refusing", "127.0.0.58", "127.0.0.59")
 	refused := sshd.Addrs[1]
 	alarmTypes := func() map[string]bool {
 		r := mustOk(t, admin.call(t, "alarm", fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d}`, id)))
@@ -396,4 +384,18 @@ func TestSSHAuthenticationAlarm(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// monitoredCluster registers sshd nodes on addrs, one process each, as a
+// cluster on a controller whose monitor checks every second.
+func monitoredCluster(t *testing.T, name string, addrs ...string) (*services.SSHD, *session, int64) {
+	t.Helper()
+	sshd := services.NewSSHDPerNode(t, addrs...)
+	c := startController(t, controllerOptions{args: []string{"--monitor-interval", "1s"}})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, name, sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	return sshd, admin, id
 }
