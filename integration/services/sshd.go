@@ -417,11 +417,17 @@ func stopTree(p *sshdProc) {
 		if p.cmd.Process == nil {
 			return
 		}
-		tree := descendants(p.cmd.Process.Pid)
-		stopProcess(p.cmd, p.done)
-		for _, pid := range tree {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+		// Frozen, the listener forks off no connection between the reading
+		// of its tree and its end: one it did would outlive it and keep
+		// answering on a node meant to be down. Killed while frozen, it
+		// accepts nothing more; connections in its backlog are reset.
+		pid := p.cmd.Process.Pid
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		for _, child := range descendants(pid) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
 		}
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	})
 }
 
