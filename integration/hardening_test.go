@@ -279,6 +279,25 @@ func TestRecurringJobsFollowTheirOwner(t *testing.T) {
 	}
 }
 
+// stays checks cond over d, failing at its first miss: how a test shows
+// that something does not happen, which no condition can signal.
+func stays(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		if err := cond(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-end:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // waitFor polls check until it passes or the timeout ends.
 func waitFor(t *testing.T, timeout time.Duration, check func() error) {
 	t.Helper()

@@ -49,18 +49,15 @@ var endedStatuses = map[string]bool{"FINISHED": true, "FAILED": true, "ABORTED":
 // status is one of want (default: any ended status).
 func (s *session) waitJob(t *testing.T, id int64, timeout time.Duration, want ...string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		job := mustOk(t, s.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstance","job_id":%d}`, id))).Reply["job"].(map[string]any)
-		status := job["status"].(string)
-		if (len(want) == 0 && endedStatuses[status]) || contains(want, status) {
-			return job
+	var job map[string]any
+	waitFor(t, timeout, func() error {
+		job = mustOk(t, s.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstance","job_id":%d}`, id))).Reply["job"].(map[string]any)
+		if status := job["status"].(string); !(len(want) == 0 && endedStatuses[status]) && !contains(want, status) {
+			return fmt.Errorf("job %d still %s: %v", id, status, job)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d still %s after %s: %v", id, status, timeout, job)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return job
 }
 
 func contains(list []string, s string) bool {
@@ -218,8 +215,7 @@ func TestMonitorDegradedAndBack(t *testing.T) {
 	waitState := func(state, offlineHost string) {
 		t.Helper()
 		// Two monitor intervals, with their jitter, plus the check itself.
-		deadline := time.Now().Add(2*1200*time.Millisecond + 10*time.Second)
-		for {
+		waitFor(t, 2*1200*time.Millisecond+10*time.Second, func() error {
 			r := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
 			cl := r.Reply["cluster"].(map[string]any)
 			ok := cl["state"] == state
@@ -231,14 +227,11 @@ func TestMonitorDegradedAndBack(t *testing.T) {
 				}
 				ok = ok && h["hoststatus"] == want
 			}
-			if ok {
-				return
+			if !ok {
+				return fmt.Errorf("cluster did not become %s (offline %q): %s", state, offlineHost, r.Raw)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster did not become %s (offline %q): %s", state, offlineHost, r.Raw)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	sshd.PauseNode(1)
 	waitState("DEGRADED", "127.0.0.8")
@@ -256,31 +249,22 @@ func TestMonitorDegradedAndBack(t *testing.T) {
 // pgrepGone waits until no process's command line contains marker.
 func pgrepGone(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := exec.Command("pgrep", "-f", marker).Output()
-		if err != nil && len(out) == 0 {
-			return
+	waitFor(t, 10*time.Second, func() error {
+		if out, err := exec.Command("pgrep", "-f", marker).Output(); err == nil || len(out) > 0 {
+			return fmt.Errorf("processes with %s still run: %s", marker, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes with %s still run: %s", marker, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func pgrepSeen(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if out, _ := exec.Command("pgrep", "-f", marker).Output(); len(out) > 0 {
-			return
+	waitFor(t, 20*time.Second, func() error {
+		if out, _ := exec.Command("pgrep", "-f", marker).Output(); len(out) == 0 {
+			return fmt.Errorf("no process with %s started", marker)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no process with %s started", marker)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestKillTimeoutAndCrashRecovery(t *testing.T) {
@@ -389,17 +373,13 @@ func TestTwoHundredJobsRunExactlyOnce(t *testing.T) {
 	for e := range errs {
 		t.Fatal(e)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	waitFor(t, 3*time.Minute, func() error {
 		r := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstances","cluster_id":%d,"show_finished":true}`, id)))
-		if r.Reply["total"] == float64(n) {
-			break
+		if r.Reply["total"] != float64(n) {
+			return fmt.Errorf("finished jobs: %v of %d", r.Reply["total"], n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("finished jobs after 3 minutes: %v", r.Reply["total"])
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 	b2, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -424,30 +404,42 @@ func TestRecurringJobFiresAndPauses(t *testing.T) {
 	if tmpl["status"] != "SCHEDULED" {
 		t.Fatalf("recurring job: %v", tmpl)
 	}
-	children := func() int {
-		list := mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances","show_finished":true}`))
-		count := 0
+	// children counts the template's runs, and those not ended yet.
+	children := func() (all, active int) {
+		list := mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances","limit":1000}`))
 		for _, j := range list.Reply["jobs"].([]any) {
-			if j.(map[string]any)["parent_job_id"] == tmpl["job_id"] {
-				count++
+			if j := j.(map[string]any); j["parent_job_id"] == tmpl["job_id"] {
+				all++
+				if !endedStatuses[j["status"].(string)] {
+					active++
+				}
 			}
 		}
-		return count
+		return all, active
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for children() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("recurring job fired %d times in 20s", children())
+	waitFor(t, 20*time.Second, func() error {
+		if n, _ := children(); n < 2 {
+			return fmt.Errorf("recurring job fired %d times", n)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"updateJobInstance","job":{"job_id":%v,"status":"PAUSED"}}`, tmpl["job_id"])))
-	time.Sleep(1500 * time.Millisecond) // a firing already under way finishes
-	paused := children()
-	time.Sleep(2500 * time.Millisecond)
-	if n := children(); n != paused {
-		t.Fatalf("a paused template fired: %d -> %d", paused, n)
-	}
+	// A firing already under way finishes; after that, none comes.
+	var paused int
+	waitFor(t, 20*time.Second, func() error {
+		var active int
+		if paused, active = children(); active > 0 {
+			return fmt.Errorf("%d runs still under way", active)
+		}
+		return nil
+	})
+	// That nothing happens takes a span to show: three firing intervals.
+	stays(t, 3*time.Second, func() error {
+		if n, _ := children(); n != paused {
+			return fmt.Errorf("a paused template fired: %d -> %d", paused, n)
+		}
+		return nil
+	})
 }
 
 func TestJobsBadInput(t *testing.T) {

@@ -182,16 +182,14 @@ func pgrepCount(t *testing.T, pattern string) int {
 
 func waitProcesses(t *testing.T, pattern string, want func(int) bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		n := pgrepCount(t, pattern)
-		if want(n) {
-			return
+	err := services.WaitFor(context.Background(), 15*time.Second, func() error {
+		if n := pgrepCount(t, pattern); !want(n) {
+			return fmt.Errorf("%s: %d processes match %q", what, n, pattern)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d processes match %q", what, n, pattern)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

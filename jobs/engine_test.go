@@ -124,15 +124,18 @@ func TestProgressWhileRunning(t *testing.T) {
 		g.waitStarted(t)
 		j := waitJob(t, s, id, 5*time.Second, StatusRunning)
 		var l *JobLog
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// The gate logs its message right after it reports the start; the
+		// checks below say what is missing if it never comes.
+		_ = services.WaitFor(context.Background(), 5*time.Second, func() error {
 			var err error
 			if l, err = s.Log(context.Background(), id, MessageQuery{Ascending: true}); err != nil {
 				t.Fatal(err)
 			}
-			if len(l.Messages) > 0 || time.Now().After(deadline) {
-				break // the gate logs its message right after it reports the start
+			if len(l.Messages) == 0 {
+				return errors.New("no message yet")
 			}
-		}
+			return nil
+		})
 		if !j.HasProgress || j.Progress != 55 || j.StatusText != "Copying" || len(l.Messages) != 1 {
 			t.Errorf("running job: progress %v %d text %q messages %d", j.HasProgress, j.Progress, j.StatusText, len(l.Messages))
 		}
@@ -235,6 +238,11 @@ func TestExclusive(t *testing.T) {
 			mu.Unlock()
 			return nil, nil
 		})}
+		// Non-exclusive jobs on one cluster wait for each other: the first
+		// holds until a second runs beside it (or 10s pass, which fails the
+		// check below), so their overlap is a condition, not a timing window.
+		together := make(chan struct{})
+		var meet sync.Once
 		look := Command{Name: "look", Access: testAccess, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			n := shared.Add(1)
 			for {
@@ -243,7 +251,14 @@ func TestExclusive(t *testing.T) {
 					break
 				}
 			}
-			time.Sleep(150 * time.Millisecond)
+			if n >= 2 {
+				meet.Do(func() { close(together) })
+			}
+			select {
+			case <-together:
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
 			shared.Add(-1)
 			return nil, nil
 		})}
