@@ -384,14 +384,20 @@ func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rb
 }
 
 // withObject resolves the object named by path and refuses the caller
-// without what need asks on it.
+// without what need asks on it. As visibleCluster does, it tells only
+// superusers that an object does not exist: to anyone else a missing object
+// is one owned by nobody and granting nothing, so that it gets the answers
+// of an existing object the caller may not read and paths reveal nothing.
 func withObject[In objectInput](g *guard, need func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error), h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
 	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
 		path := (*in).object()
 		req.audit.object = path
 		o, ok := p.Object(path)
-		if !ok {
+		switch {
+		case !ok && req.Caller.IsSuperuser():
 			return nil, NotFound("Object '%s' was not found.", path)
+		case !ok:
+			o = &rbac.Object{Path: path}
 		}
 		want, err := need(req, p, o)
 		if err != nil {

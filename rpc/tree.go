@@ -160,8 +160,14 @@ func (h *tree) checkAccess(_ context.Context, req *Request, p *rbac.Policy, o *r
 	if err != nil {
 		return nil, InvalidRequest("Invalid field 'privileges': %s.", err)
 	}
+	have := p.Privileges(req.Caller, o.Path)
+	// Privileges on a cluster the caller may not read serve nothing (see
+	// visibleCluster), and telling them would tell that the cluster exists.
+	if o.Path != rbac.RootPath && !have.Has(rbac.Read) {
+		have = 0
+	}
 	// Not granted is InvalidRequest, as the reference controller answers.
-	if missing := want &^ p.Privileges(req.Caller, o.Path); missing != 0 {
+	if missing := want &^ have; missing != 0 {
 		return nil, InvalidRequest("%s", rbac.DeniedOn(missing, rbac.PathObject(o.Path), req.Caller.Name).Message)
 	}
 	return Reply{}, nil
