@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -113,40 +112,17 @@ func (s *Server) record(ctx context.Context, req *Request, status Status, messag
 	}
 }
 
-// secretKey matches job_data keys whose values are secrets.
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|credential|private|key$|^stdin`)
-
 // redactedCommand is a job's command and job_data for the audit trail, with
-// the values of secret-looking keys and of environment variables replaced.
+// secrets hidden as every reply hides them (redactedJobData).
 func redactedCommand(command string, data json.RawMessage) string {
 	if len(data) == 0 {
 		return command
 	}
-	var v any
-	if json.Unmarshal(data, &v) != nil {
+	out := redactedJobData(data)
+	if out == nil {
 		return command
 	}
-	out, _ := json.Marshal(redact(v, false)) // decoded JSON always encodes
 	return command + " " + string(out)
-}
-
-func redact(v any, secret bool) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			v[k] = redact(x, secret || secretKey.MatchString(k) || k == "env")
-		}
-		return v
-	case []any:
-		for i, x := range v {
-			v[i] = redact(x, secret)
-		}
-		return v
-	}
-	if secret {
-		return "***"
-	}
-	return v
 }
 
 // auditOperations is the /v2/audit table; getEntries is the reference

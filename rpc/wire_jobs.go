@@ -44,8 +44,9 @@ type wireSpec struct {
 	JobData json.RawMessage `json:"job_data"`
 }
 
-// renderJob is the CmonJobInstance of j. A SCHEDULED job with no start time
-// of its own (a recurring template) shows its next firing as "scheduled".
+// renderJob is the CmonJobInstance of j, its job_data with secrets hidden
+// (redactedJobData). A SCHEDULED job with no start time of its own (a
+// recurring template) shows its next firing as "scheduled".
 func renderJob(j *jobs.Job) *wireJob {
 	w := &wireJob{
 		ClassName:    "CmonJobInstance",
@@ -73,7 +74,7 @@ func renderJob(j *jobs.Job) *wireJob {
 		HasProgress:  j.HasProgress,
 		Tags:         j.Tags,
 		ParentJobID:  j.ParentJobID,
-		JobSpec:      wireSpec{Command: j.Command, JobData: j.JobData},
+		JobSpec:      wireSpec{Command: j.Command, JobData: redactedJobData(j.JobData)},
 		Result:       j.Result,
 	}
 	if j.HasProgress {

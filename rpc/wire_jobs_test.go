@@ -46,3 +46,29 @@ func TestRenderJob(t *testing.T) {
 		t.Errorf("message = %s", m)
 	}
 }
+
+func TestRedactedJobData(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{name: "nothing secret", data: `{"command":"uptime","nodes":["n1"],"timeout_sec":12345678901234567890}`,
+			want: `{"command":"uptime","nodes":["n1"],"timeout_sec":12345678901234567890}`},
+		{name: "env values, names stay", data: `{"env":[{"key":"SECRET_VAR","value":"EnvSecret999"},{"key":"B","value":""}]}`,
+			want: `{"env":[{"key":"SECRET_VAR","value":"***"},{"key":"B","value":"***"}]}`},
+		{name: "env as an object", data: `{"env":{"A":"x"}}`, want: `{"env":{"A":"***"}}`},
+		{name: "env name not a string", data: `{"env":[{"key":{"a":"x"}}]}`, want: `{"env":[{"key":{"a":"***"}}]}`},
+		{name: "stdin", data: `{"stdin_base64":"c2VjcmV0"}`, want: `{"stdin_base64":"***"}`},
+		{name: "secret-looking fields, nested", data: `{"node":{"sudo_password":"p","ssh_private_key":["k"],"api_token":7}}`,
+			want: `{"node":{"api_token":"***","ssh_private_key":["***"],"sudo_password":"***"}}`},
+		{name: "env under a secret field", data: `{"credentials":{"env":[{"key":"A","value":"x"}]}}`,
+			want: `{"credentials":{"env":[{"key":"***","value":"***"}]}}`},
+		{name: "not JSON", data: `{"password":`, want: ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(redactedJobData(json.RawMessage(tt.data))); got != tt.want {
+				t.Errorf("redactedJobData(%s) = %s, want %s", tt.data, got, tt.want)
+			}
+		})
+	}
+}
