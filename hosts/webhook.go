@@ -48,8 +48,12 @@ const webhookAttempts = 6
 
 // NewWebhook makes a notifier for url; Run delivers.
 func NewWebhook(url, secret string, log *slog.Logger) *Webhook {
-	return &Webhook{url: url, secret: secret, log: log, client: &http.Client{Timeout: 10 * time.Second},
-		queue: make(chan []byte, 1000), backoff: time.Second}
+	// Redirects are not followed: a 301 or 302 would turn the signed POST
+	// into a GET to another URL, carrying the signature there; the 3xx is
+	// the receiver's answer, and a failed delivery.
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Webhook{url: url, secret: secret, log: log, client: client, queue: make(chan []byte, 1000), backoff: time.Second}
 }
 
 // Notify queues an event about an alarm.
@@ -115,6 +119,10 @@ func (w *Webhook) post(ctx context.Context, body []byte, signature string) error
 		return err
 	}
 	resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		// Its Location stays out of the error: it may hold a token too.
+		return fmt.Errorf("receiver answered %s: redirects are not followed", resp.Status)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("receiver answered %s", resp.Status)
 	}

@@ -126,6 +126,60 @@ func TestWebhookKeepsItsURLOutOfTheLog(t *testing.T) {
 	}
 }
 
+// TestWebhookDoesNotFollowRedirects: a receiver answering with a redirect
+// fails the delivery, retried and given up as other failures are; the
+// signed POST never reaches the URL it points to.
+func TestWebhookDoesNotFollowRedirects(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{name: "301 moved permanently", status: http.StatusMovedPermanently},
+		{name: "302 found", status: http.StatusFound},
+		{name: "307 temporary redirect", status: http.StatusTemporaryRedirect},
+		{name: "308 permanent redirect", status: http.StatusPermanentRedirect},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			redirected, elsewhere := 0, 0
+			target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				elsewhere++
+			}))
+			defer target.Close()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				redirected++
+				mu.Unlock()
+				http.Redirect(w, r, target.URL+"/elsewhere?token=location-secret", tt.status)
+			}))
+			defer srv.Close()
+			var logs syncBuffer
+			w := NewWebhook(srv.URL+"/hook", "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
+			w.backoff = time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go w.Run(ctx)
+			w.Notify("alarm.raised", Alarm{ID: 4})
+			waitUntil(t, "the event given up or redirected", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return elsewhere > 0 || strings.Contains(logs.String(), "event not delivered")
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if redirected != webhookAttempts || elsewhere != 0 {
+				t.Fatalf("%d posts to the receiver, %d to where it redirects; want %d and 0", redirected, elsewhere, webhookAttempts)
+			}
+			if !strings.Contains(logs.String(), http.StatusText(tt.status)) || strings.Contains(logs.String(), "location-secret") {
+				t.Fatalf("the log does not name the status, or names the redirect's URL:\n%s", logs.String())
+			}
+		})
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the logger's goroutine and the test.
 type syncBuffer struct {
 	mu sync.Mutex
