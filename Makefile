@@ -54,7 +54,7 @@ test: fmt-check tidy-check vet build fuzz
 # inputs, not durations: Go 1.26's fuzz coordinator can fail a run at the end
 # of a duration with a spurious "context deadline exceeded" on a loaded
 # machine (golang/go#75804, fixed in Go 1.27).
-FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs:FuzzJobData
+FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs:FuzzJobData jobs:FuzzOutputLog hosts/remote:FuzzStdout
 FUZZTIME ?= 2000x
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

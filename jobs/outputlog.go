@@ -68,16 +68,19 @@ func (o *outputLog) write(ctx context.Context, c remote.Chunk) {
 	data := append(*buf, c.Data...)
 	start := 0
 	for {
-		end := bytes.IndexByte(data[start:], '\n')
-		if end >= 0 {
+		// Only the next maxMessageLine+1 bytes are searched: a line longer
+		// than that goes out in pieces whether or not its end has come.
+		window := data[start:min(len(data), start+maxMessageLine+1)]
+		if end := bytes.IndexByte(window, '\n'); end >= 0 {
 			o.emit(ctx, nl.name, status, data[start:start+end])
 			start += end + 1
 			continue
 		}
-		if len(data)-start < maxMessageLine {
-			break
+		if len(window) <= maxMessageLine {
+			break // the line may still end within the limit
 		}
-		// A very long line goes out in pieces, each cut at a rune boundary.
+		// A very long line goes out in pieces, each cut at a rune boundary;
+		// the window holds a byte past the cut, so the cut is inside data.
 		cut := start + maxMessageLine
 		for cut > start && !utf8.RuneStart(data[cut]) {
 			cut--

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strconv"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -223,15 +223,15 @@ func (s *Service) invoke(ctx context.Context, h Handler, j *Job, log *slog.Logge
 	}
 	done := make(chan ret, 1)
 	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error("job command panicked", "panic", p, "stack", string(debug.Stack()))
-				done <- ret{err: fmt.Errorf("job command panicked: %v", p)}
-			}
-		}()
+		var r ret
 		jc := *j // the handler's copy: it may not change the engine's view
-		r, err := h.Run(ctx, &jc, &jobLogger{s: s, jobID: j.ID})
-		done <- ret{r, err}
+		if fault := remote.Contain(func() { r.result, r.err = h.Run(ctx, &jc, &jobLogger{s: s, jobID: j.ID}) }); fault != nil {
+			var pe *remote.PanicError
+			errors.As(fault, &pe)
+			log.Error("job command panicked", "panic", pe.Value, "stack", string(pe.Stack))
+			r = ret{err: fmt.Errorf("job command panicked: %v", pe.Value)}
+		}
+		done <- r
 	}()
 	select {
 	case r := <-done:

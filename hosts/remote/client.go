@@ -102,6 +102,10 @@ type Request struct {
 	// OnOutput, when set, receives output while the command runs, up to the
 	// limit. Calls are serialized.
 	OnOutput func(Chunk)
+	// OnStarted, when set, hears the process group the command runs in on
+	// the node, once it is known: what ends the command should the
+	// controller die before it does (EndGroupCommand).
+	OnStarted func(node string, pgid int)
 	// KeepOpen sets how long this connection stays open once idle (PrivX's
 	// keep_open_sec); 0 leaves it as it is.
 	KeepOpen time.Duration
@@ -232,9 +236,9 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 		limit = c.cfg.OutputLimit
 	}
 	outs := newOutputs(node, limit, req.OnOutput)
-	stdout := newPgidWriter(streamWriter{outs, Stdout})
-	sess.Stdout = stdout
-	sess.Stderr = streamWriter{outs, Stderr}
+	stdout := newPgidWriter(streamWriter{outs, Stdout}, started(req.OnStarted, node))
+	sess.Stdout = guardedWriter{outs, stdout}
+	sess.Stderr = guardedWriter{outs, streamWriter{outs, Stderr}}
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		return res, newError(ErrConnLost, node, err)
@@ -254,9 +258,9 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 	waited, waitErr, stopped := c.await(ctx, cn, sess, stdout.pgid, req.Sudo, log)
 	res.Ended = time.Now()
 	if waited {
-		stdout.flush()
+		outs.contain(stdout.flush)
 	}
-	outs.seal(res)
+	fault := outs.seal(res)
 
 	cause := exitOf(res, waited, waitErr)
 	attrs := []any{"exit_status", res.ExitStatus, "duration", res.Ended.Sub(res.Started)}
@@ -264,6 +268,10 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 		attrs = append(attrs, "exit_signal", res.ExitSignal)
 	}
 	switch {
+	case fault != nil:
+		log.ErrorContext(ctx, "handling the command's output failed: the command fails, the controller goes on",
+			append(attrs, faultAttrs(fault)...)...)
+		err = newError(ErrFault, node, fault)
 	case stopped != nil:
 		log.WarnContext(ctx, "command ended early", append(attrs, "why", stopped)...)
 		err = newError(stopped, node, cause)
@@ -334,6 +342,14 @@ func exitOf(res *Result, waited bool, waitErr error) error {
 	return nil
 }
 
+// started binds a Request's OnStarted to the node, nil when not set.
+func started(onStarted func(string, int), node string) func(int) {
+	if onStarted == nil {
+		return nil
+	}
+	return func(pgid int) { onStarted(node, pgid) }
+}
+
 // errDeadline is the cause of a Request.Timeout running out.
 var errDeadline = errors.New("command timeout")
 
@@ -361,7 +377,7 @@ func (c *Client) endRemote(ctx context.Context, cn *conn, pgidc <-chan int, sudo
 		log.Warn("cannot end remote command: it never reported its process group")
 		return
 	}
-	inv, err := newInvocation(killScript(pgid, c.cfg.KillGrace), "", nil, sudo, nil)
+	inv, err := newInvocation(EndGroupCommand(pgid, c.cfg.KillGrace), "", nil, sudo, nil)
 	if err != nil {
 		log.Warn("cannot end remote command", "err", err)
 		return

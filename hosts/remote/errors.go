@@ -31,6 +31,9 @@ var (
 	// ErrSetup: the controller cannot log in as configured (its key file is
 	// missing or unreadable, no agent): the node was never asked.
 	ErrSetup = errors.New("controller configuration error")
+	// ErrFault: the controller failed on what the node sent (a bug caught by
+	// Contain). The node's command or check fails; the controller goes on.
+	ErrFault = errors.New("controller fault on the node's data")
 )
 
 // Error is a failure on one node: its kind (one of the Err* values above), the

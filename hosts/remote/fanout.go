@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 )
@@ -66,14 +67,16 @@ type FanOutResult struct {
 
 // RunMany runs one request on many nodes.
 func (c *Client) RunMany(ctx context.Context, targets []Target, req Request, opt FanOut) *FanOutResult {
-	return fanOut(ctx, targets, opt, func(ctx context.Context, t Target) (*Result, error) {
+	return fanOut(ctx, c.log, targets, opt, func(ctx context.Context, t Target) (*Result, error) {
 		return c.Run(ctx, t, req)
 	})
 }
 
 type runFunc func(ctx context.Context, t Target) (*Result, error)
 
-func fanOut(ctx context.Context, targets []Target, opt FanOut, run runFunc) *FanOutResult {
+// fanOut runs run on each target. A panic in run or in OnNodeDone fails
+// that node (ErrFault), logged with its stack to log; the others go on.
+func fanOut(ctx context.Context, log *slog.Logger, targets []Target, opt FanOut, run runFunc) *FanOutResult {
 	parallel := 1
 	if opt.Concurrent {
 		parallel = opt.Parallelism
@@ -108,17 +111,27 @@ start:
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := run(ctx, t)
+			var (
+				res *Result
+				err error
+			)
+			if fault := Contain(func() { res, err = run(ctx, t) }); fault != nil {
+				err = faulted(ctx, log, t, fault)
+			}
 			n := NodeResult{Target: t, Result: res, Err: err, Outcome: outcomeOf(res, err)}
+			if opt.OnNodeDone != nil {
+				mu.Lock()
+				fault := Contain(func() { opt.OnNodeDone(n) })
+				mu.Unlock()
+				if fault != nil && n.Err == nil {
+					n.Err = faulted(ctx, log, t, fault)
+					n.Outcome = outcomeOf(res, n.Err)
+				}
+			}
 			if n.Failed() {
 				failed.Store(true)
 			}
 			nodes[i] = n
-			if opt.OnNodeDone != nil {
-				mu.Lock()
-				opt.OnNodeDone(n)
-				mu.Unlock()
-			}
 		}()
 	}
 	wg.Wait()
@@ -149,6 +162,11 @@ func outcomeOf(res *Result, err error) Outcome {
 		return Responded
 	case errors.Is(err, ErrRefused), errors.Is(err, ErrInvalid), errors.Is(err, ErrSetup):
 		return Unapproved
+	case errors.Is(err, ErrFault):
+		if res != nil && !res.Started.IsZero() {
+			return Responded
+		}
+		return Unapproved // the controller failed before the node was asked
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrKilled):
 		if res != nil && !res.Started.IsZero() {
 			return Responded
@@ -160,4 +178,11 @@ func outcomeOf(res *Result, err error) Outcome {
 	default:
 		return Unreachable
 	}
+}
+
+// faulted logs a panic caught while running on t and makes it t's error.
+func faulted(ctx context.Context, log *slog.Logger, t Target, fault error) error {
+	log.ErrorContext(ctx, "a node's command failed in the controller: that node fails, the controller goes on",
+		append([]any{"node", t.Addr()}, faultAttrs(fault)...)...)
+	return newError(ErrFault, t.Addr(), fault)
 }

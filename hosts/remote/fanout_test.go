@@ -103,7 +103,7 @@ func TestFanOut(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fake{errs: tt.errs, status: tt.status}
-			got := fanOut(context.Background(), ts, tt.opt, f.run)
+			got := fanOut(context.Background(), discardLog, ts, tt.opt, f.run)
 			check := func(bucket string, got, want []string) {
 				if !slices.Equal(got, want) {
 					t.Errorf("%s = %v, want %v", bucket, got, want)
@@ -131,7 +131,7 @@ func TestFanOut(t *testing.T) {
 func TestFanOutSequentialOrder(t *testing.T) {
 	ts := targets(5)
 	f := &fake{}
-	fanOut(context.Background(), ts, FanOut{}, f.run)
+	fanOut(context.Background(), discardLog, ts, FanOut{}, f.run)
 	if want := []string{"node0", "node1", "node2", "node3", "node4"}; !slices.Equal(f.ran, want) || f.peak.Load() != 1 {
 		t.Errorf("ran %v with peak %d, want %v one at a time", f.ran, f.peak.Load(), want)
 	}
@@ -154,7 +154,7 @@ func TestFanOutParallelismBound(t *testing.T) {
 			var done atomic.Int32
 			opt := tt.opt
 			opt.OnNodeDone = func(NodeResult) { done.Add(1) }
-			got := fanOut(context.Background(), targets(tt.nodes), opt, f.run)
+			got := fanOut(context.Background(), discardLog, targets(tt.nodes), opt, f.run)
 			if len(got.Responded) != tt.nodes || int(done.Load()) != tt.nodes {
 				t.Errorf("responded %d, callbacks %d, want %d", len(got.Responded), done.Load(), tt.nodes)
 			}
@@ -168,7 +168,7 @@ func TestFanOutParallelismBound(t *testing.T) {
 func TestFanOutConcurrentAbortStopsNewStarts(t *testing.T) {
 	ts := targets(10)
 	f := &fake{delay: 50 * time.Millisecond, errs: map[string]error{"node0": ErrConnect}}
-	got := fanOut(context.Background(), ts, FanOut{Concurrent: true, Parallelism: 2, AbortOnError: true}, f.run)
+	got := fanOut(context.Background(), discardLog, ts, FanOut{Concurrent: true, Parallelism: 2, AbortOnError: true}, f.run)
 	if len(got.Pending) < 7 || len(got.Unreachable) != 1 {
 		t.Errorf("pending %v unreachable %v: the first failure should stop new starts", got.Pending, got.Unreachable)
 	}
@@ -184,7 +184,7 @@ func TestFanOutCancelled(t *testing.T) {
 		}
 		return f.run(ctx, t)
 	}
-	got := fanOut(ctx, ts, FanOut{}, run)
+	got := fanOut(ctx, discardLog, ts, FanOut{}, run)
 	// The running node is killed (it had started: responded); the rest never start.
 	if !slices.Equal(got.Responded, addrs(ts[0])) || !slices.Equal(got.Pending, addrs(ts[1:]...)) {
 		t.Errorf("responded %v pending %v", got.Responded, got.Pending)

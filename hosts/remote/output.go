@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"io"
 	"strconv"
 	"sync"
 )
@@ -36,6 +37,9 @@ type outputs struct {
 	sealed bool
 	bufs   map[Stream]*bytes.Buffer
 	trunc  map[Stream]bool
+
+	faultMu sync.Mutex
+	fault   error // the first panic in handling the output
 }
 
 func newOutputs(node string, limit int, emit func(Chunk)) *outputs {
@@ -69,9 +73,30 @@ func (o *outputs) write(s Stream, p []byte) {
 	}
 }
 
-// seal stops collecting (late writes after a kill are dropped) and fills in
-// the result.
-func (o *outputs) seal(r *Result) {
+// contain runs f, which handles the output, under Contain; the first panic
+// is kept as the command's fault, and what comes after it is dropped.
+func (o *outputs) contain(f func()) {
+	o.faultMu.Lock()
+	failed := o.fault != nil
+	o.faultMu.Unlock()
+	if failed {
+		return
+	}
+	if err := Contain(f); err != nil {
+		o.faultMu.Lock()
+		if o.fault == nil {
+			o.fault = err
+		}
+		o.faultMu.Unlock()
+	}
+}
+
+// seal stops collecting (late writes after a kill are dropped), fills in
+// the result and returns the fault that cut the output short, if any.
+func (o *outputs) seal(r *Result) error {
+	o.faultMu.Lock()
+	fault := o.fault
+	o.faultMu.Unlock()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.sealed = true
@@ -79,6 +104,20 @@ func (o *outputs) seal(r *Result) {
 	r.Stderr = bytes.Clone(o.bufs[Stderr].Bytes())
 	r.StdoutTruncated = o.trunc[Stdout]
 	r.StderrTruncated = o.trunc[Stderr]
+	return fault
+}
+
+// guardedWriter is what the SSH session copies a stream into: the stream's
+// handling runs under the outputs' contain, and the writer always takes all
+// of p, so the node is never blocked on a full pipe, even after a fault.
+type guardedWriter struct {
+	o    *outputs
+	next io.Writer
+}
+
+func (g guardedWriter) Write(p []byte) (int, error) {
+	g.o.contain(func() { _, _ = g.next.Write(p) })
+	return len(p), nil
 }
 
 // streamWriter is the io.Writer the SSH session copies one stream into.
@@ -100,13 +139,16 @@ type pgidWriter struct {
 	pending []byte
 	found   bool
 	pgid    chan int // receives the process group once
+	onPgid  func(int)
 }
 
 // maxPending bounds what is held back while looking for the pgid line.
 const maxPending = 4096
 
-func newPgidWriter(next streamWriter) *pgidWriter {
-	return &pgidWriter{next: next, pgid: make(chan int, 1)}
+// newPgidWriter passes stdout on to next; onPgid, when not nil, hears the
+// process group too.
+func newPgidWriter(next streamWriter, onPgid func(int)) *pgidWriter {
+	return &pgidWriter{next: next, pgid: make(chan int, 1), onPgid: onPgid}
 }
 
 func (w *pgidWriter) Write(p []byte) (int, error) {
@@ -131,6 +173,9 @@ func (w *pgidWriter) Write(p []byte) (int, error) {
 			// A group id of 0 or 1 would make kill hit far more than the command.
 			if g, err := strconv.Atoi(string(v)); err == nil && g > 1 {
 				w.pgid <- g
+				if w.onPgid != nil {
+					w.onPgid(g)
+				}
 			}
 			close(w.pgid)
 		} else {

@@ -24,7 +24,7 @@ func TestPgidWriter(t *testing.T) {
 		for _, size := range []int{1, 3, 1 << 10} {
 			t.Run(tt.name, func(t *testing.T) {
 				o := newOutputs("n", 1<<20, nil)
-				w := newPgidWriter(streamWriter{o, Stdout})
+				w := newPgidWriter(streamWriter{o, Stdout}, nil)
 				for in := []byte(tt.input); len(in) > 0; {
 					n := min(size, len(in))
 					if got, err := w.Write(in[:n]); got != n || err != nil {
@@ -89,4 +89,41 @@ func TestOutputsLimit(t *testing.T) {
 	if strings.Contains(string(again.Stdout), "late") {
 		t.Error("output after seal was kept")
 	}
+}
+
+// FuzzStdout: whatever a node prints on stdout, in chunks of any size, is
+// passed on byte for byte but for the bootstrap's one pgid line, and never
+// panics the writer.
+func FuzzStdout(f *testing.F) {
+	f.Add([]byte(pgidPrefix+"1234\nhello\n"), []byte{1})
+	f.Add([]byte("motd\n"+pgidPrefix+"99\n\xff\x00\r"), []byte{3, 200})
+	f.Add(bytes.Repeat([]byte("A"), 3*maxPending+1), []byte{64, 0})
+	f.Add([]byte(pgidPrefix+strings.Repeat("9", 40)+"\n"), []byte{7})
+	f.Fuzz(func(t *testing.T, data, sizes []byte) {
+		o := newOutputs("n", len(data)+1, nil)
+		w := newPgidWriter(streamWriter{o, Stdout}, nil)
+		for i, rest := 0, data; len(rest) > 0; i++ {
+			size := len(rest)
+			if len(sizes) > 0 {
+				size = min(len(rest), 1+int(sizes[i%len(sizes)]))
+			}
+			if n, err := w.Write(rest[:size]); n != size || err != nil {
+				t.Fatalf("Write = %d, %v", n, err)
+			}
+			rest = rest[size:]
+		}
+		w.flush()
+		var r Result
+		if err := o.seal(&r); err != nil {
+			t.Fatal(err)
+		}
+		// The pgid line is taken only while nothing longer than maxPending
+		// is held back before it.
+		if !bytes.Contains(data, []byte(pgidPrefix)) && !bytes.Equal(r.Stdout, data) {
+			t.Fatalf("stdout %q, want %q", r.Stdout, data)
+		}
+		if len(r.Stdout) > len(data) {
+			t.Fatalf("%d bytes out of %d in", len(r.Stdout), len(data))
+		}
+	})
 }

@@ -144,9 +144,10 @@ func newInvocation(command, dir string, env []EnvVar, sudo Sudo, stdin []byte) (
 	return invocation{line: commandLine(sudo), stdin: in.Bytes()}, nil
 }
 
-// killScript ends process group pgid: TERM first so that programs may clean
-// up, then KILL for whatever is left after grace.
-func killScript(pgid int, grace time.Duration) string {
+// EndGroupCommand is the shell command that ends process group pgid: TERM
+// first so that programs may clean up, then KILL for whatever is left after
+// grace. A group that is gone already is no error.
+func EndGroupCommand(pgid int, grace time.Duration) string {
 	tries := max(1, int(grace/(100*time.Millisecond)))
 	// "kill -SIG -N" rather than "kill -s SIG -- -N": dash knows neither -s
 	// with a group nor "--".

@@ -190,7 +190,7 @@ func TestKillScriptEndsGroup(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", killScript(pgid, 500*time.Millisecond)).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", EndGroupCommand(pgid, 500*time.Millisecond)).CombinedOutput(); err != nil {
 		t.Fatalf("kill script: %v: %s", err, out)
 	}
 	select {
