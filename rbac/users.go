@@ -7,11 +7,10 @@ import (
 	stdsql "database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
+	"github.com/cmon-dev/cmon/rbac/names"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -134,29 +133,6 @@ func (s *Store) changed(ctx context.Context, ex sql.Execer, names ...string) err
 	for _, name := range names {
 		if err := s.db.Bump(ctx, ex, name); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// ValidateName checks a user or group name: 1 to 64 printable characters
-// (no control, format or invisible ones, which make two names look alike),
-// no white space at the ends, and none of the characters that ACL strings and
-// tree paths use as separators.
-func ValidateName(kind, name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%s name is empty", kind)
-	case len(name) > 64:
-		return fmt.Errorf("%s name is longer than 64 characters", kind)
-	case strings.TrimSpace(name) != name:
-		return fmt.Errorf("%s name has white space at its ends", kind)
-	case strings.ContainsAny(name, ":,/"):
-		return fmt.Errorf("%s name contains one of ':', ',' or '/'", kind)
-	}
-	for _, r := range name {
-		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
-			return fmt.Errorf("%s name contains a character that is not printable (%U)", kind, r)
 		}
 	}
 	return nil
@@ -305,13 +281,23 @@ func (s *Store) GroupByName(ctx context.Context, name string) (*Group, error) {
 
 // CreateGroup adds a group; ErrExists when the name is taken.
 func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
-	if err := ValidateName("group", name); err != nil {
+	if err := names.Check(names.Group, name); err != nil {
 		return nil, err
 	}
 	return createGroup(ctx, s, s.db, name, s.now())
 }
 
-func createGroup(ctx context.Context, s *Store, db sql.Execer, name string, now time.Time) (*Group, error) {
+// queryExecer reads and writes: the database or a transaction.
+type queryExecer interface {
+	sql.Execer
+	names.Querier
+}
+
+// createGroup adds a group whose name passed names.Check.
+func createGroup(ctx context.Context, s *Store, db queryExecer, name string, now time.Time) (*Group, error) {
+	if err := names.Unlike(ctx, db, names.Group, name, "SELECT group_name FROM user_groups"); err != nil {
+		return nil, err
+	}
 	res, err := db.ExecContext(ctx, "INSERT INTO user_groups (group_name, created) VALUES (?, ?)", name, sql.Millis(now))
 	if sql.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("group %q: %w", name, ErrExists)
@@ -342,7 +328,7 @@ type NewUser struct {
 // CreateUser adds a user and its memberships in one transaction, so that a
 // failure leaves nothing half-created.
 func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
-	if err := ValidateName("user", nu.Name); err != nil {
+	if err := names.Check(names.User, nu.Name); err != nil {
 		return nil, err
 	}
 	if nu.Timezone == "" {
@@ -351,6 +337,9 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	now := s.now()
 	var id int64
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		if err := names.Unlike(ctx, tx, names.User, nu.Name, "SELECT user_name FROM users"); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO users (user_name, first_name, last_name, email_address,
 			password_hash, timezone, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			nu.Name, nu.FirstName, nu.LastName, nu.Email, nu.PasswordHash, nu.Timezone, sql.Millis(now))
@@ -389,7 +378,7 @@ func (s *Store) joinGroup(ctx context.Context, tx *stdsql.Tx, userID int64, grou
 	err := tx.QueryRowContext(ctx, "SELECT group_id FROM user_groups WHERE group_name = ?", group).Scan(&groupID)
 	switch {
 	case errors.Is(err, stdsql.ErrNoRows) && create:
-		if err := ValidateName("group", group); err != nil {
+		if err := names.Check(names.Group, group); err != nil {
 			return err
 		}
 		g, err := createGroup(ctx, s, tx, group, now)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/rbac/names"
 )
 
 // SessionCookie is the session cookie's name in the RPC v2 protocol.
@@ -119,7 +120,7 @@ func (c credentials) name() string {
 
 // validate refuses credentials that could never be right, before any work.
 func (c credentials) validate() error {
-	if err := rbac.ValidateName("user", c.name()); err != nil {
+	if err := names.Check(names.User, c.name()); err != nil {
 		return InvalidRequest("Invalid user name: %s.", err)
 	}
 	if err := rbac.CheckPasswordInput(c.Password); err != nil {
@@ -228,7 +229,7 @@ func (a *authenticator) startSession(ctx context.Context, req *Request, u *rbac.
 }
 
 func (a *authenticator) challenge(ctx context.Context, req *Request, in *credentials) (Reply, error) {
-	if err := rbac.ValidateName("user", in.name()); err != nil {
+	if err := names.Check(names.User, in.name()); err != nil {
 		return nil, InvalidRequest("Invalid user name: %s.", err)
 	}
 	token, challenge, err := a.authn.Challenge(ctx, in.name(), req.RemoteIP)

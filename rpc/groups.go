@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/rbac/names"
 )
 
 func (h *users) getGroups(ctx context.Context, _ *Request, _ *none) (Reply, error) {
@@ -26,7 +27,7 @@ func (in *groupRequest) name() (string, error) {
 	if in.Group == nil {
 		return "", InvalidRequest("Field 'group' with 'group_name' is required.")
 	}
-	if err := rbac.ValidateName("group", in.Group.Name); err != nil {
+	if err := names.Check(names.Group, in.Group.Name); err != nil {
 		return "", InvalidRequest("Invalid group name: %s.", err)
 	}
 	return in.Group.Name, nil
@@ -42,7 +43,7 @@ func (h *users) createGroup(ctx context.Context, _ *Request, in *groupRequest) (
 		return nil, InvalidRequest("Group '%s' already exists.", name)
 	}
 	if err != nil {
-		return nil, err
+		return nil, storeError(err)
 	}
 	return Reply{"group": renderGroup(*g)}, nil
 }
@@ -66,7 +67,7 @@ type membershipRequest struct {
 
 // membership resolves addToGroup's and removeFromGroup's input.
 func (h *users) membership(ctx context.Context, req *Request, in *membershipRequest) (*rbac.User, string, error) {
-	if err := rbac.ValidateName("group", in.Group); err != nil {
+	if err := names.Check(names.Group, in.Group); err != nil {
 		return nil, "", InvalidRequest("Invalid group name: %s.", err)
 	}
 	if in.User == nil || (in.User.Name == "" && in.User.ID == 0) {

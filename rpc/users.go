@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/rbac/names"
 )
 
 // users serves /v2/users. Superusers manage everyone; any user may read
@@ -170,7 +171,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 	if in.User == nil {
 		return nil, InvalidRequest("Field 'user' is required: a CmonUser with at least 'user_name'.")
 	}
-	if err := rbac.ValidateName("user", in.User.Name); err != nil {
+	if err := names.Check(names.User, in.User.Name); err != nil {
 		return nil, InvalidRequest("Invalid user name: %s.", err)
 	}
 	nu := rbac.NewUser{Name: in.User.Name, FirstName: deref(in.User.FirstName), LastName: deref(in.User.LastName),
@@ -186,7 +187,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 		nu.PasswordHash = hash
 	}
 	for _, g := range in.User.Groups {
-		if err := rbac.ValidateName("group", g.Name); err != nil {
+		if err := names.Check(names.Group, g.Name); err != nil {
 			return nil, InvalidRequest("Invalid group name: %s.", err)
 		}
 		nu.Groups = append(nu.Groups, g.Name)
@@ -209,7 +210,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 	case errors.Is(err, rbac.ErrNotFound):
 		return nil, NotFound("Group does not exist: %s; set 'create_group' to create it.", err)
 	case err != nil:
-		return nil, err
+		return nil, storeError(err)
 	}
 	return Reply{"user": renderUser(u)}, nil
 }
@@ -340,9 +341,12 @@ func (h *users) changePassword(ctx context.Context, req *Request, u *rbac.User, 
 // storeError maps the user store's refusals to request statuses.
 func storeError(err error) error {
 	var inUse *rbac.GroupInUseError
+	var lookalike *names.LookalikeError
 	switch {
 	case errors.As(err, &inUse):
 		return InvalidRequest("Group '%s' can not be deleted for it has %d member(s).", inUse.Group, inUse.Members)
+	case errors.As(err, &lookalike):
+		return InvalidRequest("Invalid %s name: %s.", lookalike.Kind, err)
 	case errors.Is(err, rbac.ErrLastAdmin), errors.Is(err, rbac.ErrProtectedGroup):
 		return InvalidRequest("Refused: %s.", err)
 	case errors.Is(err, rbac.ErrNotFound):
