@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/rbac/names"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -121,9 +122,10 @@ func ValidHostname(h string) bool {
 // Validate checks a cluster before it is stored, with a message for each flaw.
 func (c *Cluster) Validate() error {
 	c.Type = strings.ToUpper(c.Type)
+	if err := names.Check(names.Cluster, c.Name); err != nil {
+		return fmt.Errorf("cluster_name: %w", err)
+	}
 	switch {
-	case c.Name == "" || len(c.Name) > 255 || strings.ContainsAny(c.Name, "/:,\x00") || strings.TrimSpace(c.Name) != c.Name:
-		return errors.New("cluster_name must be 1 to 255 characters without '/', ':' or ','")
 	case !slices.Contains(ClusterTypes, c.Type):
 		return fmt.Errorf("cluster_type %q is not one of %s", c.Type, strings.Join(ClusterTypes, ", "))
 	case c.SSHUser == "" || strings.ContainsAny(c.SSHUser, " \t\n'\"\\$`;"):
@@ -236,6 +238,9 @@ func (inv *Inventory) Create(ctx context.Context, c *Cluster) error {
 	now := inv.now().UTC()
 	c.Created = now
 	return inv.db.InTx(ctx, func(tx *stdsql.Tx) error {
+		if err := names.Unlike(ctx, tx, names.Cluster, c.Name, "SELECT cluster_name FROM clusters"); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO clusters (cluster_name, cluster_type, vendor, version, tags,
 			ssh_user, ssh_key_file, ssh_port, sudo, service_name, service_command, reboot_command,
 			state, status_text, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -338,6 +343,24 @@ func (inv *Inventory) GetByName(ctx context.Context, name string) (*Cluster, err
 		return nil, err
 	}
 	return found(s.byName[name])
+}
+
+// Unlike refuses a new cluster name that is taken (ErrClusterExists) or
+// looks like a taken one (*names.LookalikeError), as the inventory in memory
+// has them: a check that spares work before Create, which settles races.
+func (inv *Inventory) Unlike(ctx context.Context, name string) error {
+	s, err := inv.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if s.byName[name] != nil {
+		return ErrClusterExists
+	}
+	taken := make([]string, len(s.Clusters))
+	for i, c := range s.Clusters {
+		taken[i] = c.Name
+	}
+	return names.Lookalike(names.Cluster, name, taken)
 }
 
 func found(c *Cluster) (*Cluster, error) {

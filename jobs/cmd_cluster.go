@@ -104,9 +104,9 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, 
 	}
 	c, fps := r.cluster, r.fingerprints
 	// Checked early to spare the nodes; Create settles a race for the name.
-	if _, err := n.Inventory.GetByName(ctx, c.Name); err == nil {
+	if err := n.Inventory.Unlike(ctx, c.Name); errors.Is(err, hosts.ErrClusterExists) {
 		return nil, fmt.Errorf("a cluster named %q exists", c.Name)
-	} else if !errors.Is(err, hosts.ErrClusterNotFound) {
+	} else if err != nil {
 		return nil, err
 	}
 	log.Message(ctx, MessageSuccess, fmt.Sprintf("Registering cluster %q with %d nodes.", c.Name, len(c.Hosts)))
