@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/rbac"
+	"github.com/cmon-dev/cmon/sql"
 	"github.com/spf13/pflag"
 )
 
@@ -139,7 +141,15 @@ func settings() []setting {
 			}},
 		{key: "CMON_MYSQL_DSN", flag: "mysql-dsn", secret: true,
 			usage: "MySQL/MariaDB DSN user:password@tcp(host:port)/db; empty uses SQLite in the data directory (prefer the file or environment: flags show in the process list)",
-			set:   func(c *Config, v string) error { c.MySQLDSN = v; return nil }},
+			set: func(c *Config, v string) error {
+				if v != "" {
+					if err := sql.CheckMySQLDSN(v); err != nil {
+						return valueFree{err}
+					}
+				}
+				c.MySQLDSN = v
+				return nil
+			}},
 		{key: "CMON_TLS_CERT", flag: "tls-cert", usage: "PEM certificate; empty generates a self-signed one in the data directory",
 			set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{key: "CMON_TLS_KEY", flag: "tls-key", usage: "PEM private key of --tls-cert",
@@ -330,9 +340,14 @@ func defaultDataDir() string {
 	return ""
 }
 
+// valueFree is a secret setting's error that quotes nothing of the value,
+// so configError may show it.
+type valueFree struct{ error }
+
 // configError names the key and the source, and never the value of a secret.
 func configError(s setting, source string, err error) error {
-	if s.secret {
+	var shown valueFree
+	if s.secret && !errors.As(err, &shown) {
 		return fmt.Errorf("config: %s (%s): invalid value", s.key, source)
 	}
 	return fmt.Errorf("config: %s (%s): %w", s.key, source, err)
@@ -401,10 +416,32 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 			}
 		}
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return nil, fs, errors.New("config: CMON_TLS_CERT and CMON_TLS_KEY must be set together")
+	if err := c.validate(); err != nil {
+		return nil, fs, err
 	}
 	return c, fs, nil
+}
+
+// validate checks what no single key can: keys that only hold together, and
+// the files and expressions they name. Start-up binds its ports only after
+// this, so a bad setting is reported as such even when the port is taken.
+func (c *Config) validate() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: CMON_TLS_CERT and CMON_TLS_KEY must be set together")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("config: CMON_TLS_CERT/CMON_TLS_KEY: %w", err)
+		}
+	}
+	if c.AdminPassword != "" {
+		// Its error names the rule broken, never the password.
+		if err := (&rbac.Hasher{MinLength: c.MinPasswordLength}).CheckNew(c.AdminPassword); err != nil {
+			return fmt.Errorf("config: CMON_ADMIN_PASSWORD: %w", err)
+		}
+	}
+	_, err := execFilter(c)
+	return err
 }
 
 // readConfigFile reads KEY="value" lines; '#' starts a comment line. Unknown

@@ -69,6 +69,15 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "cert without key", env: map[string]string{"CMON_TLS_CERT": "/x.crt"}, wantKey: "CMON_TLS_KEY"},
 		{name: "bad log level", file: "CMON_LOG_LEVEL=loud\n", wantKey: "CMON_LOG_LEVEL"},
 		{name: "unexpected argument", args: []string{"serve"}, wantKey: "serve"},
+		{name: "bad mysql dsn says what is wrong, not the value", env: map[string]string{"CMON_MYSQL_DSN": "not a dsn s3cr3t"},
+			wantKey: "CMON_MYSQL_DSN (environment): not a valid MySQL DSN", absent: "s3cr3t"},
+		{name: "admin password under the floor", env: map[string]string{"CMON_ADMIN_PASSWORD": "s3cr3t"},
+			wantKey: "CMON_ADMIN_PASSWORD", absent: "s3cr3t"},
+		{name: "admin password under a floor set in another source", file: "CMON_MIN_PASSWORD_LENGTH=20\n",
+			env: map[string]string{"CMON_ADMIN_PASSWORD": "Adm1n-test-pw"}, wantKey: "CMON_ADMIN_PASSWORD", absent: "Adm1n-test-pw"},
+		{name: "bad exec regular expression", args: []string{"--exec-deny", "rm (-rf"}, wantKey: "CMON_EXEC_DENY"},
+		{name: "unreadable certificate", env: map[string]string{"CMON_TLS_CERT": "/nonexistent/cmon.crt", "CMON_TLS_KEY": "/nonexistent/cmon.key"},
+			wantKey: "CMON_TLS_CERT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +92,23 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantKey) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error %q should be one line naming %s", err, tt.wantKey)
 			}
+			if tt.absent != "" && strings.Contains(err.Error(), tt.absent) {
+				t.Fatalf("error %q shows the secret value", err)
+			}
 		})
+	}
+}
+
+// TestDSNParsedNotDialed: a DSN that parses passes the configuration even
+// when no server answers there; reaching it is start-up's business.
+func TestDSNParsedNotDialed(t *testing.T) {
+	dsn := "cmon:pw@tcp(127.0.0.1:1)/cmon"
+	c, _, err := loadConfig(nil, func(k string) string { return map[string]string{"CMON_MYSQL_DSN": dsn}[k] })
+	if err != nil {
+		t.Fatalf("loadConfig with a DSN that parses: %v", err)
+	}
+	if c.MySQLDSN != dsn {
+		t.Fatalf("DSN %q, want %q", c.MySQLDSN, dsn)
 	}
 }
 

@@ -87,11 +87,26 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
-func openMySQL(ctx context.Context, dsn string) (*DB, error) {
+// CheckMySQLDSN tells whether dsn parses, without connecting, so that start-up
+// can report a bad one before it binds a port.
+func CheckMySQLDSN(dsn string) error {
+	_, err := parseMySQLDSN(dsn)
+	return err
+}
+
+func parseMySQLDSN(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		// The driver's message may quote the DSN, password included: say only what is wrong.
-		return nil, errors.New("CMON_MYSQL_DSN is not a valid MySQL DSN (user:password@tcp(host:port)/dbname)")
+		return nil, errors.New("not a valid MySQL DSN (user:password@tcp(host:port)/dbname)")
+	}
+	return cfg, nil
+}
+
+func openMySQL(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := parseMySQLDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("CMON_MYSQL_DSN: %w", err)
 	}
 	cfg.ParseTime = false // times are stored as integer milliseconds on both backends
 	cfg.Loc = time.UTC
