@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 func TestBareV2ReplyAsDocumented(t *testing.T) {
@@ -175,7 +178,13 @@ func TestBadConfigStopsStartup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(cmonBinary, append([]string{"--data-dir", t.TempDir()}, tt.args...)...)
+			// A spare port, given before the case's own flags (the last wins):
+			// 9501 may be taken by `make run`.
+			port, err := services.FreePort("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(cmonBinary, append([]string{"--data-dir", t.TempDir(), "--rpc-port", strconv.Itoa(port)}, tt.args...)...)
 			cmd.Env = append(os.Environ(), tt.env...)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
