@@ -343,7 +343,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer,
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer, Leftovers: jobs.NodeLeftovers(deps),
 		StaleAfter: cfg.ControllerTimeout, HeartbeatInterval: cfg.ControllerTimeout / 6,
 		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: version}})
 	if err != nil {

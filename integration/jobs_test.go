@@ -314,7 +314,7 @@ func TestKillTimeoutAndCrashRecovery(t *testing.T) {
 		pgrepGone(t, marker)
 	})
 	t.Run("kill -9 of the controller mid-job", func(t *testing.T) {
-		command, _ := sleeper(3)
+		command, marker := sleeper(3)
 		running := admin.createJob(t, id, "exec", map[string]any{"command": command, "nodes": []string{"127.0.0.10"}})
 		admin.waitJob(t, running, 20*time.Second, "RUNNING")
 		// Fill the other worker so one more job stays queued across the crash.
@@ -331,7 +331,18 @@ func TestKillTimeoutAndCrashRecovery(t *testing.T) {
 			if !strings.Contains(fmt.Sprint(crashed["status_text"]), "controller stopped") {
 				t.Fatalf("status_text of a job cut by a crash: %v", crashed["status_text"])
 			}
+			// Recovery ends the commands the crash left running, as a kill
+			// would, and says so in the job's log.
+			waitFor(t, time.Minute, func() error {
+				log := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobLog","job_id":%d,"limit":-1}`, jid)))
+				if !strings.Contains(log.Raw, "the command left running when the controller stopped (process group ") ||
+					!strings.Contains(log.Raw, "was ended (TERM, then KILL after 5 s)") {
+					return fmt.Errorf("job %d's log does not say its command was ended: %.2000s", jid, log.Raw)
+				}
+				return nil
+			})
 		}
+		pgrepGone(t, marker)
 		mustStatus(t, admin.waitJob(t, queued, 30*time.Second), "FINISHED")
 	})
 }

@@ -58,6 +58,9 @@ type Config struct {
 	Logger *slog.Logger // default slog.Default()
 	// Observer, when set, is told when each job starts and ends (metrics).
 	Observer Observer
+	// Leftovers, when set, ends the node commands still running for jobs
+	// whose controller died (NodeLeftovers); nil leaves them running.
+	Leftovers LeftoverEnder
 	// Announce is what other controllers learn of this one (getControllers).
 	Announce Announcement
 }

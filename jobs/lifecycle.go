@@ -54,6 +54,8 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.every(houseCtx, s.cfg.HeartbeatInterval, false, "heartbeat", s.heartbeat)
 	s.every(houseCtx, s.cfg.PollInterval, false, "kill poll", s.pollKills)
+	s.loops.Add(1)
+	go s.endLeftovers(houseCtx)
 	s.poke()
 	s.log.InfoContext(ctx, "job engine started", "instance_id", s.instanceID, "workers", s.cfg.Workers,
 		"commands", s.reg.Names())
@@ -179,6 +181,9 @@ func (s *Service) heartbeat(ctx context.Context) error {
 	return err
 }
 
+// maxReap bounds the jobs one pass of reap fails.
+const maxReap = 500
+
 // reap fails DEQUEUED and RUNNING jobs whose controller run is gone: a previous
 // run of this controller id, or a run whose heartbeat is missing or stale. This
 // controller's own running jobs are never reaped: it knows them.
@@ -188,8 +193,8 @@ func (s *Service) reap(ctx context.Context) (int, error) {
 		WHERE j.status IN (?, ?) AND j.instance_id <> ? AND (j.controller_id = ? OR NOT EXISTS
 			(SELECT 1 FROM job_controllers c WHERE c.controller_id = j.controller_id
 				AND c.instance_id = j.instance_id AND c.heartbeat >= ?))
-		ORDER BY j.job_id LIMIT 500`,
-		StatusDequeued, StatusRunning, s.instanceID, s.cfg.ControllerID, sql.Millis(now.Add(-s.cfg.StaleAfter)))
+		ORDER BY j.job_id LIMIT ?`,
+		StatusDequeued, StatusRunning, s.instanceID, s.cfg.ControllerID, sql.Millis(now.Add(-s.cfg.StaleAfter)), maxReap)
 	if err != nil {
 		return 0, fmt.Errorf("find jobs of dead controllers: %w", err)
 	}
@@ -222,6 +227,7 @@ func (s *Service) reap(ctx context.Context) (int, error) {
 			n++
 			s.addMessage(ctx, o.id, MessageFailed, TextControllerStopped)
 			s.log.Warn("job failed: its controller is gone", "job_id", o.id, "dead_instance_id", o.instance)
+			s.queueLeftovers(o.id)
 		}
 	}
 	return n, nil

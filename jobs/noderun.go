@@ -106,9 +106,11 @@ func (n *nodes) run(ctx context.Context, log Logger, r nodeRun) *runReport {
 	if !r.base64 {
 		r.req.OnOutput = func(c remote.Chunk) { out.write(ctx, c) }
 	}
+	ended := recordProcesses(ctx, log, &r, index)
 	done := 0 // OnNodeDone calls are serialized
 	r.opt.OnNodeDone = func(nr remote.NodeResult) {
 		i := index[nr.Target.Addr()]
+		ended(i)
 		done++
 		out.flush(ctx, i)
 		logNode(ctx, log, r.hosts[i].Hostname, nodeProblem(ctx, nr), nr.Result, r.base64)

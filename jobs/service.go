@@ -41,6 +41,8 @@ type Service struct {
 	stopJobs   context.CancelCauseFunc           // cancels running jobs at the end of a drain
 	workers    sync.WaitGroup
 	loops      sync.WaitGroup
+	// leftovers are the jobs reap failed whose node commands are to be ended.
+	leftovers chan int64
 }
 
 const (
@@ -59,13 +61,14 @@ func New(db *sql.DB, reg *Registry, cfg Config) (*Service, error) {
 		return nil, errors.New("jobs: a command registry is required")
 	}
 	s := &Service{
-		db:      db,
-		reg:     reg,
-		cfg:     cfg,
-		log:     cfg.Logger, // the caller's logger names this controller (cmon: "controller")
-		clock:   cfg.Clock,
-		wake:    make(chan struct{}, 1),
-		running: map[int64]context.CancelCauseFunc{},
+		db:        db,
+		reg:       reg,
+		cfg:       cfg,
+		log:       cfg.Logger, // the caller's logger names this controller (cmon: "controller")
+		clock:     cfg.Clock,
+		wake:      make(chan struct{}, 1),
+		running:   map[int64]context.CancelCauseFunc{},
+		leftovers: make(chan int64, maxReap),
 	}
 	s.SetRetention(cfg.Retention)
 	return s, nil
@@ -320,8 +323,10 @@ func (s *Service) Delete(ctx context.Context, id int64) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM job_messages WHERE job_id = ?", id); err != nil {
 			return fmt.Errorf("delete messages of job %d: %w", id, err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM job_tags WHERE job_id = ?", id); err != nil {
-			return fmt.Errorf("delete tags of job %d: %w", id, err)
+		for _, table := range []string{"job_tags", "job_processes"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE job_id = ?", id); err != nil {
+				return fmt.Errorf("delete job %d from %s: %w", id, table, err)
+			}
 		}
 		return nil
 	})

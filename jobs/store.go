@@ -321,8 +321,10 @@ func deleteJobRows(ctx context.Context, q querier, ids []int64, statuses []Statu
 			break
 		}
 	}
-	if _, err := q.ExecContext(ctx, "DELETE FROM job_tags WHERE job_id IN ("+idList+")", idArgs...); err != nil {
-		return 0, fmt.Errorf("delete job tags: %w", err)
+	for _, table := range []string{"job_tags", "job_processes"} {
+		if _, err := q.ExecContext(ctx, "DELETE FROM "+table+" WHERE job_id IN ("+idList+")", idArgs...); err != nil {
+			return 0, fmt.Errorf("delete from %s: %w", table, err)
+		}
 	}
 	stList, stArgs := sql.Placeholders(statuses)
 	res, err := q.ExecContext(ctx, "DELETE FROM jobs WHERE job_id IN ("+idList+") AND status IN ("+stList+")",

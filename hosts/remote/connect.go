@@ -103,7 +103,7 @@ func (c *Client) connect(ctx context.Context, t Target) (*ssh.Client, error) {
 	sc, chans, reqs, err := ssh.NewClientConn(nc, node, &ssh.ClientConfig{
 		User:              t.User,
 		Auth:              auth,
-		HostKeyCallback:   check.callback,
+		HostKeyCallback:   c.containedHostKeyCheck(ctx, node, check),
 		HostKeyAlgorithms: hostKeyAlgorithms(known),
 	})
 	interrupted := !stop()
@@ -182,4 +182,18 @@ func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, 
 		return []ssh.AuthMethod{ssh.PublicKeysCallback(agent.NewClient(ac).Signers)}, func() { ac.Close() }, nil
 	}
 	return nil, nil, errors.New("no private key file and no ssh-agent configured")
+}
+
+// containedHostKeyCheck runs check under Contain: the handshake calls it on
+// a goroutine of its own, with a key the node chose, where a panic would end
+// the controller. A fault refuses the node.
+func (c *Client) containedHostKeyCheck(ctx context.Context, node string, check *hostKeyCheck) ssh.HostKeyCallback {
+	return func(host string, addr net.Addr, key ssh.PublicKey) (err error) {
+		if fault := Contain(func() { err = check.callback(host, addr, key) }); fault != nil {
+			c.log.ErrorContext(ctx, "checking the host key failed in the controller", append([]any{"node", node}, faultAttrs(fault)...)...)
+			check.refused = ErrFault
+			return fault
+		}
+		return err
+	}
 }

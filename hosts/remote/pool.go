@@ -126,7 +126,16 @@ func (p *pool) takeLocked(c *conn) {
 func (p *pool) dialFor(key poolKey, t Target, d *dialCall) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), p.connectTimeout)
-	client, err := p.dial(ctx, t)
+	var (
+		client *ssh.Client
+		err    error
+	)
+	// The handshake handles what the node sends (its version, host key):
+	// a fault there fails this connection only.
+	if fault := Contain(func() { client, err = p.dial(ctx, t) }); fault != nil {
+		p.log.Error("connecting failed in the controller", append([]any{"node", t.Addr()}, faultAttrs(fault)...)...)
+		err = newError(ErrFault, t.Addr(), fault)
+	}
 	cancel()
 	p.observer.Dialed(err)
 
