@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +23,13 @@ type MonitorConfig struct {
 	Interval time.Duration
 	// Concurrency bounds the hosts checked at once in a cluster (default 10).
 	Concurrency int
-	// Timeout bounds one host's check (default 10s).
+	// Timeout bounds one host's check (default 10s); a check that fails
+	// for what may pass (a timeout, a lost connection) is tried once more.
 	Timeout time.Duration
+	// OfflineAfter is how many checks of a host must fail in a row before
+	// it counts as offline (default DefaultOfflineAfter); a host already
+	// offline stays so on its first failure.
+	OfflineAfter int
 	// Leads, when set, is asked before each round: among controllers sharing
 	// a database only the one it answers true on checks the hosts, so each
 	// host is checked once per round.
@@ -48,7 +54,17 @@ type Monitor struct {
 	// beat is when the loop last went around or a round moved on to a
 	// cluster (unix nanoseconds), 0 before Run: Healthy reads it.
 	beat atomic.Int64
+	// failed counts each host's checks failed in a row, by host id. It is
+	// kept in memory: after a restart or a change of leader the count
+	// starts over, which delays only a host's first going offline.
+	mu     sync.Mutex
+	failed map[int64]int
 }
+
+// DefaultOfflineAfter is OfflineAfter unless configured: with each check
+// tried twice, one slow round never takes a host offline, and one that is
+// down shows within one more interval.
+const DefaultOfflineAfter = 2
 
 // Prober runs a command on many nodes, as *remote.Client does.
 type Prober interface {
@@ -66,10 +82,13 @@ func NewMonitor(inv *Inventory, ssh Prober, cfg MonitorConfig) *Monitor {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.OfflineAfter <= 0 {
+		cfg.OfflineAfter = DefaultOfflineAfter
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	m := &Monitor{inv: inv, ssh: ssh, cfg: cfg}
+	m := &Monitor{inv: inv, ssh: ssh, cfg: cfg, failed: map[int64]int{}}
 	m.interval.Store(int64(cfg.Interval))
 	return m
 }
@@ -123,6 +142,7 @@ func (m *Monitor) round(ctx context.Context) {
 		m.cfg.Log.Warn("health monitor: list clusters", "err", err)
 		return
 	}
+	m.forget(clusters)
 	for _, c := range clusters {
 		if ctx.Err() != nil {
 			return
@@ -141,42 +161,43 @@ type ClusterHealth struct {
 }
 
 // CheckCluster checks each host of c, records the results and the derived
-// cluster state, and logs a state change.
+// cluster state, and logs a state change. A host that fails fewer checks in
+// a row than OfflineAfter keeps its status and alarms; its check, returned,
+// says what failed.
 func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth, error) {
 	targets := make([]remote.Target, len(c.Hosts))
 	for i, h := range c.Hosts {
 		targets[i] = TargetOf(c, h)
 	}
 	checks := make([]HostCheck, len(c.Hosts))
-	failure := make([]string, len(c.Hosts)) // the alarm each offline host raises
-	disk := make([]int, len(c.Hosts))       // the root file system's use in percent, -1 unknown
-	res := m.ssh.RunMany(ctx, targets, remote.Request{Command: checkCommand, Timeout: m.cfg.Timeout},
-		remote.FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency})
-	for i, n := range res.Nodes {
-		check := HostCheck{HostID: c.Hosts[i].ID, At: time.Now().UTC()}
-		disk[i] = -1
+	found := make([]finding, len(c.Hosts))
+	settled := make([]HostCheck, 0, len(c.Hosts)) // the checks that set a status
+	for i, n := range m.probe(ctx, targets) {
+		h := c.Hosts[i]
+		check := HostCheck{HostID: h.ID, At: time.Now().UTC()}
+		found[i] = finding{failure: failureOf(n), disk: -1}
+		failed := m.tally(h.ID, found[i].failure == "")
 		switch {
-		case n.Outcome == remote.Responded && n.Err == nil:
+		case failed == 0:
 			check.Online, check.Message = true, "Up and running."
 			if n.Result != nil {
-				disk[i] = diskUse(n.Result.Stdout)
+				found[i].disk = diskUse(n.Result.Stdout)
 			}
-		case n.Err != nil:
-			check.Message, failure[i] = n.Err.Error(), AlarmHostUnreachable
-			switch {
-			case errors.Is(n.Err, remote.ErrAuth):
-				failure[i] = AlarmSSHAuthFailed
-			case errors.Is(n.Err, remote.ErrHostKey):
-				failure[i] = AlarmHostKeyChanged
-			case errors.Is(n.Err, remote.ErrSetup):
-				failure[i] = AlarmSSHKeyUnusable
-			}
+		case failed == 1:
+			check.Message = "1 check failed: " + reasonOf(n)
 		default:
-			check.Message, failure[i] = string(n.Outcome), AlarmHostUnreachable
+			check.Message = fmt.Sprintf("%d checks in a row failed, the last: %s", failed, reasonOf(n))
 		}
 		checks[i] = check
+		if failed > 0 && failed < m.cfg.OfflineAfter && h.Status != HostOffline {
+			found[i].pending = true
+			m.cfg.Log.Warn("host check failed", "cluster_id", c.ID, "host", h.Hostname, "failed_in_a_row", failed,
+				"offline_after", m.cfg.OfflineAfter, "err", reasonOf(n))
+			continue
+		}
+		settled = append(settled, check)
 	}
-	before, after, err := m.inv.RecordChecks(ctx, c.ID, checks)
+	before, after, err := m.inv.RecordChecks(ctx, c.ID, settled)
 	if err != nil {
 		return nil, err
 	}
@@ -184,11 +205,100 @@ func (m *Monitor) CheckCluster(ctx context.Context, c *Cluster) (*ClusterHealth,
 		m.cfg.Log.Warn("cluster state changed", "cluster_id", c.ID, "cluster", c.Name, "from", before, "to", after)
 	}
 	if m.cfg.Alarms != nil {
-		if err := m.alarm(ctx, c, checks, failure, disk, before, after); err != nil {
+		if err := m.alarm(ctx, c, checks, found, before, after); err != nil {
 			m.cfg.Log.Warn("health monitor: alarms", "cluster_id", c.ID, "err", err)
 		}
 	}
 	return &ClusterHealth{Before: before, After: after, Hosts: checks}, nil
+}
+
+// finding is what a host's check implies beyond its status.
+type finding struct {
+	failure string // the alarm the host raises once offline, "" when it answered
+	disk    int    // the root file system's use in percent, -1 unknown
+	pending bool   // failed, too few times in a row to change anything yet
+}
+
+// probe checks every target, and once more each whose check failed for what
+// may pass (a timeout, a lost connection), so that a slow answer under load
+// is not yet a failure. Refused credentials and keys are not tried again:
+// that would only add a failed login on the node.
+func (m *Monitor) probe(ctx context.Context, targets []remote.Target) []remote.NodeResult {
+	run := func(targets []remote.Target) []remote.NodeResult {
+		return m.ssh.RunMany(ctx, targets, remote.Request{Command: checkCommand, Timeout: m.cfg.Timeout},
+			remote.FanOut{Concurrent: true, Parallelism: m.cfg.Concurrency}).Nodes
+	}
+	nodes := run(targets)
+	var again []int
+	for i, n := range nodes {
+		if failureOf(n) == AlarmHostUnreachable {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 || ctx.Err() != nil {
+		return nodes
+	}
+	retry := make([]remote.Target, len(again))
+	for j, i := range again {
+		retry[j] = targets[i]
+	}
+	for j, n := range run(retry) {
+		nodes[again[j]] = n
+	}
+	return nodes
+}
+
+// failureOf is the alarm a failed check raises, "" for an answer.
+func failureOf(n remote.NodeResult) string {
+	switch {
+	case n.Outcome == remote.Responded && n.Err == nil:
+		return ""
+	case errors.Is(n.Err, remote.ErrAuth):
+		return AlarmSSHAuthFailed
+	case errors.Is(n.Err, remote.ErrHostKey):
+		return AlarmHostKeyChanged
+	case errors.Is(n.Err, remote.ErrSetup):
+		return AlarmSSHKeyUnusable
+	}
+	return AlarmHostUnreachable
+}
+
+// reasonOf says why a check failed.
+func reasonOf(n remote.NodeResult) string {
+	if n.Err != nil {
+		return n.Err.Error()
+	}
+	return string(n.Outcome)
+}
+
+// tally counts a host's check: an answer ends its failures in a row, a
+// failure adds one; it returns the failures in a row.
+func (m *Monitor) tally(hostID int64, answered bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if answered {
+		delete(m.failed, hostID)
+		return 0
+	}
+	m.failed[hostID]++
+	return m.failed[hostID]
+}
+
+// forget drops the counts of hosts no longer in any cluster.
+func (m *Monitor) forget(clusters []*Cluster) {
+	kept := map[int64]bool{}
+	for _, c := range clusters {
+		for _, h := range c.Hosts {
+			kept[h.ID] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.failed {
+		if !kept[id] {
+			delete(m.failed, id)
+		}
+	}
 }
 
 // hostAlarms are the alarms a host check raises, each with what it says.
@@ -201,9 +311,9 @@ var hostAlarms = map[string]struct{ component, title, recommendation string }{
 		"its new key; otherwise the host may be impersonated: investigate before anything runs on it."},
 }
 
-// alarm raises and clears the alarms a check implies (failure: the alarm
-// of each offline host) and logs the host status and cluster state changes.
-func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, failure []string, disk []int, before, after string) error {
+// alarm raises and clears the alarms a check implies and logs the host
+// status and cluster state changes; a pending failure changes nothing.
+func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, found []finding, before, after string) error {
 	a := m.cfg.Alarms
 	open, err := a.Open(ctx, c.ID)
 	if err != nil {
@@ -211,6 +321,9 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 	}
 	for i, check := range checks {
 		h := c.Hosts[i]
+		if found[i].pending {
+			continue
+		}
 		if was := h.Status == HostOnline; was != check.Online {
 			severity, text := LogInfo, fmt.Sprintf("Host %s is online.", h.Hostname)
 			if !check.Online {
@@ -219,7 +332,7 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 			a.Log(ctx, c.ID, h.Hostname, severity, "Node", text)
 		}
 		for typ, say := range hostAlarms {
-			if typ != failure[i] {
+			if typ != found[i].failure {
 				if open[h.ID][typ] {
 					if err := a.Clear(ctx, c.ID, h.ID, typ, ""); err != nil {
 						return err
@@ -234,8 +347,8 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 			}
 		}
 	}
-	for i, use := range disk {
-		if err := m.diskAlarm(ctx, c, c.Hosts[i], use, open[c.Hosts[i].ID][AlarmDiskFull]); err != nil {
+	for i, f := range found {
+		if err := m.diskAlarm(ctx, c, c.Hosts[i], f.disk, open[c.Hosts[i].ID][AlarmDiskFull]); err != nil {
 			return err
 		}
 	}
@@ -270,14 +383,15 @@ func (m *Monitor) alarm(ctx context.Context, c *Cluster, checks []HostCheck, fai
 }
 
 // Healthy tells whether the monitor runs: its loop went around, or it
-// started checking a cluster, within three intervals plus one host check's
-// time bound (whether or not this controller leads the rounds).
+// started checking a cluster, within three intervals plus the time bound of
+// a host's check and its retry (whether or not this controller leads the
+// rounds).
 func (m *Monitor) Healthy(context.Context) error {
 	beat := m.beat.Load()
 	if beat == 0 {
 		return errors.New("the health monitor has not started")
 	}
-	if since := time.Since(time.Unix(0, beat)); since > 3*time.Duration(m.interval.Load())+m.cfg.Timeout {
+	if since := time.Since(time.Unix(0, beat)); since > 3*time.Duration(m.interval.Load())+2*m.cfg.Timeout {
 		return fmt.Errorf("the health monitor's last round began %s ago", since.Round(time.Second))
 	}
 	return nil
