@@ -69,7 +69,7 @@ fuzz:
 soak: build
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$${SOAK_FUZZTIME:-100000x}
 	@CMON_BIN=$(abspath $(BIN)) $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
-		rc=$$?; grep -E '^(hostile-input|connection-flood):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
+		rc=$$?; grep -E '^(hostile-input|connection-flood|output-storm):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
 
 # Speed targets are ratios against a baseline measured in the same run, never
 # timed assertions in tests.

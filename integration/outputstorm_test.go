@@ -9,6 +9,23 @@ import (
 	"time"
 )
 
+// outputStorm is node output of every awkward shape, for the test and the
+// soak drill.
+var outputStorm = []struct {
+	name    string
+	command string
+	// wantPiece, when set, is a message the job log must hold whole.
+	wantPiece string
+}{
+	{name: "a line of exactly 4096 bytes", command: `printf "%4096s" | tr " " A`, wantPiece: strings.Repeat("A", 4096)},
+	{name: "a line of 8192 bytes", command: `printf "%8192s" | tr " " B`, wantPiece: strings.Repeat("B", 4096)},
+	{name: "a line of 12288 bytes and a newline", command: `printf "%12288s\n" | tr " " C`, wantPiece: strings.Repeat("C", 4096)},
+	{name: "4096 bytes then a carriage return", command: `printf "%4096s\r" | tr " " D`},
+	{name: "a 50 MB line", command: `head -c 50000000 /dev/zero | tr "\0" E`},
+	{name: "random bytes folded at 1000", command: `head -c 2000000 /dev/urandom | fold -w 1000`},
+	{name: "NUL bytes and escapes", command: `printf "\0\033[31mred\033[0m\r\0\n%4095s\xff" | tr " " F`},
+}
+
 // TestOutputStormLeavesControllerUp: node output of every awkward shape (a
 // line of exactly 4096 bytes once panicked the controller, finding 1 of the
 // second hardening issue) ends each job with its output cut and bounded, and
@@ -16,20 +33,7 @@ import (
 func TestOutputStormLeavesControllerUp(t *testing.T) {
 	c, admin, id := withCluster(t, "127.0.0.60", "storm")
 	const node = "127.0.0.60"
-	tests := []struct {
-		name    string
-		command string
-		// wantPiece, when set, is a message the job log must hold whole.
-		wantPiece string
-	}{
-		{name: "a line of exactly 4096 bytes", command: `printf "%4096s" | tr " " A`, wantPiece: strings.Repeat("A", 4096)},
-		{name: "a line of 8192 bytes", command: `printf "%8192s" | tr " " B`, wantPiece: strings.Repeat("B", 4096)},
-		{name: "a line of 12288 bytes and a newline", command: `printf "%12288s\n" | tr " " C`, wantPiece: strings.Repeat("C", 4096)},
-		{name: "4096 bytes then a carriage return", command: `printf "%4096s\r" | tr " " D`},
-		{name: "a 50 MB line", command: `head -c 50000000 /dev/zero | tr "\0" E`},
-		{name: "random bytes folded at 1000", command: `head -c 2000000 /dev/urandom | fold -w 1000`},
-		{name: "NUL bytes and escapes", command: `printf "\0\033[31mred\033[0m\r\0\n%4095s\xff" | tr " " F`},
-	}
+	tests := outputStorm
 	jobs := make([]int64, len(tests))
 	for i, tt := range tests {
 		jobs[i] = admin.createJob(t, id, "exec", map[string]any{"command": tt.command})
