@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
 	"github.com/spf13/pflag"
@@ -59,7 +60,10 @@ type Config struct {
 	WebhookSecret     string
 	JobRetentionMax   int
 	MonitorInterval   time.Duration
-	SSHKeyFile        string
+	// HostOfflineAfter is how many health checks of a host fail in a row
+	// before it counts as offline.
+	HostOfflineAfter int
+	SSHKeyFile       string
 	// ExecAllow and ExecDeny are regular expressions commands sent to nodes
 	// must match, or must not match, in ExecOrder.
 	ExecAllow, ExecDeny, ExecOrder string
@@ -252,6 +256,9 @@ func settings() []setting {
 			set: intSetter(0, 100_000_000, func(c *Config) *int { return &c.JobRetentionMax })},
 		{key: "CMON_MONITOR_INTERVAL", flag: "monitor-interval", def: "30s", usage: "how often every host of every cluster is checked",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.MonitorInterval })},
+		{key: "CMON_HOST_OFFLINE_AFTER", flag: "host-offline-after", def: strconv.Itoa(hosts.DefaultOfflineAfter),
+			usage: "health checks of a host that fail in a row, each tried twice, before it counts as offline",
+			set:   intSetter(1, 100, func(c *Config) *int { return &c.HostOfflineAfter })},
 		{key: "CMON_SSH_KEY_FILE", flag: "ssh-key-file", usage: "private key for nodes whose cluster names none (else $SSH_AUTH_SOCK)",
 			set: func(c *Config, v string) error { c.SSHKeyFile = v; return nil }},
 		{key: "CMON_EXEC_ALLOW", flag: "exec-allow", usage: "regular expression every command sent to nodes must match (empty: all)",

@@ -68,6 +68,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "unreadable file", args: []string{"--config", "/nonexistent/cmon"}, wantKey: "/nonexistent/cmon"},
 		{name: "cert without key", env: map[string]string{"CMON_TLS_CERT": "/x.crt"}, wantKey: "CMON_TLS_KEY"},
 		{name: "bad log level", file: "CMON_LOG_LEVEL=loud\n", wantKey: "CMON_LOG_LEVEL"},
+		{name: "host offline after zero checks", args: []string{"--host-offline-after", "0"}, wantKey: "CMON_HOST_OFFLINE_AFTER"},
+		{name: "host offline after not a number", env: map[string]string{"CMON_HOST_OFFLINE_AFTER": "two"}, wantKey: "CMON_HOST_OFFLINE_AFTER"},
 		{name: "unexpected argument", args: []string{"serve"}, wantKey: "serve"},
 		{name: "bad mysql dsn says what is wrong, not the value", env: map[string]string{"CMON_MYSQL_DSN": "not a dsn s3cr3t"},
 			wantKey: "CMON_MYSQL_DSN (environment): not a valid MySQL DSN", absent: "s3cr3t"},

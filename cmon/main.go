@@ -157,8 +157,8 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	defer strict.Close()
 	defer learn.Close()
 	var leads func(context.Context) (bool, error) // set once the engine, which knows the live controllers, runs
-	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, Log: log, Alarms: alarms,
-		Leads: func(ctx context.Context) (bool, error) { return leads(ctx) }})
+	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, OfflineAfter: cfg.HostOfflineAfter,
+		Log: log, Alarms: alarms, Leads: func(ctx context.Context) (bool, error) { return leads(ctx) }})
 	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
 	// One grace period for a stop, the transport's: the engine's backstop
 	// for a handler that ignores its cancellation sits just above it.
