@@ -148,7 +148,16 @@ func (m *Monitor) round(ctx context.Context) {
 			return
 		}
 		m.beat.Store(time.Now().UnixNano()) // a long round is alive too
-		if _, err := m.CheckCluster(ctx, c); err != nil {
+		// What the hosts answered (df output, exit statuses) is read under
+		// Contain: a fault it triggers fails this cluster's check, not the
+		// controller, and the next cluster is checked all the same.
+		var err error
+		if fault := remote.Contain(func() { _, err = m.CheckCluster(ctx, c) }); fault != nil {
+			m.cfg.Log.Error("health monitor: checking a cluster failed in the controller",
+				append([]any{"cluster_id", c.ID, "cluster", c.Name}, remote.FaultAttrs(fault)...)...)
+			continue
+		}
+		if err != nil {
 			m.cfg.Log.Warn("health monitor: check cluster", "cluster_id", c.ID, "cluster", c.Name, "err", err)
 		}
 	}

@@ -186,3 +186,47 @@ func TestMonitorOfflineRule(t *testing.T) {
 		})
 	}
 }
+
+// answersTooMuch answers every check, with one node too many for cluster
+// "bad": the kind of answer that makes reading it fail.
+type answersTooMuch struct{}
+
+func (answersTooMuch) RunMany(_ context.Context, targets []remote.Target, _ remote.Request, _ remote.FanOut) *remote.FanOutResult {
+	out := &remote.FanOutResult{}
+	for _, target := range targets {
+		out.Nodes = append(out.Nodes, remote.NodeResult{Target: target, Outcome: remote.Responded,
+			Result: &remote.Result{Stdout: []byte("/dev/sda1 100 50 50 50% /\n")}})
+	}
+	if len(targets) > 0 && targets[0].Cluster == "bad" {
+		out.Nodes = append(out.Nodes, out.Nodes[0])
+	}
+	return out
+}
+
+// TestRoundContainsFaults: a fault while reading one cluster's answers
+// fails that cluster's check only; the round goes on to the next cluster.
+func TestRoundContainsFaults(t *testing.T) {
+	ctx := context.Background()
+	inv := NewInventory(services.OpenSQLite(t))
+	var good *Cluster
+	for _, name := range []string{"bad", "good"} {
+		c := &Cluster{Name: name, Type: ClusterGeneric, SSHUser: "cmon", SSHPort: 22, Hosts: []Host{{Hostname: "127.0.0.4"}}}
+		if err := inv.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		good = c
+	}
+	var log strings.Builder
+	m := NewMonitor(inv, answersTooMuch{}, MonitorConfig{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	m.round(ctx)
+	got, err := inv.Get(ctx, good.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hosts[0].Status != HostOnline {
+		t.Errorf("the cluster after the faulty one was not checked: host %s", got.Hosts[0].Status)
+	}
+	if !strings.Contains(log.String(), "checking a cluster failed in the controller") || !strings.Contains(log.String(), "cluster=bad") {
+		t.Errorf("the fault was not logged:\n%s", log.String())
+	}
+}

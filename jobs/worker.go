@@ -226,10 +226,8 @@ func (s *Service) invoke(ctx context.Context, h Handler, j *Job, log *slog.Logge
 		var r ret
 		jc := *j // the handler's copy: it may not change the engine's view
 		if fault := remote.Contain(func() { r.result, r.err = h.Run(ctx, &jc, &jobLogger{s: s, jobID: j.ID}) }); fault != nil {
-			var pe *remote.PanicError
-			errors.As(fault, &pe)
-			log.Error("job command panicked", "panic", pe.Value, "stack", string(pe.Stack))
-			r = ret{err: fmt.Errorf("job command panicked: %v", pe.Value)}
+			log.Error("job command panicked", remote.FaultAttrs(fault)...)
+			r = ret{err: fmt.Errorf("job command panicked: %v", fault.(*remote.PanicError).Value)}
 		}
 		done <- r
 	}()

@@ -270,7 +270,7 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 	switch {
 	case fault != nil:
 		log.ErrorContext(ctx, "handling the command's output failed: the command fails, the controller goes on",
-			append(attrs, faultAttrs(fault)...)...)
+			append(attrs, FaultAttrs(fault)...)...)
 		err = newError(ErrFault, node, fault)
 	case stopped != nil:
 		log.WarnContext(ctx, "command ended early", append(attrs, "why", stopped)...)

@@ -190,7 +190,7 @@ func (c *Client) auth(ctx context.Context, t Target) (methods []ssh.AuthMethod, 
 func (c *Client) containedHostKeyCheck(ctx context.Context, node string, check *hostKeyCheck) ssh.HostKeyCallback {
 	return func(host string, addr net.Addr, key ssh.PublicKey) (err error) {
 		if fault := Contain(func() { err = check.callback(host, addr, key) }); fault != nil {
-			c.log.ErrorContext(ctx, "checking the host key failed in the controller", append([]any{"node", node}, faultAttrs(fault)...)...)
+			c.log.ErrorContext(ctx, "checking the host key failed in the controller", append([]any{"node", node}, FaultAttrs(fault)...)...)
 			check.refused = ErrFault
 			return fault
 		}

@@ -183,6 +183,6 @@ func outcomeOf(res *Result, err error) Outcome {
 // faulted logs a panic caught while running on t and makes it t's error.
 func faulted(ctx context.Context, log *slog.Logger, t Target, fault error) error {
 	log.ErrorContext(ctx, "a node's command failed in the controller: that node fails, the controller goes on",
-		append([]any{"node", t.Addr()}, faultAttrs(fault)...)...)
+		append([]any{"node", t.Addr()}, FaultAttrs(fault)...)...)
 	return newError(ErrFault, t.Addr(), fault)
 }

@@ -29,9 +29,9 @@ func Contain(f func()) (err error) {
 	return nil
 }
 
-// faultAttrs are the log attributes of a caught panic: the error and, for
+// FaultAttrs are the log attributes of a caught panic: the error and, for
 // the controller's log only, its stack.
-func faultAttrs(err error) []any {
+func FaultAttrs(err error) []any {
 	attrs := []any{"err", err}
 	if pe := (*PanicError)(nil); errors.As(err, &pe) {
 		attrs = append(attrs, "stack", string(pe.Stack))

@@ -133,7 +133,7 @@ func (p *pool) dialFor(key poolKey, t Target, d *dialCall) {
 	// The handshake handles what the node sends (its version, host key):
 	// a fault there fails this connection only.
 	if fault := Contain(func() { client, err = p.dial(ctx, t) }); fault != nil {
-		p.log.Error("connecting failed in the controller", append([]any{"node", t.Addr()}, faultAttrs(fault)...)...)
+		p.log.Error("connecting failed in the controller", append([]any{"node", t.Addr()}, FaultAttrs(fault)...)...)
 		err = newError(ErrFault, t.Addr(), fault)
 	}
 	cancel()
