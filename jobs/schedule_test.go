@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +309,135 @@ func TestRetention(t *testing.T) {
 			t.Errorf("template deleted by count retention: %v", err)
 		}
 	})
+}
+
+// TestScheduleAcrossClockChanges: each case walks successive firings from a
+// start across a clock change. Transitions used (2025): New York springs
+// forward at 07:00Z on 03-09 (02:00 EST to 03:00 EDT) and falls back at
+// 06:00Z on 11-02 (02:00 EDT to 01:00 EST); Berlin at 01:00Z on 03-30
+// (02:00 CET to 03:00 CEST) and 10-26 (03:00 CEST to 02:00 CET); Lord Howe
+// shifts by half an hour, at 15:30Z on 10-04 (02:00 to 02:30, +11) and at
+// 15:00Z on 04-05 (02:00 to 01:30, +10:30).
+func TestScheduleAcrossClockChanges(t *testing.T) {
+	tests := []struct {
+		name, expr, tz, from string
+		want                 []string
+	}{
+		{name: "skipped time runs right after the jump", expr: "30 2 * * *", tz: "America/New_York", from: "2025-03-08T08:00:00Z",
+			want: []string{"2025-03-09T07:00:00Z", "2025-03-10T06:30:00Z"}},
+		{name: "repeated time runs once, in its first pass", expr: "30 1 * * *", tz: "America/New_York", from: "2025-11-01T12:00:00Z",
+			want: []string{"2025-11-02T05:30:00Z", "2025-11-03T06:30:00Z"}},
+		{name: "repeated time does not run again from its second pass", expr: "30 1 * * *", tz: "America/New_York",
+			from: "2025-11-02T06:10:00Z", want: []string{"2025-11-03T06:30:00Z"}},
+		{name: "skipped times of a named hour run once after the jump", expr: "*/20 2 * * *", tz: "America/New_York",
+			from: "2025-03-09T06:00:00Z", want: []string{"2025-03-09T07:00:00Z", "2025-03-10T06:00:00Z"}},
+		{name: "named hours next to the skipped one", expr: "0 1-23 * * *", tz: "America/New_York", from: "2025-03-09T05:30:00Z",
+			want: []string{"2025-03-09T06:00:00Z", "2025-03-09T07:00:00Z", "2025-03-09T08:00:00Z"}},
+		{name: "named hours next to the repeated one", expr: "0 1-23 * * *", tz: "America/New_York", from: "2025-11-02T04:30:00Z",
+			want: []string{"2025-11-02T05:00:00Z", "2025-11-02T07:00:00Z"}},
+		{name: "every 15 minutes across spring forward", expr: "*/15 * * * *", tz: "America/New_York", from: "2025-03-09T06:30:00Z",
+			want: []string{"2025-03-09T06:45:00Z", "2025-03-09T07:00:00Z", "2025-03-09T07:15:00Z"}},
+		{name: "every 15 minutes through the repeated hour", expr: "*/15 * * * *", tz: "America/New_York", from: "2025-11-02T05:30:00Z",
+			want: []string{"2025-11-02T05:45:00Z", "2025-11-02T06:00:00Z", "2025-11-02T06:15:00Z"}},
+		{name: "hourly across spring forward", expr: "0 * * * *", tz: "America/New_York", from: "2025-03-09T05:30:00Z",
+			want: []string{"2025-03-09T06:00:00Z", "2025-03-09T07:00:00Z", "2025-03-09T08:00:00Z"}},
+		{name: "hourly runs in both passes of the repeated hour", expr: "@hourly", tz: "America/New_York", from: "2025-11-02T04:30:00Z",
+			want: []string{"2025-11-02T05:00:00Z", "2025-11-02T06:00:00Z", "2025-11-02T07:00:00Z"}},
+		{name: "zone prefix in the expression", expr: "CRON_TZ=America/New_York 30 2 * * *", from: "2025-03-08T08:00:00Z",
+			want: []string{"2025-03-09T07:00:00Z", "2025-03-10T06:30:00Z"}},
+		{name: "berlin skipped time", expr: "0 2 * * *", tz: "Europe/Berlin", from: "2025-03-29T12:00:00Z",
+			want: []string{"2025-03-30T01:00:00Z", "2025-03-31T00:00:00Z"}},
+		{name: "berlin repeated time", expr: "30 2 * * *", tz: "Europe/Berlin", from: "2025-10-25T12:00:00Z",
+			want: []string{"2025-10-26T00:30:00Z", "2025-10-27T01:30:00Z"}},
+		{name: "berlin hourly across spring forward", expr: "0 * * * *", tz: "Europe/Berlin", from: "2025-03-30T00:30:00Z",
+			want: []string{"2025-03-30T01:00:00Z", "2025-03-30T02:00:00Z"}},
+		{name: "berlin every 15 minutes through the repeated hour", expr: "*/15 * * * *", tz: "Europe/Berlin",
+			from: "2025-10-26T00:30:00Z", want: []string{"2025-10-26T00:45:00Z", "2025-10-26T01:00:00Z", "2025-10-26T01:15:00Z"}},
+		{name: "lord howe skipped half hour", expr: "0 2 * * *", tz: "Australia/Lord_Howe", from: "2025-10-04T00:00:00Z",
+			want: []string{"2025-10-04T15:30:00Z", "2025-10-05T15:00:00Z"}},
+		{name: "lord howe repeated half hour", expr: "45 1 * * *", tz: "Australia/Lord_Howe", from: "2025-04-05T00:00:00Z",
+			want: []string{"2025-04-05T14:45:00Z", "2025-04-06T15:15:00Z"}},
+		// An hourly schedule follows the clock: 02:00 never shows that night.
+		{name: "lord howe hourly across spring forward", expr: "0 * * * *", tz: "Australia/Lord_Howe", from: "2025-10-04T14:00:00Z",
+			want: []string{"2025-10-04T14:30:00Z", "2025-10-04T16:00:00Z"}},
+		{name: "an interval is real time", expr: "@every 45m", tz: "America/New_York", from: "2025-03-09T06:30:00Z",
+			want: []string{"2025-03-09T07:15:00Z", "2025-03-09T08:00:00Z"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := parseSchedule(tc.expr, tc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := mustTime(t, tc.from)
+			for i, want := range tc.want {
+				at = s.next(at)
+				if !at.Equal(mustTime(t, want)) {
+					t.Fatalf("firing %d = %s, want %s", i+1, at.Format(time.RFC3339), want)
+				}
+			}
+		})
+	}
+}
+
+// TestScheduleYearRound: over a year of firings, a schedule naming a time of
+// day fires once every local day, and one firing every 15 minutes keeps its
+// real period, whatever the clock does.
+func TestScheduleYearRound(t *testing.T) {
+	for _, tz := range []string{"America/New_York", "Europe/Berlin", "Australia/Lord_Howe"} {
+		t.Run(tz, func(t *testing.T) {
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := time.Date(2025, 1, 1, 0, 0, 0, 0, loc)
+			daily, err := parseSchedule("15 2 * * *", tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			days := 0
+			for at := daily.next(from); at.In(loc).Year() == 2025; at = daily.next(at) {
+				if want := from.AddDate(0, 0, days).Format(time.DateOnly); at.In(loc).Format(time.DateOnly) != want {
+					t.Fatalf("fired at %s, want a firing on %s", at.In(loc), want)
+				}
+				days++
+			}
+			if days != 365 {
+				t.Errorf("fired on %d days of 2025, want 365", days)
+			}
+			if tz == "Australia/Lord_Howe" {
+				return // its half-hour shifts move the quarter hours
+			}
+			quarter, err := parseSchedule("*/15 * * * *", tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := from.AddDate(1, 0, 0)
+			for at := from; at.Before(end); {
+				next := quarter.next(at)
+				if next.Sub(at) != 15*time.Minute {
+					t.Fatalf("fired at %s after %s, want every 15 minutes", next, at)
+				}
+				at = next
+			}
+		})
+	}
+}
+
+func TestParseScheduleRefuses(t *testing.T) {
+	tests := []struct {
+		name, expr, tz, wantMsg string
+	}{
+		{name: "zone prefix alone", expr: "TZ=UTC", wantMsg: `recurrence "TZ=UTC" names a time zone but no schedule`},
+		{name: "cron zone prefix alone", expr: "CRON_TZ=Europe/Berlin", wantMsg: "names a time zone but no schedule"},
+		{name: "unknown zone prefix", expr: "TZ=Mars/Olympus 0 9 * * *", wantMsg: "is not a valid 5-field cron expression"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseSchedule(tc.expr, tc.tz)
+			if !errors.Is(err, ErrBadSchedule) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("parseSchedule(%q) = %v, want a bad schedule saying %q", tc.expr, err, tc.wantMsg)
+			}
+		})
+	}
 }

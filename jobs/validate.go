@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/robfig/cron/v3"
 )
 
 // Limits on what a client may store with a job.
@@ -146,37 +144,4 @@ func normalizeTags(tags []string) ([]string, error) {
 		return nil, invalidf("a job has at most %d tags, not %d", maxTags, len(out))
 	}
 	return out, nil
-}
-
-// schedule is a parsed recurrence in its time zone.
-type schedule struct {
-	cron cron.Schedule
-	loc  *time.Location
-}
-
-// parseSchedule parses a 5-field cron expression (or a descriptor such as
-// @daily) evaluated in the IANA time zone tz, UTC when tz is "".
-func parseSchedule(expr, tz string) (*schedule, error) {
-	loc := time.UTC
-	if tz != "" {
-		l, err := time.LoadLocation(tz)
-		if err != nil {
-			return nil, invalid(ErrBadSchedule, "unknown time zone %q", tz)
-		}
-		loc = l
-	}
-	sched, err := cron.ParseStandard(expr)
-	if err != nil {
-		return nil, invalid(ErrBadSchedule, "recurrence %q is not a valid 5-field cron expression: %v", expr, err)
-	}
-	return &schedule{cron: sched, loc: loc}, nil
-}
-
-// next is the first firing strictly after t, in UTC; zero if it never fires.
-func (s *schedule) next(t time.Time) time.Time {
-	n := s.cron.Next(t.In(s.loc))
-	if n.IsZero() {
-		return n
-	}
-	return n.UTC()
 }
