@@ -78,8 +78,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Config, reload func() (*Config, error)) error {
 	started := time.Now()
 	// The ports first: a busy one stops start-up before anything is written.
-	listeners, err := rpc.Listen(cfg.BindAddresses, cfg.Port,
-		rpc.ConnLimits{Total: cfg.MaxConnections, PerAddress: cfg.MaxConnectionsPerAddress})
+	listeners, err := rpc.Listen(log, cfg.BindAddresses, cfg.Port, connLimits(log, cfg))
 	if err != nil {
 		return err
 	}

@@ -191,10 +191,10 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// Listen opens one TCP listener per bind address, each bounded by limits.
-// They are opened before anything is written, so a busy port stops start-up
-// first; Serve speaks TLS on them, and only TLS.
-func Listen(addrs []string, port int, limits ConnLimits) ([]net.Listener, error) {
+// Listen opens one TCP listener per bind address, all bounded together by
+// limits. They are opened before anything is written, so a busy port stops
+// start-up first; Serve speaks TLS on them, and only TLS.
+func Listen(log *slog.Logger, addrs []string, port int, limits ConnLimits) ([]net.Listener, error) {
 	var out []net.Listener
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
@@ -204,16 +204,18 @@ func Listen(addrs []string, port int, limits ConnLimits) ([]net.Listener, error)
 			}
 			return nil, fmt.Errorf("listen on %s port %d: %w", a, port, err)
 		}
-		out = append(out, LimitConnections(l, limits))
+		out = append(out, l)
 	}
-	return out, nil
+	return LimitConnections(log, limits, out...), nil
 }
 
 // Serve answers on every listener until ctx ends, then stops accepting and
 // gives in-flight requests up to grace to finish.
 func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []net.Listener, cfg *tls.Config, grace time.Duration) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler: h,
+		// Also the TLS handshake's deadline (the least of the three read and
+		// write timeouts): a connection that stalls in it is closed.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -221,6 +223,7 @@ func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []ne
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise from scanners
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnState:         trackConnState, // which connections the limits may shed
 	}
 	errs := make(chan error, len(listeners))
 	var wg sync.WaitGroup
