@@ -1,7 +1,6 @@
 package hosts
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -80,12 +79,7 @@ func TestWebhookRetriesThenGivesUp(t *testing.T) {
 	rc := &receiver{failFor: 1, failFirst: 2, attempts: map[int64]int{}, delivered: map[int64]string{}}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	var logs syncBuffer
-	w := NewWebhook(srv.URL+"/hook?token=url-secret", "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
-	w.backoff = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w, logs := startWebhook(t, srv.URL+"/hook?token=url-secret")
 
 	// Events go one at a time: the second is tried only after the first
 	// was given up.
@@ -110,12 +104,7 @@ func TestWebhookKeepsItsURLOutOfTheLog(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL + "/hook?token=url-secret"
 	srv.Close() // nothing listens: every attempt fails to connect
-	var logs syncBuffer
-	w := NewWebhook(url, "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
-	w.backoff = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w, logs := startWebhook(t, url)
 	w.Notify("alarm.raised", Alarm{ID: 3})
 	waitUntil(t, "the event given up", func() bool { return strings.Contains(logs.String(), "event not delivered") })
 	if strings.Contains(logs.String(), "url-secret") {
@@ -156,12 +145,7 @@ func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, target.URL+"/elsewhere?token=location-secret", tt.status)
 			}))
 			defer srv.Close()
-			var logs syncBuffer
-			w := NewWebhook(srv.URL+"/hook", "hook-secret", slog.New(slog.NewTextHandler(&logs, nil)))
-			w.backoff = time.Millisecond
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go w.Run(ctx)
+			w, logs := startWebhook(t, srv.URL+"/hook")
 			w.Notify("alarm.raised", Alarm{ID: 4})
 			waitUntil(t, "the event given up or redirected", func() bool {
 				mu.Lock()
@@ -180,20 +164,12 @@ func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// startWebhook runs a webhook to url, retrying after a millisecond, until the
+// test ends; logs holds what it logged.
+func startWebhook(t *testing.T, url string) (*Webhook, *services.SyncBuffer) {
+	logs := &services.SyncBuffer{}
+	w := NewWebhook(url, "hook-secret", slog.New(slog.NewTextHandler(logs, nil)))
+	w.backoff = time.Millisecond
+	go w.Run(t.Context())
+	return w, logs
 }

@@ -28,7 +28,10 @@ func TestBadConfigWithPortTaken(t *testing.T) {
 		env     []string
 		wantKey string
 	}{
-		{name: "bad mysql dsn", env: []string{"CMON_MYSQL_DSN=not a dsn s3cr3t"}, wantKey: "CMON_MYSQL_DSN"},
+		{name: "port out of range", args: []string{"--rpc-port", "99999"}, wantKey: "RPC_PORT"},
+		{name: "bad bind address", env: []string{"RPC_BIND_ADDRESSES=localhost-ish"}, wantKey: "RPC_BIND_ADDRESSES"},
+		{name: "unreadable config", args: []string{"--config", "/nonexistent/cmon"}, wantKey: "/nonexistent/cmon"},
+		{name: "bad mysql dsn hides the value", env: []string{"CMON_MYSQL_DSN=not a dsn s3cr3t"}, wantKey: "CMON_MYSQL_DSN"},
 		{name: "admin password under the floor", env: []string{"CMON_ADMIN_PASSWORD=s3cr3t"}, wantKey: "CMON_ADMIN_PASSWORD"},
 		{name: "bad exec regular expression", args: []string{"--exec-allow", "(unclosed"}, wantKey: "CMON_EXEC_ALLOW"},
 		{name: "unreadable certificate", args: []string{"--tls-cert", "/nonexistent/cmon.crt", "--tls-key", "/nonexistent/cmon.key"},

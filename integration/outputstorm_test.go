@@ -76,22 +76,26 @@ func TestOutputStormLeavesControllerUp(t *testing.T) {
 	}
 }
 
-// peakRSS is a process's peak resident set size in bytes (VmHWM).
-func peakRSS(t *testing.T, pid int) int64 {
+// procStatus is a field of a process's /proc status in bytes, such as
+// VmRSS (resident memory) or VmHWM (its peak).
+func procStatus(t testing.TB, pid int, field string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
+				t.Fatalf("%s %q: %v", field, v, err)
 			}
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmHWM in /proc status")
+	t.Fatalf("no %s in /proc status", field)
 	return 0
 }
+
+// peakRSS is a process's peak resident set size in bytes.
+func peakRSS(t testing.TB, pid int) int64 { return procStatus(t, pid, "VmHWM") }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,21 +23,7 @@ import (
 // controller loses its bounds.
 
 // rssMiB is the resident memory of process pid.
-func rssMiB(t *testing.T, pid int) float64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return float64(kb) / 1024
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
+func rssMiB(t *testing.T, pid int) float64 { return float64(procStatus(t, pid, "VmRSS")) / (1 << 20) }
 
 func hostileBodies(r *rand.Rand) []string {
 	deep := func(n int) string { return strings.Repeat("[", n) + "1" + strings.Repeat("]", n) }

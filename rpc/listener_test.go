@@ -1,15 +1,15 @@
 package rpc
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // fakeConn is a connection from addr that has one byte to read.
@@ -132,27 +132,8 @@ func TestConnTrackerSheds(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe to read while the tracker's timer
-// writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestConnTrackerLogsShedding(t *testing.T) {
-	var out syncBuffer
+	var out services.SyncBuffer
 	tracker := newConnTracker(slog.New(slog.NewTextHandler(&out, nil)), ConnLimits{Total: 1})
 	tracker.quiet = 10 * time.Millisecond
 	for range 5 {
