@@ -63,6 +63,9 @@ func TestRedactedJobData(t *testing.T) {
 		{name: "env under a secret field", data: `{"credentials":{"env":[{"key":"A","value":"x"}]}}`,
 			want: `{"credentials":{"env":[{"key":"***","value":"***"}]}}`},
 		{name: "not JSON", data: `{"password":`, want: ``},
+		{name: "not JSON, nothing secret", data: `{"command":`, want: ``},
+		{name: "a secret name spelt with escapes", data: `{"pa\u0073sword":"p"}`, want: `{"password":"***"}`},
+		{name: "a secret word in a value only", data: `{"command":"echo password"}`, want: `{"command":"echo password"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
