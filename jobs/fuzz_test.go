@@ -18,7 +18,7 @@ import (
 // schedule, and a parsed one fires strictly later.
 func FuzzSchedule(f *testing.F) {
 	for _, s := range []string{"*/5 * * * *", "0 3 * * 1-5", "@daily", "@every 10s", "@every -1s", "61 * * * *",
-		"0 0 30 2 *", "* * * * * *", "TZ=UTC * * * * *", "0 0 1 1 *"} {
+		"0 0 30 2 *", "* * * * * *", "TZ=UTC * * * * *", "0 0 1 1 *", "TZ=UTC", "CRON_TZ=Europe/Berlin"} {
 		f.Add(s, "")
 		f.Add(s, "Europe/Berlin")
 	}
