@@ -35,7 +35,7 @@ type Config struct {
 	// whose pages may call the API.
 	AllowedOrigins []string
 	// MaxConnections bounds open client connections, in all and per client
-	// address (0: no bound).
+	// address (0: no bound; the total is bounded by the open-files limit anyway).
 	MaxConnections           int
 	MaxConnectionsPerAddress int
 	AdminPassword            string
@@ -173,7 +173,7 @@ func settings() []setting {
 				return nil
 			}},
 		{key: "CMON_MAX_CONNECTIONS", flag: "max-connections", def: "2000",
-			usage: "client connections held open at most, in all (0: no bound)",
+			usage: "client connections held open at most, in all (0, or more than the open-files limit leaves after a reserve: what it leaves)",
 			set:   intSetter(0, 1_000_000, func(c *Config) *int { return &c.MaxConnections })},
 		{key: "CMON_MAX_CONNECTIONS_PER_ADDRESS", flag: "max-connections-per-address", def: "200",
 			usage: "client connections held open at most from one client address (0: no bound)",

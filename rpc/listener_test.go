@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -272,7 +271,7 @@ func TestLimitConnections(t *testing.T) {
 			if tt.otherServed {
 				await(1)
 			} else if got := awaitClosed(1); !got[tt.open] {
-				t.Errorf("closed %v, want the newcomer %s", got, strconv.Itoa(tt.open))
+				t.Errorf("closed %v, want the newcomer %d", got, tt.open)
 			}
 		})
 	}
