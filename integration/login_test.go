@@ -45,7 +45,7 @@ func parallelLogins(t *testing.T, c *controller, from string, passwords []string
 				return
 			}
 			statuses[i] = fmt.Sprint(reply["request_status"])
-			if statuses[i] == "AccessDenied" && reply["error_string"] != nil {
+			if statuses[i] == "AccessDenied" && reply["error_string"] != "Username or password is incorrect." {
 				statuses[i] = "Throttled"
 			}
 		})

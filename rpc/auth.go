@@ -154,14 +154,19 @@ func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.U
 	return u, err
 }
 
-// loginError maps a failed login to the protocol: AccessDenied without an
-// error_string, so the reply never tells which of name or password was wrong.
+// badCredentials is the error_string of a failed login, word for word the
+// reference controller's (its web UI's backend shows it as it comes).
+const badCredentials = "Username or password is incorrect."
+
+// loginError maps a failed login to the protocol: a wrong name or password
+// gets the reference controller's AccessDenied text, which names neither, so
+// the reply never tells which of the two was wrong.
 func loginError(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, rbac.ErrBadCredentials):
-		return &Error{Status: StatusAccessDenied}
+		return AccessDenied("%s", badCredentials)
 	case errors.Is(err, rbac.ErrThrottled):
 		var throttled *rbac.ThrottledError
 		if errors.As(err, &throttled) {

@@ -41,7 +41,7 @@ try {
   await page.getByLabel('User name').fill('admin');
   await page.getByLabel('Password').fill('not-the-password');
   await page.getByRole('button', { name: 'Log in' }).click();
-  await expectText(page.getByRole('alert'), 'Wrong user name or password.');
+  await expectText(page.getByRole('alert'), 'AccessDenied: Username or password is incorrect.');
   await shot('login');
 
   step = 'log in';

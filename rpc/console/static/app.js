@@ -96,7 +96,7 @@ function loginPage(mine) {
       if (!location.hash || location.hash === '#/login') location.hash = '#/clusters';
       else route();
     } catch (e) {
-      showError(e.status === 'AccessDenied' && !e.message.includes(' ') ? { message: 'Wrong user name or password.' } : e);
+      showError(e); // the server's own words: they never tell which of the two was wrong
     }
   } },
   h('h1', {}, 'Log in to cmon'),
