@@ -32,10 +32,11 @@ const (
 	StateUnknown  = "UNKNOWN"
 )
 
-// Host statuses as the protocol names them.
+// Host statuses as the protocol names them; OffLine is spelt as the
+// reference controller spells it, which its clients compare against.
 const (
 	HostOnline  = "CmonHostOnline"
-	HostOffline = "CmonHostOffline"
+	HostOffline = "CmonHostOffLine"
 	HostUnknown = "CmonHostUnknown"
 )
 

@@ -137,7 +137,7 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 	sshd.PauseNode(1)
 	waitFor(t, 30*time.Second, func() error {
 		info := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
-		if !strings.Contains(info.Raw, "CmonHostOffline") {
+		if !strings.Contains(info.Raw, "CmonHostOffLine") {
 			return fmt.Errorf("the node is not offline yet")
 		}
 		return nil

@@ -223,7 +223,7 @@ func TestMonitorDegradedAndBack(t *testing.T) {
 				h := h.(map[string]any)
 				want := "CmonHostOnline"
 				if h["hostname"] == offlineHost {
-					want = "CmonHostOffline"
+					want = "CmonHostOffLine"
 				}
 				ok = ok && h["hoststatus"] == want
 			}

@@ -38,7 +38,7 @@ export function table(headers, rows, caption) {
 const statusClass = {
   FINISHED: 'ok', STARTED: 'ok', CmonHostOnline: 'ok', RUNNING: 'warn', DEQUEUED: 'warn', DEFINED: 'muted',
   SCHEDULED: 'muted', PAUSED: 'muted', DEGRADED: 'warn', FAILED: 'bad', ABORTED: 'bad', FAILURE: 'bad',
-  CmonHostOffline: 'bad', ALARM_CRITICAL: 'bad', ALARM_WARNING: 'warn',
+  CmonHostOffLine: 'bad', ALARM_CRITICAL: 'bad', ALARM_WARNING: 'warn',
 };
 
 // badge shows a status; host statuses read as "online", "offline".
