@@ -15,19 +15,45 @@ import (
 	"time"
 )
 
-// Wire is the alarm as replies and notifications carry it.
-func (a Alarm) Wire() map[string]any {
-	out := map[string]any{
-		"class_name": "CmonAlarm", "alarm_id": a.ID, "cluster_id": a.ClusterID, "host_id": a.HostID, "hostname": a.Hostname, "subject": a.Subject,
-		"type_name": a.Type, "component_name": a.Component, "severity_name": a.Severity, "title": a.Title, "message": a.Message,
-		"recommendation": a.Recommendation, "counter": a.Counter, "created": a.Created.UTC().Format(time.RFC3339),
-		"reported": a.Reported.UTC().Format(time.RFC3339), "ignored": a.Ignored, "during_maintenance": a.InMaintenance,
-		"cleared": !a.Cleared.IsZero(),
+// WireAlarm is the CmonAlarm object of replies and webhook events, with the
+// names and JSON types the reference controller's clients decode (s9s's
+// S9sAlarm, cmon-proxy's api.Alarm): ignored is 0 or 1, not a boolean.
+type WireAlarm struct {
+	ClassName         string `json:"class_name"`
+	AlarmID           int64  `json:"alarm_id"`
+	ClusterID         int64  `json:"cluster_id"`
+	HostID            int64  `json:"host_id"`
+	Hostname          string `json:"hostname"`
+	Subject           string `json:"subject"`
+	TypeName          string `json:"type_name"`
+	ComponentName     string `json:"component_name"`
+	SeverityName      string `json:"severity_name"`
+	Title             string `json:"title"`
+	Message           string `json:"message"`
+	Recommendation    string `json:"recommendation"`
+	Counter           int    `json:"counter"`
+	Created           string `json:"created"`
+	Reported          string `json:"reported"`
+	Ignored           int    `json:"ignored"`
+	DuringMaintenance bool   `json:"during_maintenance"`
+	Cleared           bool   `json:"cleared"`
+	ClearedAt         string `json:"cleared_at,omitempty"`
+}
+
+// Wire is a's CmonAlarm.
+func (a Alarm) Wire() WireAlarm {
+	w := WireAlarm{ClassName: "CmonAlarm", AlarmID: a.ID, ClusterID: a.ClusterID, HostID: a.HostID, Hostname: a.Hostname,
+		Subject: a.Subject, TypeName: a.Type, ComponentName: a.Component, SeverityName: a.Severity, Title: a.Title,
+		Message: a.Message, Recommendation: a.Recommendation, Counter: a.Counter,
+		Created: a.Created.UTC().Format(time.RFC3339), Reported: a.Reported.UTC().Format(time.RFC3339),
+		DuringMaintenance: a.InMaintenance, Cleared: !a.Cleared.IsZero()}
+	if a.Ignored {
+		w.Ignored = 1
 	}
-	if !a.Cleared.IsZero() {
-		out["cleared_at"] = a.Cleared.UTC().Format(time.RFC3339)
+	if w.Cleared {
+		w.ClearedAt = a.Cleared.UTC().Format(time.RFC3339)
 	}
-	return out
+	return w
 }
 
 // Webhook posts alarm events as JSON to an operator's URL, signed with a

@@ -171,6 +171,16 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 	if alarmOn(admin, "", "ClusterDegraded") != nil {
 		t.Fatal("an ignored alarm is listed")
 	}
+	// As the reference web UI's backend reads the list: ignored is 0 or 1.
+	listed := decodeContract[proxyGetAlarmsReply](t, mustOk(t, admin.call(t, "alarm",
+		fmt.Sprintf(`{"operation":"getAlarms","cluster_id":%d,"with_ignored":true}`, id))).Raw)
+	ignored := map[int64]int{}
+	for _, a := range listed.Alarms {
+		ignored[a.AlarmID] = a.Ignored
+	}
+	if v, ok := ignored[degraded]; !ok || v != 1 {
+		t.Fatalf("getAlarms as cmon-proxy reads it: ignored %v, want the degraded alarm %d at 1", ignored, degraded)
+	}
 	if r := rom.call(t, "maintenance", fmt.Sprintf(`{"operation":"removeMaintenance","UUID":%q}`, uuid)); r.Status() != "AccessDenied" {
 		t.Fatalf("rom (r only) removed a maintenance period: %s", r.Raw)
 	}

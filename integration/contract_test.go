@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Contract checks: the reference controller's own clients decode replies
+// into typed values, and a field of another JSON type fails the whole reply
+// for them. Each mirror below declares the fields one of those clients
+// declares, with its names and Go types; decodeContract fails on a type
+// mismatch and on a declared field the reply lacks.
+//
+// | operation | client | fields checked | test |
+// | --- | --- | --- | --- |
+// | /v2/alarm getAlarms | cmon-proxy api.GetAlarmsReply, api.Alarm | alarms[]: alarm_id, cluster_id, component_name, created, hostname, title, message, recommendation, severity_name, type_name, ignored (0/1) | TestAlarmsMaintenanceAndLog |
+// | /v2/auth authenticateWithPassword, refused | cmon-proxy (README), s9s | request_status AccessDenied, error_string "Username or password is incorrect." | TestWrongPasswordAndThrottling, TestInlineAuthenticate |
+// | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
+
+// proxyAlarm is cmon-proxy's api.Alarm.
+type proxyAlarm struct {
+	AlarmID        int64     `json:"alarm_id"`
+	ClusterID      uint64    `json:"cluster_id"`
+	ComponentName  string    `json:"component_name"`
+	Created        time.Time `json:"created"`
+	Hostname       string    `json:"hostname"`
+	Title          string    `json:"title"`
+	Message        string    `json:"message"`
+	Recommendation string    `json:"recommendation"`
+	SeverityName   string    `json:"severity_name"`
+	TypeName       string    `json:"type_name"`
+	Ignored        int       `json:"ignored"`
+}
+
+// proxyGetAlarmsReply is cmon-proxy's api.GetAlarmsReply, less the envelope.
+type proxyGetAlarmsReply struct {
+	Alarms []*proxyAlarm `json:"alarms"`
+}
+
+// decodeContract decodes raw as the client's mirror T would, and fails when
+// a field T declares is missing from an object of the reply.
+func decodeContract[T any](t *testing.T, raw string) T {
+	t.Helper()
+	var out T
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		t.Fatalf("a client decoding %T fails on the reply: %v\n%.2000s", out, err, raw)
+	}
+	var generic any
+	_ = json.Unmarshal([]byte(raw), &generic)
+	requireDeclared(t, reflect.TypeFor[T](), generic, "")
+	return out
+}
+
+// requireDeclared walks typ (a mirror) beside v (the reply as decoded
+// without a type) and fails on each declared field v lacks.
+func requireDeclared(t *testing.T, typ reflect.Type, v any, path string) {
+	t.Helper()
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch typ.Kind() {
+	case reflect.Slice:
+		list, _ := v.([]any)
+		for _, x := range list {
+			requireDeclared(t, typ.Elem(), x, path+"[]")
+		}
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok || typ == reflect.TypeFor[time.Time]() {
+			return
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			x, present := obj[name]
+			if !present {
+				t.Errorf("reply lacks %s.%s, which the client declares", path, name)
+				continue
+			}
+			requireDeclared(t, f.Type, x, path+"."+name)
+		}
+	}
+}
