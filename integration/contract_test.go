@@ -18,6 +18,8 @@ import (
 // | --- | --- | --- | --- |
 // | /v2/alarm getAlarms | cmon-proxy api.GetAlarmsReply, api.Alarm | alarms[]: alarm_id, cluster_id, component_name, created, hostname, title, message, recommendation, severity_name, type_name, ignored (0/1) | TestAlarmsMaintenanceAndLog |
 // | /v2/auth authenticateWithPassword, refused | cmon-proxy (README), s9s | request_status AccessDenied, error_string "Username or password is incorrect." | TestWrongPasswordAndThrottling, TestInlineAuthenticate |
+// | /v2/info ping, no login | cmon-proxy api.InfoPingResponse | controller_id, pool_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
+// | /v2/clusters ping, no login | cmon-proxy api.PingResponse | controller_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -38,6 +40,38 @@ type proxyAlarm struct {
 // proxyGetAlarmsReply is cmon-proxy's api.GetAlarmsReply, less the envelope.
 type proxyGetAlarmsReply struct {
 	Alarms []*proxyAlarm `json:"alarms"`
+}
+
+// proxyPing is cmon-proxy's api.PingResponse (/v2/clusters) and, with
+// pool_id, its api.InfoPingResponse (/v2/info), with the envelope fields
+// they read.
+type proxyPing struct {
+	ControllerID  string `json:"controller_id"`
+	RequestStatus string `json:"request_status"`
+	Name          string `json:"package_name"`
+	Version       string `json:"package_version"`
+}
+
+type proxyInfoPing struct {
+	proxyPing
+	PoolID string `json:"pool_id"`
+}
+
+// TestPingAsTheWebUIReadsIt: the reference web UI's backend pings
+// /v2/info at start-up and to test a controller, and /v2/clusters for its
+// status, without logging in.
+func TestPingAsTheWebUIReadsIt(t *testing.T) {
+	c := startController(t, controllerOptions{})
+	info := decodeContract[proxyInfoPing](t, c.curl(t, "info", `{"operation":"ping"}`).Raw)
+	clusters := decodeContract[proxyPing](t, c.curl(t, "clusters", `{"operation":"ping","cluster_id":0}`).Raw)
+	for _, p := range []proxyPing{info.proxyPing, clusters} {
+		if p.RequestStatus != "Ok" || p.ControllerID == "" || p.Name != "cmon" || p.Version == "" {
+			t.Errorf("ping as cmon-proxy reads it: %+v", p)
+		}
+	}
+	if info.PoolID != info.ControllerID {
+		t.Errorf("pool_id %q, want the controller_id its pool shares, %q", info.PoolID, info.ControllerID)
+	}
 }
 
 // decodeContract decodes raw as the client's mirror T would, and fails when
@@ -74,6 +108,10 @@ func requireDeclared(t *testing.T, typ reflect.Type, v any, path string) {
 		}
 		for i := range typ.NumField() {
 			f := typ.Field(i)
+			if f.Anonymous {
+				requireDeclared(t, f.Type, v, path) // its fields are the object's own
+				continue
+			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			x, present := obj[name]
 			if !present {

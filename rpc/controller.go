@@ -41,6 +41,23 @@ func (s *Server) controllerOperations() []Operation {
 	return ops
 }
 
+// infoOperations is the /v2/info table: the reference web UI's backend pings
+// there, without logging in, at start-up and to test a controller.
+func (s *Server) infoOperations() []Operation {
+	return []Operation{{Name: "ping", ReadOnly: true, Auth: AuthOptional, Serve: anyone(s.infoPing)}}
+}
+
+// infoPing is ping with the pool the controller belongs to: the controllers
+// sharing one database, which share the controller_id too.
+func (s *Server) infoPing(ctx context.Context, req *Request, in *none) (Reply, error) {
+	r, err := s.ping(ctx, req, in)
+	if err != nil {
+		return nil, err
+	}
+	r["pool_id"] = s.controllerID
+	return r, nil
+}
+
 // ping tells a client that it reached a cmon controller and which one.
 func (s *Server) ping(_ context.Context, req *Request, _ *none) (Reply, error) {
 	return Reply{

@@ -147,7 +147,7 @@ func NewServer(o Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.Handle(infoModule)
+	s.Handle(infoModule, s.infoOperations()...)
 	s.Handle("controller", s.controllerOperations()...)
 	if o.Authn == nil {
 		return s
