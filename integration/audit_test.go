@@ -80,7 +80,7 @@ func TestAuditTrail(t *testing.T) {
 		// The reference controller's name and its cluster_ids filter; the
 		// job above has no cluster, so cluster 0 holds it.
 		r := mustOk(t, admin.call(t, "audit", `{"operation":"getEntries","cluster_ids":[0],"ascending":true}`))
-		if first := r.Reply["entries"].([]any)[0].(map[string]any); first["operation"] != "createUser" {
+		if first := r.Reply["audit_entries"].([]any)[0].(map[string]any); first["operation"] != "createUser" {
 			t.Fatalf("getEntries ascending starts with %v", first)
 		}
 		if n, list := entries(`,"limit":2,"offset":1`); len(list) != 2 || n < 5 {

@@ -20,6 +20,7 @@ import (
 // | /v2/auth authenticateWithPassword, refused | cmon-proxy (README), s9s | request_status AccessDenied, error_string "Username or password is incorrect." | TestWrongPasswordAndThrottling, TestInlineAuthenticate |
 // | /v2/info ping, no login | cmon-proxy api.InfoPingResponse | controller_id, pool_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
 // | /v2/clusters ping, no login | cmon-proxy api.PingResponse | controller_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
+// | /v2/audit getEntries | cmon-proxy api.GetAuditEntriesReply, api.AuditEntry | audit_entries[]: cluster_id, client_hostname, report_ts, entry_type, message_text, username | TestAuditAsTheWebUIReadsIt |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -72,6 +73,36 @@ func TestPingAsTheWebUIReadsIt(t *testing.T) {
 	if info.PoolID != info.ControllerID {
 		t.Errorf("pool_id %q, want the controller_id its pool shares, %q", info.PoolID, info.ControllerID)
 	}
+}
+
+// proxyAuditEntry is cmon-proxy's api.AuditEntry.
+type proxyAuditEntry struct {
+	ClusterID      int64     `json:"cluster_id"`
+	ClientHostname string    `json:"client_hostname"`
+	ReportTs       time.Time `json:"report_ts"`
+	EntryType      string    `json:"entry_type"`
+	MessageText    string    `json:"message_text"`
+	Username       string    `json:"username"`
+}
+
+type proxyGetAuditEntriesReply struct {
+	AuditEntries []*proxyAuditEntry `json:"audit_entries"`
+}
+
+// TestAuditAsTheWebUIReadsIt: the reference web UI's audit page calls
+// getEntries and reads audit_entries.
+func TestAuditAsTheWebUIReadsIt(t *testing.T) {
+	c := startController(t, controllerOptions{})
+	c.createUser(t, "auditee", "auditee-password")
+	admin := c.session(t, "admin", adminPassword)
+	reply := decodeContract[proxyGetAuditEntriesReply](t, mustOk(t, admin.call(t, "audit", `{"operation":"getEntries","limit":50}`)).Raw)
+	for _, e := range reply.AuditEntries {
+		if e.Username == "admin" && e.EntryType == "createUser" && strings.Contains(e.MessageText, "user:auditee") &&
+			e.ClientHostname == "127.0.0.1" && !e.ReportTs.IsZero() {
+			return
+		}
+	}
+	t.Fatalf("no createUser entry as the web UI reads it among %d", len(reply.AuditEntries))
 }
 
 // decodeContract decodes raw as the client's mirror T would, and fails when

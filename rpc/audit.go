@@ -129,8 +129,8 @@ func redactedCommand(command string, data json.RawMessage) string {
 // controller's name for the same listing.
 func (s *Server) auditOperations() []Operation {
 	return []Operation{
-		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser(s.getAuditEntries)},
-		{Name: "getEntries", ReadOnly: true, Serve: superuser(s.getAuditEntries)},
+		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser(s.auditListing("entries"))},
+		{Name: "getEntries", ReadOnly: true, Serve: superuser(s.auditListing("audit_entries"))},
 	}
 }
 
@@ -154,7 +154,20 @@ const (
 	maxListedAudit = 1000
 )
 
-func (s *Server) getAuditEntries(ctx context.Context, _ *Request, in *auditRequest) (Reply, error) {
+// auditListing serves the listing with the entries under key: cmon's own
+// getAuditEntries calls it entries, the reference's getEntries
+// audit_entries.
+func (s *Server) auditListing(key string) func(context.Context, *Request, *auditRequest) (Reply, error) {
+	return func(ctx context.Context, req *Request, in *auditRequest) (Reply, error) {
+		list, total, err := s.listAudit(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return Reply{"total": total, key: renderList(list, renderAudit)}, nil
+	}
+}
+
+func (s *Server) listAudit(ctx context.Context, in *auditRequest) ([]rbac.AuditEntry, int, error) {
 	f := rbac.AuditFilter{UserName: in.UserName, ClusterIDs: in.ClusterIDs, Operation: in.Operation, Ascending: in.Ascending,
 		Limit: listedAudit, Offset: max(in.Offset, 0)}
 	if in.ClusterID != 0 {
@@ -166,27 +179,57 @@ func (s *Server) getAuditEntries(ctx context.Context, _ *Request, in *auditReque
 	var err error
 	if in.From != "" {
 		if f.From, err = parseTime("from", in.From); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if in.To != "" {
 		if f.To, err = parseTime("to", in.To); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	list, total, err := s.auditor.List(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	return Reply{"total": total, "entries": renderList(list, renderAudit)}, nil
+	return s.auditor.List(ctx, f)
 }
 
-// renderAudit is an audit entry on the wire.
-func renderAudit(e rbac.AuditEntry) map[string]any {
-	return map[string]any{
-		"class_name": "CmonAuditEntry", "entry_id": e.ID, "created": jobs.FormatTime(e.At), "controller": e.Controller,
-		"user_id": e.UserID, "user_name": e.UserName, "remote_address": e.Address, "module": e.Module,
-		"operation": e.Operation, "object": e.Object, "cluster_id": e.ClusterID, "job_id": e.JobID,
-		"command": e.Command, "outcome": e.Outcome, "detail": e.Detail,
+// wireAudit is a CmonAuditEntry: cmon's own fields, and the reference
+// controller's (report_ts, username, client_hostname, entry_type,
+// message_text) that its web UI's backend reads.
+type wireAudit struct {
+	ClassName      string `json:"class_name"`
+	EntryID        int64  `json:"entry_id"`
+	Created        string `json:"created"`
+	ReportTS       string `json:"report_ts"`
+	Controller     string `json:"controller"`
+	UserID         int64  `json:"user_id"`
+	UserName       string `json:"user_name"`
+	Username       string `json:"username"`
+	RemoteAddress  string `json:"remote_address"`
+	ClientHostname string `json:"client_hostname"`
+	Module         string `json:"module"`
+	Operation      string `json:"operation"`
+	EntryType      string `json:"entry_type"`
+	Object         string `json:"object"`
+	ClusterID      int64  `json:"cluster_id"`
+	JobID          int64  `json:"job_id"`
+	Command        string `json:"command"`
+	Outcome        string `json:"outcome"`
+	Detail         string `json:"detail"`
+	MessageText    string `json:"message_text"`
+}
+
+// renderAudit is an audit entry on the wire; its message_text says in a
+// sentence what the entry's fields say.
+func renderAudit(e rbac.AuditEntry) wireAudit {
+	created := jobs.FormatTime(e.At)
+	text := e.Module + " " + e.Operation
+	if e.Object != "" {
+		text += " on " + e.Object
 	}
+	text += ": " + e.Outcome
+	if e.Detail != "" {
+		text += " (" + e.Detail + ")"
+	}
+	return wireAudit{ClassName: "CmonAuditEntry", EntryID: e.ID, Created: created, ReportTS: created, Controller: e.Controller,
+		UserID: e.UserID, UserName: e.UserName, Username: e.UserName, RemoteAddress: e.Address, ClientHostname: e.Address,
+		Module: e.Module, Operation: e.Operation, EntryType: e.Operation, Object: e.Object, ClusterID: e.ClusterID,
+		JobID: e.JobID, Command: e.Command, Outcome: e.Outcome, Detail: e.Detail, MessageText: text}
 }
