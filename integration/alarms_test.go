@@ -214,6 +214,13 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 			t.Errorf("the controller log lacks %q", want)
 		}
 	}
+	// As the reference web UI's backend reads the log: the cluster and the
+	// text in log_specifics.
+	for _, e := range decodeContract[proxyGetLogsReply](t, logs.Raw).Logs {
+		if e.LogSpecifics.ClusterID != id || e.LogSpecifics.MessageText == "" || e.LogClass == "" || e.LogOrigins.TvSec == 0 {
+			t.Fatalf("a log entry as cmon-proxy reads it: %+v", e)
+		}
+	}
 
 	refusals := []struct {
 		name   string

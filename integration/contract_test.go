@@ -21,6 +21,7 @@ import (
 // | /v2/info ping, no login | cmon-proxy api.InfoPingResponse | controller_id, pool_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
 // | /v2/clusters ping, no login | cmon-proxy api.PingResponse | controller_id, package_name, package_version, request_status | TestPingAsTheWebUIReadsIt |
 // | /v2/audit getEntries | cmon-proxy api.GetAuditEntriesReply, api.AuditEntry | audit_entries[]: cluster_id, client_hostname, report_ts, entry_type, message_text, username | TestAuditAsTheWebUIReadsIt |
+// | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -103,6 +104,31 @@ func TestAuditAsTheWebUIReadsIt(t *testing.T) {
 		}
 	}
 	t.Fatalf("no createUser entry as the web UI reads it among %d", len(reply.AuditEntries))
+}
+
+// proxyLog is cmon-proxy's api.Log.
+type proxyLog struct {
+	LogID        int64     `json:"log_id"`
+	LogClass     string    `json:"log_class"`
+	Created      time.Time `json:"created"`
+	Severity     string    `json:"severity"`
+	LogSpecifics struct {
+		ClusterID   int64  `json:"cluster_id"`
+		MessageText string `json:"message_text"`
+	} `json:"log_specifics"`
+	LogOrigins struct {
+		SenderBinary string `json:"sender_binary"`
+		SenderFile   string `json:"sender_file"`
+		SenderLine   int64  `json:"sender_line"`
+		SenderPid    int64  `json:"sender_pid"`
+		TvNsec       int64  `json:"tv_nsec"`
+		TvSec        int64  `json:"tv_sec"`
+	} `json:"log_origins"`
+}
+
+type proxyGetLogsReply struct {
+	Total int64       `json:"total"`
+	Logs  []*proxyLog `json:"log_entries"`
 }
 
 // decodeContract decodes raw as the client's mirror T would, and fails when

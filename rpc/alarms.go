@@ -343,9 +343,46 @@ func (h *alarms) getLogEntries(ctx context.Context, req *Request, p *rbac.Policy
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": total, "log_entries": renderList(list, func(e hosts.LogEntry) map[string]any {
-		return map[string]any{"class_name": "CmonLogMessage", "log_id": e.ID, "cluster_id": e.ClusterID, "hostname": e.Hostname,
-			"severity": e.Severity, "component": e.Component, "log_specifics": map[string]any{"message_text": e.Message},
-			"message": e.Message, "created": jobs.FormatTime(e.Created)}
-	})}, nil
+	return Reply{"total": total, "log_entries": renderList(list, renderLogEntry)}, nil
+}
+
+// wireLogEntry is a CmonLogMessage as the reference's clients read it (s9s's
+// S9sMessage, cmon-proxy's api.Log): the cluster and the text in
+// log_specifics, the time in log_origins. cluster_id, hostname and message
+// stay at the top for cmon's own clients.
+type wireLogEntry struct {
+	ClassName    string          `json:"class_name"`
+	LogID        int64           `json:"log_id"`
+	LogClass     string          `json:"log_class"`
+	Created      string          `json:"created"`
+	Severity     string          `json:"severity"`
+	Component    string          `json:"component"`
+	ClusterID    int64           `json:"cluster_id"`
+	Hostname     string          `json:"hostname"`
+	Message      string          `json:"message"`
+	LogSpecifics wireLogSpecific `json:"log_specifics"`
+	LogOrigins   wireLogOrigins  `json:"log_origins"`
+}
+
+type wireLogSpecific struct {
+	ClusterID   int64  `json:"cluster_id"`
+	MessageText string `json:"message_text"`
+}
+
+// wireLogOrigins says where an entry comes from. The controller that wrote
+// it may be another of its pool, so no process or source line is named.
+type wireLogOrigins struct {
+	SenderBinary string `json:"sender_binary"`
+	SenderFile   string `json:"sender_file"`
+	SenderLine   int64  `json:"sender_line"`
+	SenderPid    int64  `json:"sender_pid"`
+	TvSec        int64  `json:"tv_sec"`
+	TvNsec       int64  `json:"tv_nsec"`
+}
+
+func renderLogEntry(e hosts.LogEntry) wireLogEntry {
+	return wireLogEntry{ClassName: "CmonLogMessage", LogID: e.ID, LogClass: "LogMessage", Created: jobs.FormatTime(e.Created),
+		Severity: e.Severity, Component: e.Component, ClusterID: e.ClusterID, Hostname: e.Hostname, Message: e.Message,
+		LogSpecifics: wireLogSpecific{ClusterID: e.ClusterID, MessageText: e.Message},
+		LogOrigins:   wireLogOrigins{SenderBinary: "cmon", TvSec: e.Created.Unix(), TvNsec: int64(e.Created.Nanosecond())}}
 }
