@@ -133,6 +133,19 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 	if !strings.Contains(current.Raw, uuid) {
 		t.Fatalf("getCurrentMaintenance: %s", current.Raw)
 	}
+	// As s9s maintenance --list reads it: a host's record names the host,
+	// and each period its UUID and who set it.
+	listing := decodeContract[s9sMaintenanceList](t, mustOk(t, admin.call(t, "maintenance",
+		fmt.Sprintf(`{"operation":"getMaintenance","cluster_id":%d}`, id))).Raw)
+	found := false
+	for _, rec := range listing.Records {
+		for _, m := range rec.Periods {
+			found = found || (rec.Hostname == down && m.UUID == uuid && m.Username == "admin" && m.IsActive)
+		}
+	}
+	if !found {
+		t.Fatalf("s9s would list no active period of admin's on %s: %+v", down, listing)
+	}
 	raised := rec.count("alarm.raised", down)
 	sshd.PauseNode(1)
 	waitFor(t, 30*time.Second, func() error {

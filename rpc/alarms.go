@@ -271,7 +271,7 @@ func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac
 			byCluster[m.ClusterID] = append(byCluster[m.ClusterID], m)
 		}
 		now := time.Now()
-		records := []map[string]any{}
+		records := []wireMaintenanceRecord{}
 		for _, id := range ids {
 			if id <= 0 {
 				continue
@@ -280,34 +280,83 @@ func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac
 			if err != nil {
 				continue // gone meanwhile
 			}
-			periods := []map[string]any{}
-			active := false
-			for _, m := range byCluster[id] {
-				active = active || (m.Hostname == "" && m.Active(now))
-				switch {
-				case which == currentPeriods && !m.Active(now), which == nextPeriod && !m.Initiate.After(now):
-					continue
-				}
-				periods = append(periods, renderPeriod(m, now))
-				if which == nextPeriod {
-					break
-				}
-			}
-			if len(periods) == 0 && which != allPeriods {
-				continue
-			}
-			records = append(records, map[string]any{"cluster_id": id, "is_active": active, "cluster": map[string]any{
-				"cluster_id": id, "cluster_name": cl.Name, "cluster_auto_recovery": false, "maintenance_mode_active": active,
-				"maintenance_periods": periods,
-			}})
+			records = append(records, maintenanceRecords(cl, byCluster[id], which, now)...)
 		}
 		return Reply{"maintenance_records": records, "total": len(records)}, nil
 	}
 }
 
-func renderPeriod(m hosts.Maintenance, now time.Time) map[string]any {
-	return map[string]any{"UUID": m.UUID, "hostname": m.Hostname, "initiate": jobs.FormatTime(m.Initiate), "deadline": jobs.FormatTime(m.Deadline),
-		"is_active": m.Active(now), "reason": m.Reason, "user_name": m.UserName}
+// wireMaintenanceRecord is one record of a maintenance listing as s9s reads
+// it: a cluster's (cluster_id and cluster set) holding its whole-cluster
+// periods, or a host's (hostname set) holding that host's.
+type wireMaintenanceRecord struct {
+	ClusterID *int64            `json:"cluster_id,omitempty"`
+	Cluster   *wireMaintCluster `json:"cluster,omitempty"`
+	Hostname  string            `json:"hostname,omitempty"`
+	IsActive  bool              `json:"is_active"`
+	Periods   []wireMaintPeriod `json:"maintenance_periods"`
+}
+
+type wireMaintCluster struct {
+	ClusterID             int64  `json:"cluster_id"`
+	ClusterName           string `json:"cluster_name"`
+	ClusterAutoRecovery   bool   `json:"cluster_auto_recovery"`
+	MaintenanceModeActive bool   `json:"maintenance_mode_active"`
+}
+
+// wireMaintPeriod is a maintenance period as s9s reads it (username and
+// groupname; cmon records no group, so groupname is empty).
+type wireMaintPeriod struct {
+	UUID      string `json:"UUID"`
+	Hostname  string `json:"hostname"`
+	Initiate  string `json:"initiate"`
+	Deadline  string `json:"deadline"`
+	IsActive  bool   `json:"is_active"`
+	Reason    string `json:"reason"`
+	Username  string `json:"username"`
+	Groupname string `json:"groupname"`
+}
+
+// maintenanceRecords are cluster cl's records: its own, always in a full
+// listing, then one per host with periods; which keeps all periods, the
+// current ones or the next one of each record.
+func maintenanceRecords(cl *hosts.Cluster, periods []hosts.Maintenance, which int, now time.Time) []wireMaintenanceRecord {
+	id := cl.ID
+	clusterRecord := wireMaintenanceRecord{ClusterID: &id, Periods: []wireMaintPeriod{}}
+	var hostRecords []wireMaintenanceRecord
+	byHost := map[string]int{}
+	for _, m := range periods {
+		rec := &clusterRecord
+		if m.Hostname != "" {
+			i, ok := byHost[m.Hostname]
+			if !ok {
+				i = len(hostRecords)
+				byHost[m.Hostname] = i
+				hostRecords = append(hostRecords, wireMaintenanceRecord{Hostname: m.Hostname})
+			}
+			rec = &hostRecords[i]
+		}
+		rec.IsActive = rec.IsActive || m.Active(now)
+		switch {
+		case which == currentPeriods && !m.Active(now), which == nextPeriod && !m.Initiate.After(now),
+			which == nextPeriod && len(rec.Periods) > 0:
+			continue
+		}
+		rec.Periods = append(rec.Periods, renderPeriod(m, now))
+	}
+	clusterRecord.Cluster = &wireMaintCluster{ClusterID: id, ClusterName: cl.Name, MaintenanceModeActive: clusterRecord.IsActive}
+	var out []wireMaintenanceRecord
+	for _, r := range append([]wireMaintenanceRecord{clusterRecord}, hostRecords...) {
+		if len(r.Periods) > 0 || (which == allPeriods && r.Cluster != nil) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func renderPeriod(m hosts.Maintenance, now time.Time) wireMaintPeriod {
+	return wireMaintPeriod{UUID: m.UUID, Hostname: m.Hostname, Initiate: jobs.FormatTime(m.Initiate), Deadline: jobs.FormatTime(m.Deadline),
+		IsActive: m.Active(now), Reason: m.Reason, Username: m.UserName}
 }
 
 // logEntriesRequest is getLogEntries' input.

@@ -159,9 +159,9 @@ async function clusterPage(mine, [id]) {
       x.maintenance_mode_active ? 'in maintenance' : '—', (x.tags || []).join(', ')])));
   const loadMaintenance = async () => {
     const r = await rpc('maintenance', 'getMaintenance', { cluster_id: c.cluster_id });
-    const periods = r.maintenance_records[0]?.cluster.maintenance_periods || [];
+    const periods = r.maintenance_records.flatMap((rec) => rec.maintenance_periods);
     fill(maintRegion, table(['Host', 'From', 'Until', 'Reason', 'By', ''], periods.map((m) => [
-      m.hostname || 'whole cluster', when(m.initiate), when(m.deadline), m.reason, m.user_name,
+      m.hostname || 'whole cluster', when(m.initiate), when(m.deadline), m.reason, m.username,
       may(priv, 'w') ? h('button', { type: 'button', class: 'danger', 'aria-label': `Remove maintenance of ${m.hostname || 'the cluster'}: ${m.reason}`,
         onclick: act(async () => { await rpc('maintenance', 'removeMaintenance', { UUID: m.UUID }); await loadMaintenance(); }) }, 'Remove') : '',
     ])));
