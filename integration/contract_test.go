@@ -2,10 +2,13 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cmon-dev/cmon/integration/services"
 )
 
 // Contract checks: the reference controller's own clients decode replies
@@ -24,6 +27,7 @@ import (
 // | /v2/audit getEntries | cmon-proxy api.GetAuditEntriesReply, api.AuditEntry | audit_entries[]: cluster_id, client_hostname, report_ts, entry_type, message_text, username | TestAuditAsTheWebUIReadsIt |
 // | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
+// | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -199,5 +203,61 @@ func requireDeclared(t *testing.T, typ reflect.Type, v any, path string) {
 			}
 			requireDeclared(t, f.Type, x, path+"."+name)
 		}
+	}
+}
+
+// TestHostMaintenanceAsS9sCreatesIt: s9s maintenance --create --nodes=HOST
+// sends addMaintenance to /v2/maintenance/ with a hostname and no cluster.
+func TestHostMaintenanceAsS9sCreatesIt(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.63", "127.0.0.64")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	ids := map[string]int64{}
+	for _, cl := range []struct {
+		name  string
+		nodes []string
+	}{{"m1", []string{"127.0.0.63"}}, {"m2", []string{"127.0.0.63", "127.0.0.64"}}} {
+		name := cl.name
+		id, job := admin.registerCluster(t, name, sshd, cl.nodes, nil)
+		if id == 0 {
+			t.Fatalf("register %s: %v", name, job)
+		}
+		ids[name] = id
+	}
+	c.createUser(t, "stranger", "stranger-password")
+	c.createUser(t, "reader", "reader-password")
+	mustOk(t, admin.call(t, "tree", `{"operation":"addAcl","path":"/m2","acl":"user:reader:r--"}`))
+	stranger, reader := c.session(t, "stranger", "stranger-password"), c.session(t, "reader", "reader-password")
+	deadline := time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+	add := func(s *session, host, extra string) curlResult {
+		return s.c.curl(t, "maintenance/", `{"operation":"addMaintenance","hostname":"`+host+`","deadline":"`+deadline+
+			`","reason":"disk swap"`+extra+`}`, "-b", s.jar)
+	}
+	tests := []struct {
+		name, host, extra string
+		s                 *session
+		wantStatus, want  string
+	}{
+		{name: "a host in one cluster", s: admin, host: "127.0.0.64", wantStatus: "Ok"},
+		{name: "a host in two clusters", s: admin, host: "127.0.0.63", wantStatus: "InvalidRequest",
+			want: "Host '127.0.0.63' is in cluster " + fmt.Sprint(ids["m1"]) + " ('m1'), cluster " + fmt.Sprint(ids["m2"]) + " ('m2'): name one with 'cluster_id'."},
+		{name: "a host in two clusters, one named", s: admin, host: "127.0.0.63", extra: fmt.Sprintf(`,"cluster_id":%d`, ids["m1"]), wantStatus: "Ok"},
+		{name: "a host in no cluster", s: admin, host: "10.9.9.9", wantStatus: "ObjectNotFound", want: "Host '10.9.9.9' is in no cluster you may read."},
+		{name: "a hidden host reads as missing", s: stranger, host: "127.0.0.64", wantStatus: "ObjectNotFound", want: "Host '127.0.0.64' is in no cluster you may read."},
+		{name: "a reader may not", s: reader, host: "127.0.0.64", wantStatus: "AccessDenied",
+			want: "Write access to cluster " + fmt.Sprint(ids["m2"]) + " ('m2') for user reader is denied."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := add(tt.s, tt.host, tt.extra)
+			if r.Status() != tt.wantStatus || (tt.want != "" && r.Reply["error_string"] != tt.want) {
+				t.Fatalf("got %s %v, want %s %q", r.Status(), r.Reply["error_string"], tt.wantStatus, tt.want)
+			}
+		})
+	}
+	listing := decodeContract[s9sMaintenanceList](t, mustOk(t, admin.call(t, "maintenance",
+		fmt.Sprintf(`{"operation":"getMaintenance","cluster_id":%d}`, ids["m2"]))).Raw)
+	if len(listing.Records) != 2 || listing.Records[1].Hostname != "127.0.0.64" || len(listing.Records[1].Periods) != 1 {
+		t.Fatalf("m2's maintenance as s9s reads it: %+v", listing)
 	}
 }

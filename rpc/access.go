@@ -172,6 +172,60 @@ func onCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.C
 	})
 }
 
+// hostInput is an operation's input that may name its cluster by one of its
+// hosts instead.
+type hostInput interface {
+	clusterInput
+	host() string
+}
+
+// onHostCluster is onCluster for operations that may name only a host, as
+// s9s's maintenance --create --nodes=HOST does: the cluster is the one, of
+// those the caller may read, that holds the host. A host in several of them
+// is refused, naming them, unless the request names a cluster.
+func onHostCluster[In hostInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+		ref := (*in).cluster()
+		if host := (*in).host(); !ref.named() && host != "" {
+			var err error
+			if ref, err = g.clusterOfHost(ctx, req, p, host); err != nil {
+				return nil, err
+			}
+		}
+		c, err := g.checkCluster(ctx, req, p, ref, need)
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, req, p, c, in)
+	})
+}
+
+// clusterOfHost is the one cluster the caller may read that holds host;
+// clusters it may not read are not looked at, so a refusal tells nothing of
+// them.
+func (g *guard) clusterOfHost(ctx context.Context, req *Request, p *rbac.Policy, host string) (clusterRef, error) {
+	all, err := g.inventory.List(ctx)
+	if err != nil {
+		return clusterRef{}, err
+	}
+	visible, _ := readable(req, p, all)
+	var holding []string
+	var ref clusterRef
+	for _, c := range visible {
+		if hasHost(c, host) {
+			ref = clusterRef{ID: c.ID}
+			holding = append(holding, rbac.ClusterObject(c.Name, c.ID))
+		}
+	}
+	switch len(holding) {
+	case 0:
+		return ref, NotFound("Host '%s' is in no cluster you may read.", clip(host, 255))
+	case 1:
+		return ref, nil
+	}
+	return ref, InvalidRequest("Host '%s' is in %s: name one with 'cluster_id'.", clip(host, 255), strings.Join(holding, ", "))
+}
+
 // onNamedCluster is onCluster when the request names a cluster; without one
 // the handler gets a nil cluster and leaves out what the caller may not read.
 func onNamedCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {

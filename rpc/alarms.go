@@ -31,7 +31,7 @@ func (h *alarms) alarmOperations() []Operation {
 
 func (h *alarms) maintenanceOperations() []Operation {
 	return []Operation{
-		{Name: "addMaintenance", Serve: onCluster(h.guard, rbac.Write, h.addMaintenance)},
+		{Name: "addMaintenance", Serve: onHostCluster(h.guard, rbac.Write, h.addMaintenance)},
 		{Name: "removeMaintenance", Serve: withPolicy(h.guard, h.removeMaintenance)},
 		{Name: "getMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(allPeriods))},
 		{Name: "getCurrentMaintenance", ReadOnly: true, Serve: onNamedCluster(h.guard, rbac.Read, h.getMaintenance(currentPeriods))},
@@ -177,6 +177,8 @@ type maintenanceRequest struct {
 	Deadline string `json:"deadline"`
 	Reason   string `json:"reason"`
 }
+
+func (in maintenanceRequest) host() string { return strings.TrimSpace(in.Hostname) }
 
 func (h *alarms) addMaintenance(ctx context.Context, req *Request, _ *rbac.Policy, c *hosts.Cluster, in *maintenanceRequest) (Reply, error) {
 	m := hosts.Maintenance{UUID: uuid.NewString(), ClusterID: c.ID, Hostname: strings.TrimSpace(in.Hostname), Reason: in.Reason, UserName: req.Caller.Name}
