@@ -28,6 +28,7 @@ import (
 // | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
+// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -259,5 +260,58 @@ func TestHostMaintenanceAsS9sCreatesIt(t *testing.T) {
 		fmt.Sprintf(`{"operation":"getMaintenance","cluster_id":%d}`, ids["m2"]))).Raw)
 	if len(listing.Records) != 2 || listing.Records[1].Hostname != "127.0.0.64" || len(listing.Records[1].Periods) != 1 {
 		t.Fatalf("m2's maintenance as s9s reads it: %+v", listing)
+	}
+}
+
+// TestJobsAsTheReferenceClientsSendThem: the job fields and filters s9s and
+// the reference web UI send.
+func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
+	sshd := services.NewSSHD(t, "127.0.0.65")
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, "j1", sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	create := func(data string) map[string]any {
+		r := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+			"job":{"job_spec":{"command":"exec","job_data":%s}}}`, id, data)))
+		return r.Reply["job"].(map[string]any)
+	}
+	// s9s --timeout=N sends job_data.timeout: the whole job's bound.
+	timed := create(`{"command":"sleep 12","timeout":2}`)
+	if timed["status"] != "DEFINED" {
+		t.Fatalf("createJobInstance answers the job as created, DEFINED, not %v", timed["status"])
+	}
+	done := admin.waitJob(t, int64(timed["job_id"].(float64)), time.Minute)
+	if done["status"] != "FAILED" || !strings.Contains(fmt.Sprint(done["status_text"]), "timed out after 2 s") {
+		t.Fatalf("a job with timeout 2 running sleep 12: %v %v", done["status"], done["status_text"])
+	}
+	// The node list in register_cluster's shape.
+	shaped := create(`{"command":"true","nodes":[{"hostname":"127.0.0.65","port":3306}]}`)
+	mustStatus(t, admin.waitJob(t, int64(shaped["job_id"].(float64)), time.Minute), "FINISHED")
+
+	list := func(filter string) (total int, statuses, clusters map[any]int) {
+		r := mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances"`+filter+`}`))
+		statuses, clusters = map[any]int{}, map[any]int{}
+		for _, j := range r.Reply["jobs"].([]any) {
+			j := j.(map[string]any)
+			statuses[j["status"]]++
+			clusters[j["cluster_id"]]++
+		}
+		return int(r.Reply["total"].(float64)), statuses, clusters
+	}
+	if n, _, clusters := list(fmt.Sprintf(`,"cluster_ids":[%d]`, id)); n != 2 || len(clusters) != 1 || clusters[float64(id)] != 2 {
+		t.Errorf("cluster_ids [%d]: %d jobs of clusters %v, want the two exec jobs", id, n, clusters)
+	}
+	if n, _, _ := list(`,"cluster_ids":[9999]`); n != 0 {
+		t.Errorf("cluster_ids naming no cluster listed %d jobs", n)
+	}
+	if n, statuses, _ := list(`,"status":"FAILED"`); n != 1 || statuses["FAILED"] != 1 {
+		t.Errorf("status FAILED: %d jobs, %v", n, statuses)
+	}
+	if r := admin.call(t, "jobs", `{"operation":"getJobInstances","status":"NOPE"}`); r.Status() != "InvalidRequest" ||
+		!strings.Contains(fmt.Sprint(r.Reply["error_string"]), "Field 'status' must be one of DEFINED,") {
+		t.Errorf("status NOPE: %s", r.Raw)
 	}
 }

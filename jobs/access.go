@@ -48,8 +48,13 @@ type Draft struct {
 	Name      string
 	JobData   json.RawMessage
 	ClusterID int64 // 0: no cluster
-	Timeout   time.Duration
-	fields    map[string]json.RawMessage // job_data's top-level fields
+	// Timeout is job_data's timeout_sec: the job's, or each node's for
+	// TimeoutPerNode commands.
+	Timeout time.Duration
+	// JobTimeout is job_data's timeout, the reference's name for the whole
+	// job's bound (what s9s --timeout sends), whatever the command.
+	JobTimeout time.Duration
+	fields     map[string]json.RawMessage // job_data's top-level fields
 }
 
 // Draft resolves a job's command and reads job_data's common fields, for a

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ type execData struct {
 	Command             *string         `json:"command"`
 	CommandBase64       *string         `json:"command_base64"`
 	ContentType         string          `json:"content_type"`
-	Nodes               []string        `json:"nodes"`
+	Nodes               nodeNames       `json:"nodes"`
 	HostTags            *tagSelector    `json:"host_tags"`
 	TimeoutSec          float64         `json:"timeout_sec"`
 	Cwd                 string          `json:"cwd"`
@@ -28,6 +29,39 @@ type execData struct {
 	ExecuteConcurrently bool            `json:"execute_concurrently"`
 	AbortOnError        *bool           `json:"abort_on_error"`
 	OutputEncoding      string          `json:"output_encoding"`
+}
+
+// nodeNames are hosts named by their names ("db1") or as register_cluster
+// and add_node name them ({"hostname": "db1", ...}), so a client may send
+// the same node list to both.
+type nodeNames []string
+
+func (n *nodeNames) UnmarshalJSON(b []byte) error {
+	var list []json.RawMessage
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	out := make(nodeNames, 0, len(list))
+	for _, raw := range list {
+		var name string
+		err := json.Unmarshal(raw, &name)
+		if err == nil {
+			out = append(out, name)
+			continue
+		}
+		var node struct {
+			Hostname string `json:"hostname"`
+		}
+		if json.Unmarshal(raw, &node) != nil {
+			return err // neither a name nor an object: the name's type error
+		}
+		if node.Hostname == "" {
+			return &json.UnmarshalTypeError{Value: `object without "hostname"`, Type: reflect.TypeFor[string]()}
+		}
+		out = append(out, node.Hostname)
+	}
+	*n = out
+	return nil
 }
 
 // execPlan is checked execData, ready to run.

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -45,6 +46,8 @@ func TestExec(t *testing.T) {
 			}},
 		{name: "nodes subset in the order given", data: map[string]any{"command": whoami, "nodes": []string{a2, a0}},
 			wantNodes: []string{a2, a0}},
+		{name: "nodes as register_cluster names them", data: map[string]any{"command": whoami,
+			"nodes": []map[string]any{{"hostname": a2, "port": 3306}, {"hostname": a0}}}, wantNodes: []string{a2, a0}},
 		{name: "unknown node", data: map[string]any{"command": whoami, "nodes": []string{a0, "nosuch.example"}},
 			wantText: `node nosuch.example is not in cluster "exec"`, wantExit: 1},
 		{name: "host_tags AND", data: map[string]any{"command": whoami, "host_tags": map[string]any{"operator": "AND", "tags": []string{"db", a1}}},
@@ -251,6 +254,36 @@ func TestExecNeedsCluster(t *testing.T) {
 			j := e.run(t, tt.cluster, "exec", map[string]any{"command": "true"})
 			if j.Status != StatusFailed || j.StatusText != tt.want {
 				t.Fatalf("got %s %q, want FAILED %q", j.Status, j.StatusText, tt.want)
+			}
+		})
+	}
+}
+
+func TestExecNodeShapes(t *testing.T) {
+	tests := []struct {
+		name    string
+		nodes   string
+		want    []string
+		wantErr string
+	}{
+		{name: "names", nodes: `["a","b"]`, want: []string{"a", "b"}},
+		{name: "objects", nodes: `[{"hostname":"a","port":3306},{"hostname":"b"}]`, want: []string{"a", "b"}},
+		{name: "mixed", nodes: `["a",{"hostname":"b"}]`, want: []string{"a", "b"}},
+		{name: "object without hostname", nodes: `[{"port":3306}]`, wantErr: `job_data field "nodes" must be a string`},
+		{name: "a number", nodes: `[7]`, wantErr: `job_data field "nodes" must be a string`},
+		{name: "not an array", nodes: `"a"`, wantErr: `job_data field "nodes" must be an array`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseExec(json.RawMessage(`{"command":"true","nodes":` + tt.nodes + `}`))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(p.nodes, tt.want) {
+				t.Fatalf("nodes %v, %v; want %v", p.nodes, err, tt.want)
 			}
 		})
 	}

@@ -188,22 +188,28 @@ func checkTitle(title, command string) (string, error) {
 }
 
 // store inserts a prepared job and returns it as stored.
+// The job is read back inside the transaction that inserts it, so it is
+// returned as created (DEFINED), as the reference controller replies, even
+// when a worker claims it the moment it is committed.
 func (s *Service) store(ctx context.Context, j *Job) (*Job, error) {
-	var id int64
+	var created *Job
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
-		var err error
-		id, err = insertJob(ctx, tx, j)
+		id, err := insertJob(ctx, tx, j)
+		if err != nil {
+			return err
+		}
+		created, err = getJob(ctx, tx, id)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if j.Status == StatusDefined {
+	if created.Status == StatusDefined {
 		s.poke()
 	}
-	s.log.InfoContext(ctx, "job created", "job_id", id, "command", j.Command, "status", j.Status,
-		"cluster_id", j.ClusterID, "user", j.UserName)
-	return s.Get(ctx, id)
+	s.log.InfoContext(ctx, "job created", "job_id", created.ID, "command", created.Command, "status", created.Status,
+		"cluster_id", created.ClusterID, "user", created.UserName)
+	return created, nil
 }
 
 // Get returns one job, or an error wrapping ErrNotFound.

@@ -89,17 +89,30 @@ func readJobData(data json.RawMessage) (*Draft, error) {
 	if err := json.Unmarshal(d.JobData, &d.fields); err != nil {
 		return nil, invalid(ErrBadJobData, "job_data must be a JSON object")
 	}
-	if raw := d.fields["timeout_sec"]; raw != nil && string(raw) != "null" {
-		var sec float64
-		if err := Unmarshal(raw, &sec); err != nil {
-			return nil, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a number of seconds")
-		}
-		if sec <= 0 || sec > math.MaxInt64/float64(time.Second) {
-			return nil, invalid(ErrBadJobData, "job_data field \"timeout_sec\" must be a positive number of seconds")
-		}
-		d.Timeout = time.Duration(sec * float64(time.Second))
+	var err error
+	if d.Timeout, err = d.seconds("timeout_sec"); err != nil {
+		return nil, err
+	}
+	if d.JobTimeout, err = d.seconds("timeout"); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// seconds reads field as a positive number of seconds, 0 when absent.
+func (d *Draft) seconds(field string) (time.Duration, error) {
+	raw := d.fields[field]
+	if raw == nil || string(raw) == "null" {
+		return 0, nil
+	}
+	var sec float64
+	if err := Unmarshal(raw, &sec); err != nil {
+		return 0, invalid(ErrBadJobData, "job_data field %q must be a number of seconds", field)
+	}
+	if sec <= 0 || sec > math.MaxInt64/float64(time.Second) {
+		return 0, invalid(ErrBadJobData, "job_data field %q must be a positive number of seconds", field)
+	}
+	return time.Duration(sec * float64(time.Second)), nil
 }
 
 // dataClusterIDs are the cluster ids job_data names, as clusterid or
@@ -117,12 +130,16 @@ func (d *Draft) dataClusterIDs() []int64 {
 }
 
 // jobTimeout reads timeout_sec from stored job_data; 0 when absent.
-func jobTimeout(data json.RawMessage) time.Duration {
+func jobTimeout(data json.RawMessage, perNode bool) time.Duration {
 	d, err := readJobData(data)
 	if err != nil {
 		return 0
 	}
-	return d.Timeout
+	t := d.JobTimeout
+	if !perNode && d.Timeout > 0 && (t == 0 || d.Timeout < t) {
+		t = d.Timeout
+	}
+	return t
 }
 
 // normalizeTags trims, drops empty and repeated tags, and enforces the limits.

@@ -171,7 +171,7 @@ func (s *Service) run(j *Job) {
 		return
 	}
 	timeout := s.cfg.MaxRunTime
-	if t := jobTimeout(j.JobData); t > 0 && t < timeout && !cmd.TimeoutPerNode {
+	if t := jobTimeout(j.JobData, cmd.TimeoutPerNode); t > 0 && t < timeout {
 		timeout = t
 	}
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimedOut, seconds(timeout)))

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -180,6 +181,11 @@ type listRequest struct {
 	ShowScheduled bool     `json:"show_scheduled"`
 	// WithResult adds each job's result (per-node output) to the listing.
 	WithResult bool `json:"with_result"`
+	// ClusterIDs narrows the listing to these clusters (the reference web
+	// UI's per-cluster lists); those the caller may not read stay out.
+	ClusterIDs []int64 `json:"cluster_ids"`
+	// Status narrows it to one status, besides the show_* switches.
+	Status string `json:"status"`
 }
 
 // statuses are the statuses the show_* switches ask for; none is all.
@@ -217,10 +223,18 @@ func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *
 	}
 	f := jobs.Filter{Limit: min(limit, maxListedJobs), Offset: in.Offset, Tags: in.Tags, Statuses: in.statuses(),
 		WithResult: in.WithResult}
+	if in.Status != "" {
+		st, err := jobs.ParseStatus(in.Status)
+		if err != nil {
+			return nil, InvalidRequest("Field 'status' must be one of %s.", joinStatuses(jobs.Statuses))
+		}
+		f.Statuses = append(f.Statuses, st)
+	}
 	switch {
 	case c != nil:
 		f.ClusterIDs = []int64{c.ID}
 	case req.Caller.IsSuperuser():
+		f.ClusterIDs = in.ClusterIDs
 	default:
 		all, err := h.inventory.List(ctx)
 		if err != nil {
@@ -229,14 +243,28 @@ func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *
 		visible, _ := readable(req, p, all)
 		f.ClusterIDs = []int64{-1} // matches nothing when no cluster is readable
 		for _, c := range visible {
-			f.ClusterIDs = append(f.ClusterIDs, c.ID)
+			if len(in.ClusterIDs) == 0 || slices.Contains(in.ClusterIDs, c.ID) {
+				f.ClusterIDs = append(f.ClusterIDs, c.ID)
+			}
 		}
+	}
+	if len(in.ClusterIDs) > 0 && c != nil && !slices.Contains(in.ClusterIDs, c.ID) {
+		f.ClusterIDs = []int64{-1} // cluster_id and cluster_ids name no cluster in common
 	}
 	list, total, err := h.jobs.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	return Reply{"total": total, "jobs": renderList(list, renderJob)}, nil
+}
+
+// joinStatuses lists statuses for a refusal.
+func joinStatuses(list []jobs.Status) string {
+	names := make([]string, len(list))
+	for i, st := range list {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 // The handlers below act on the job their access rule checked.
