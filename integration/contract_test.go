@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ import (
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
 // | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
+// | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -313,5 +315,78 @@ func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 	if r := admin.call(t, "jobs", `{"operation":"getJobInstances","status":"NOPE"}`); r.Status() != "InvalidRequest" ||
 		!strings.Contains(fmt.Sprint(r.Reply["error_string"]), "Field 'status' must be one of DEFINED,") {
 		t.Errorf("status NOPE: %s", r.Raw)
+	}
+}
+
+// TestUsersAsTheGeneratedClientSendsThem: the request forms of the
+// reference's generated client (clustercontrol-client-sdk, from its OpenAPI
+// description): the password, time zone object and keys inside "user", the
+// group named either way, and its canCreate* and heartBeat calls.
+func TestUsersAsTheGeneratedClientSendsThem(t *testing.T) {
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	dir := t.TempDir()
+	key, pub := dir+"/key.pem", dir+"/pub.pem"
+	run(t, "openssl", "genrsa", "-out", key, "2048")
+	run(t, "openssl", "rsa", "-in", key, "-pubout", "-out", pub)
+	pubPEM, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOk(t, admin.call(t, "users", fmt.Sprintf(`{"operation":"createUser","create_group":true,"user":{"class_name":"CmonUser",
+		"user_name":"sdkuser","new_password":"sdk-password-1","groups":[{"group_name":"sdkgroup"}],
+		"timezone":{"class_name":"CmonTimeZone","name":"Europe/Berlin","abbreviation":"CET","offset":-3600,"use_dst":true},
+		"public_key":[{"name":"laptop","key":%q}]}}`, pubPEM)))
+	// The password given inside "user" is the user's: it logs in with it.
+	sdk := c.session(t, "sdkuser", "sdk-password-1")
+	me := mustOk(t, sdk.call(t, "users", `{"operation":"whoAmI"}`)).Reply["user"].(map[string]any)
+	if tz, _ := me["timezone"].(map[string]any); tz["name"] != "Europe/Berlin" {
+		t.Errorf("timezone as an object was not taken: %v", me["timezone"])
+	}
+	if keys := mustOk(t, sdk.call(t, "users", `{"operation":"getKeys"}`)); keys.Reply["total"] != float64(1) {
+		t.Errorf("the key given as user.public_key was not taken: %s", keys.Raw)
+	}
+	tests := []struct {
+		name, module, body, wantStatus, wantError string
+		s                                         *session
+	}{
+		{name: "two different passwords", s: admin, module: "users", wantStatus: "InvalidRequest",
+			body:      `{"operation":"createUser","new_password":"one-password","user":{"user_name":"twice","new_password":"other-password"}}`,
+			wantError: "Fields 'new_password' and 'user.new_password' differ: give the password once."},
+		{name: "setUser never drops a password", s: sdk, module: "users", wantStatus: "InvalidRequest",
+			body:      `{"operation":"setUser","user":{"user_name":"sdkuser","new_password":"sdk-password-2"}}`,
+			wantError: "setUser does not change passwords: use changePassword."},
+		{name: "createGroup with group.group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"createGroup","group":{"class_name":"CmonGroup","group_name":"g1"}}`},
+		{name: "createGroup with group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"createGroup","group_name":"g2"}`},
+		{name: "addToGroup with group.group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"addToGroup","user":{"user_name":"sdkuser"},"group":{"group_name":"g1"}}`},
+		{name: "addToGroup with group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"addToGroup","user":{"user_name":"sdkuser"},"group_name":"g2"}`},
+		{name: "two group names", s: admin, module: "users", wantStatus: "InvalidRequest",
+			body:      `{"operation":"deleteGroup","group_name":"g1","group":{"group_name":"g2"}}`,
+			wantError: "Fields 'group_name' and 'group.group_name' name different groups."},
+		{name: "removeFromGroup with group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"removeFromGroup","user":{"user_name":"sdkuser"},"group_name":"g2"}`},
+		{name: "deleteGroup with group_name", s: admin, module: "users", wantStatus: "Ok",
+			body: `{"operation":"deleteGroup","group_name":"g2"}`},
+		{name: "canCreateUser, superuser", s: admin, module: "users", body: `{"operation":"canCreateUser"}`, wantStatus: "Ok"},
+		{name: "canCreateGroup, superuser", s: admin, module: "users", body: `{"operation":"canCreateGroup"}`, wantStatus: "Ok"},
+		{name: "canCreateUser, another user", s: sdk, module: "users", body: `{"operation":"canCreateUser"}`, wantStatus: "AccessDenied",
+			wantError: "Superuser access to operation canCreateUser for user sdkuser is denied."},
+		{name: "heartBeat", s: sdk, module: "controller", body: `{"operation":"heartBeat"}`, wantStatus: "Ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.s.call(t, tt.module, tt.body)
+			if r.Status() != tt.wantStatus || (tt.wantError != "" && r.Reply["error_string"] != tt.wantError) {
+				t.Fatalf("got %s %v, want %s %q", r.Status(), r.Reply["error_string"], tt.wantStatus, tt.wantError)
+			}
+		})
+	}
+	groups := mustOk(t, sdk.call(t, "users", `{"operation":"whoAmI"}`)).Raw
+	if !strings.Contains(groups, `"g1"`) || strings.Contains(groups, `"g2"`) {
+		t.Errorf("sdkuser's groups after adding g1 and g2 and deleting g2: %s", groups)
 	}
 }

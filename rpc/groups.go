@@ -16,22 +16,36 @@ func (h *users) getGroups(ctx context.Context, _ *Request, _ *none) (Reply, erro
 	return Reply{"total": len(groups), "groups": renderList(groups, renderGroup)}, nil
 }
 
-// groupRequest is {"group": {"group_name": ...}}.
-type groupRequest struct {
+// groupName names a group as the reference's clients do, in either form:
+// {"group": {"group_name": ...}} or a top-level "group_name".
+type groupName struct {
 	Group *struct {
 		Name string `json:"group_name"`
 	} `json:"group"`
+	Name string `json:"group_name"`
 }
 
-func (in *groupRequest) name() (string, error) {
-	if in.Group == nil {
-		return "", InvalidRequest("Field 'group' with 'group_name' is required.")
+// name is the group named, checked; both forms naming different groups are
+// refused.
+func (in *groupName) name() (string, error) {
+	name := in.Name
+	if in.Group != nil && in.Group.Name != "" {
+		if name != "" && name != in.Group.Name {
+			return "", InvalidRequest("Fields 'group_name' and 'group.group_name' name different groups.")
+		}
+		name = in.Group.Name
 	}
-	if err := names.Check(names.Group, in.Group.Name); err != nil {
+	if name == "" {
+		return "", InvalidRequest("Field 'group' with 'group_name' (or 'group_name') is required.")
+	}
+	if err := names.Check(names.Group, name); err != nil {
 		return "", InvalidRequest("Invalid group name: %s.", err)
 	}
-	return in.Group.Name, nil
+	return name, nil
 }
+
+// groupRequest is createGroup's and deleteGroup's input.
+type groupRequest struct{ groupName }
 
 func (h *users) createGroup(ctx context.Context, _ *Request, in *groupRequest) (Reply, error) {
 	name, err := in.name()
@@ -61,20 +75,21 @@ func (h *users) deleteGroup(ctx context.Context, _ *Request, in *groupRequest) (
 
 // membershipRequest is addToGroup's and removeFromGroup's input.
 type membershipRequest struct {
-	User  *userRef `json:"user"`
-	Group string   `json:"group_name"`
+	groupName
+	User *userRef `json:"user"`
 }
 
 // membership resolves addToGroup's and removeFromGroup's input.
 func (h *users) membership(ctx context.Context, req *Request, in *membershipRequest) (*rbac.User, string, error) {
-	if err := names.Check(names.Group, in.Group); err != nil {
-		return nil, "", InvalidRequest("Invalid group name: %s.", err)
+	group, err := in.name()
+	if err != nil {
+		return nil, "", err
 	}
 	if in.User == nil || (in.User.Name == "" && in.User.ID == 0) {
 		return nil, "", InvalidRequest("Field 'user' with 'user_name' or 'user_id' is required.")
 	}
 	u, err := h.target(ctx, req, in.User)
-	return u, in.Group, err
+	return u, group, err
 }
 
 func (h *users) addToGroup(ctx context.Context, req *Request, in *membershipRequest) (Reply, error) {

@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -42,8 +44,15 @@ func (h *users) operations() []Operation {
 		{Name: "deleteGroup", Serve: superuser(h.deleteGroup)},
 		{Name: "addToGroup", Serve: superuser(h.addToGroup)},
 		{Name: "removeFromGroup", Serve: superuser(h.removeFromGroup)},
+		// The reference's generated client asks before it offers to create:
+		// Ok where createUser / createGroup would be allowed.
+		{Name: "canCreateUser", ReadOnly: true, Serve: superuser(allowed)},
+		{Name: "canCreateGroup", ReadOnly: true, Serve: superuser(allowed)},
 	}
 }
+
+// allowed answers Ok: its access rule has said all there is to say.
+func allowed(context.Context, *Request, *none) (Reply, error) { return Reply{}, nil }
 
 // userRef names a user in a request: {"user": {"user_name": ...}} or by user_id.
 type userRef struct {
@@ -64,14 +73,49 @@ type userInput interface{ user() *userRef }
 // wireUser is the writable part of a CmonUser in requests.
 type wireUser struct {
 	userRef
-	FirstName *string `json:"first_name"`
-	LastName  *string `json:"last_name"`
-	Email     *string `json:"email_address"`
-	Timezone  *string `json:"timezone"`
+	FirstName *string       `json:"first_name"`
+	LastName  *string       `json:"last_name"`
+	Email     *string       `json:"email_address"`
+	Timezone  *timezoneName `json:"timezone"`
 	Groups    []struct {
 		Name string `json:"group_name"`
 	} `json:"groups"`
 	PublicKeys []wireKey `json:"public_keys"`
+	// PublicKey is the reference's generated client's other name for
+	// public_keys.
+	PublicKey []wireKey `json:"public_key"`
+	// NewPassword is where the reference's generated client puts a new
+	// user's password: never dropped, taken as createUser's new_password.
+	NewPassword *string `json:"new_password"`
+}
+
+// timezoneName is a user's time zone as requests name it: an IANA name, or
+// the CmonTimeZone object replies carry ({"name": "Europe/Berlin", ...}).
+type timezoneName string
+
+func (z *timezoneName) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err == nil {
+		*z = timezoneName(name)
+		return nil
+	}
+	var obj struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return &json.UnmarshalTypeError{Value: "neither a time zone name nor a CmonTimeZone", Type: reflect.TypeFor[string]()}
+	}
+	*z = timezoneName(obj.Name)
+	return nil
+}
+
+// timezone is u's time zone name, nil when the request names none.
+func (u *wireUser) timezone() *string {
+	if u.Timezone == nil {
+		return nil
+	}
+	name := string(*u.Timezone)
+	return &name
 }
 
 // target resolves the user a request is about: the named one, or the caller.
@@ -175,12 +219,19 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 		return nil, InvalidRequest("Invalid user name: %s.", err)
 	}
 	nu := rbac.NewUser{Name: in.User.Name, FirstName: deref(in.User.FirstName), LastName: deref(in.User.LastName),
-		Email: deref(in.User.Email), Timezone: deref(in.User.Timezone), CreateGroups: in.CreateGroup}
+		Email: deref(in.User.Email), Timezone: deref(in.User.timezone()), CreateGroups: in.CreateGroup}
 	if err := validateProfile(in.User); err != nil {
 		return nil, err
 	}
-	if in.NewPassword != "" {
-		hash, err := h.authn.Hasher().Hash(in.NewPassword)
+	password := in.NewPassword
+	if p := in.User.NewPassword; p != nil && *p != "" {
+		if password != "" && password != *p {
+			return nil, InvalidRequest("Fields 'new_password' and 'user.new_password' differ: give the password once.")
+		}
+		password = *p
+	}
+	if password != "" {
+		hash, err := h.authn.Hasher().Hash(password)
 		if err != nil {
 			return nil, InvalidRequest("Invalid password: %s.", err)
 		}
@@ -192,7 +243,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 		}
 		nu.Groups = append(nu.Groups, g.Name)
 	}
-	for _, k := range in.User.PublicKeys {
+	for _, k := range append(in.User.PublicKeys, in.User.PublicKey...) {
 		if strings.TrimSpace(k.Key) == "" {
 			continue // clients send {"name":"No Name","key":""} for a user without a key
 		}
@@ -229,9 +280,9 @@ func validateProfile(u *wireUser) error {
 			return InvalidRequest("Field '%s' is longer than 255 characters.", field)
 		}
 	}
-	if u.Timezone != nil && *u.Timezone != "" {
-		if _, err := time.LoadLocation(*u.Timezone); err != nil {
-			return InvalidRequest("Unknown time zone '%s'; use an IANA name such as Europe/Berlin.", *u.Timezone)
+	if tz := u.timezone(); tz != nil && *tz != "" {
+		if _, err := time.LoadLocation(*tz); err != nil {
+			return InvalidRequest("Unknown time zone '%s'; use an IANA name such as Europe/Berlin.", *tz)
 		}
 	}
 	return nil
@@ -256,7 +307,10 @@ func (h *users) setUser(ctx context.Context, _ *Request, u *rbac.User, in *setUs
 	if err := validateProfile(in.User); err != nil {
 		return nil, err
 	}
-	up := rbac.UserUpdate{FirstName: in.User.FirstName, LastName: in.User.LastName, Email: in.User.Email, Timezone: in.User.Timezone}
+	if in.User.NewPassword != nil {
+		return nil, InvalidRequest("setUser does not change passwords: use changePassword.")
+	}
+	up := rbac.UserUpdate{FirstName: in.User.FirstName, LastName: in.User.LastName, Email: in.User.Email, Timezone: in.User.timezone()}
 	if err := h.store.UpdateUser(ctx, u.ID, up); err != nil {
 		return nil, err
 	}
