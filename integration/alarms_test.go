@@ -177,6 +177,13 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 		return nil
 	})
 	degraded := int64(alarmOn(admin, "", "ClusterDegraded")["alarm_id"].(float64))
+	// As s9s cluster --list --long and --stat read the cluster.
+	cl := decodeContract[struct {
+		Cluster s9sCluster `json:"cluster"`
+	}](t, mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id))).Raw).Cluster
+	if cl.Owner.UserName != "admin" || cl.GroupOwner.GroupName != "admins" || cl.AlarmStatistics.Warning < 1 || cl.Databases == nil {
+		t.Fatalf("the cluster as s9s reads it: %+v", cl)
+	}
 	if r := rom.call(t, "alarm", fmt.Sprintf(`{"operation":"ignoreAlarm","alarm_id":%d}`, degraded)); r.Status() != "AccessDenied" {
 		t.Fatalf("rom (r only) ignored an alarm: %s", r.Raw)
 	}

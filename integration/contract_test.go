@@ -31,6 +31,7 @@ import (
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
 // | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
+// | /v2/clusters getClusterInfo | s9s S9sCluster, cmon-proxy api.Cluster | owner{user_name}, group_owner{group_name}, alarm_statistics{critical, warning}, databases (a list) | TestAlarmsMaintenanceAndLog |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -155,6 +156,25 @@ type s9sMaintenanceList struct {
 			Reason    string `json:"reason"`
 		} `json:"maintenance_periods"`
 	} `json:"maintenance_records"`
+}
+
+// s9sCluster is what s9s's S9sCluster reads of the owners and alarm counts,
+// and cmon-proxy's api.Cluster of the databases.
+type s9sCluster struct {
+	ClusterID int64 `json:"cluster_id"`
+	Owner     struct {
+		UserID   int64  `json:"user_id"`
+		UserName string `json:"user_name"`
+	} `json:"owner"`
+	GroupOwner struct {
+		GroupID   int64  `json:"group_id"`
+		GroupName string `json:"group_name"`
+	} `json:"group_owner"`
+	AlarmStatistics struct {
+		Critical int `json:"critical"`
+		Warning  int `json:"warning"`
+	} `json:"alarm_statistics"`
+	Databases []json.RawMessage `json:"databases"`
 }
 
 // decodeContract decodes raw as the client's mirror T would, and fails when

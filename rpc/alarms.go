@@ -136,6 +136,37 @@ func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p *rbac.Policy, 
 	return Reply{"alarm": a.Wire()}, nil
 }
 
+// wireAlarmStats is a CmonAlarmStatistics: a cluster's open alarms by
+// severity, as s9s cluster --stat reads it.
+type wireAlarmStats struct {
+	ClassName string `json:"class_name"`
+	ClusterID int64  `json:"cluster_id"`
+	Critical  int    `json:"critical"`
+	Warning   int    `json:"warning"`
+}
+
+// countAlarms tallies the alarms of list for each cluster of ids (ids <= 0
+// name no cluster and are passed over).
+func countAlarms(ids []int64, list []hosts.Alarm) map[int64]*wireAlarmStats {
+	out := make(map[int64]*wireAlarmStats, len(ids))
+	for _, id := range ids {
+		if id > 0 {
+			out[id] = &wireAlarmStats{ClassName: "CmonAlarmStatistics", ClusterID: id}
+		}
+	}
+	for _, a := range list {
+		st := out[a.ClusterID]
+		switch {
+		case st == nil:
+		case a.Severity == hosts.SeverityCritical:
+			st.Critical++
+		default:
+			st.Warning++
+		}
+	}
+	return out
+}
+
 func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, _ *alarmsRequest) (Reply, error) {
 	ids, err := h.clusterScope(ctx, req, p, c)
 	if err != nil {
@@ -145,26 +176,12 @@ func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy
 	if err != nil {
 		return nil, err
 	}
-	byCluster := map[int64]map[string]any{}
-	var order []int64
+	stats := countAlarms(ids, list)
+	out := make([]*wireAlarmStats, 0, len(ids))
 	for _, id := range ids {
-		if id > 0 {
-			byCluster[id] = map[string]any{"class_name": "CmonAlarmStatistics", "cluster_id": id, "critical": 0, "warning": 0}
-			order = append(order, id)
+		if st := stats[id]; st != nil {
+			out = append(out, st)
 		}
-	}
-	for _, a := range list {
-		key := "warning"
-		if a.Severity == hosts.SeverityCritical {
-			key = "critical"
-		}
-		if s := byCluster[a.ClusterID]; s != nil {
-			s[key] = s[key].(int) + 1
-		}
-	}
-	out := make([]map[string]any, 0, len(order))
-	for _, id := range order {
-		out = append(out, byCluster[id])
 	}
 	return Reply{"alarm_statistics": out, "total": len(out)}, nil
 }

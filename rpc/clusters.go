@@ -17,18 +17,24 @@ type JobCounter interface {
 	CountByState(ctx context.Context, clusterIDs ...int64) (map[int64]map[string]int, error)
 }
 
+// AlarmLister lists open alarms, for alarm_statistics (hosts.Alarms).
+type AlarmLister interface {
+	List(ctx context.Context, f hosts.AlarmFilter) ([]hosts.Alarm, error)
+}
+
 // clusters serves /v2/clusters: reading the inventory, filtered by access.
 type clusters struct {
 	*guard
-	jobs JobCounter // nil until a job engine is wired
+	jobs   JobCounter  // nil until a job engine is wired
+	alarms AlarmLister // nil: no alarm statistics
 	// ping is the controller's own ping, answered here too.
 	ping   Endpoint
 	counts *countCache
 	listed atomic.Pointer[renderedClusters]
 }
 
-func newClusters(g *guard, ping Endpoint, jobs JobCounter) *clusters {
-	return &clusters{guard: g, ping: ping, jobs: jobs, counts: &countCache{jobs: jobs}}
+func newClusters(g *guard, ping Endpoint, jobs JobCounter, alarms AlarmLister) *clusters {
+	return &clusters{guard: g, ping: ping, jobs: jobs, alarms: alarms, counts: &countCache{jobs: jobs, alarms: alarms}}
 }
 
 // operations is the /v2/clusters table with what each needs.
@@ -120,7 +126,7 @@ func (r *renderedClusters) fragments(h *clusters, withHosts bool) map[int64][]by
 		m := make(map[int64][]byte, len(r.snap.Clusters))
 		for _, c := range r.snap.Clusters {
 			// A map of strings, numbers and slices of them always encodes.
-			m[c.ID], _ = json.MarshalIndent(h.render(r.policy, c, r.counts.of(c.ID), withHosts), listedIndent, "    ")
+			m[c.ID], _ = json.MarshalIndent(h.render(r.policy, c, r.counts.of(c.ID), r.counts.alarms[c.ID], withHosts), listedIndent, "    ")
 		}
 		r.rendered[i] = m
 	})
@@ -135,16 +141,19 @@ const countTTL = time.Second
 // countCache keeps the job counts of every cluster of a snapshot for up to
 // countTTL; one count runs at a time.
 type countCache struct {
-	jobs JobCounter
-	mu   sync.Mutex
-	cur  *jobCounts
+	jobs   JobCounter
+	alarms AlarmLister
+	mu     sync.Mutex
+	cur    *jobCounts
 }
 
-// jobCounts are the job counts by state of every cluster of a snapshot.
+// jobCounts are the job counts by state, and the open alarms, of every
+// cluster of a snapshot.
 type jobCounts struct {
 	snap      *hosts.Snapshot
 	at        time.Time
 	byCluster map[int64]map[string]int
+	alarms    map[int64]*wireAlarmStats
 }
 
 func (c *jobCounts) of(id int64) map[string]int { return c.byCluster[id] }
@@ -152,19 +161,23 @@ func (c *jobCounts) of(id int64) map[string]int { return c.byCluster[id] }
 func (c *countCache) get(ctx context.Context, snap *hosts.Snapshot) (*jobCounts, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur != nil && c.cur.snap == snap && (c.jobs == nil || time.Since(c.cur.at) < countTTL) {
+	if c.cur != nil && c.cur.snap == snap && ((c.jobs == nil && c.alarms == nil) || time.Since(c.cur.at) < countTTL) {
 		return c.cur, nil
 	}
 	counts := &jobCounts{snap: snap, at: time.Now()}
+	ids := make([]int64, len(snap.Clusters))
+	for i, cl := range snap.Clusters {
+		ids[i] = cl.ID
+	}
 	if c.jobs != nil {
-		ids := make([]int64, len(snap.Clusters))
-		for i, cl := range snap.Clusters {
-			ids[i] = cl.ID
-		}
 		var err error
 		if counts.byCluster, err = c.jobs.CountByState(ctx, ids...); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if counts.alarms, err = alarmStats(ctx, c.alarms, ids); err != nil {
+		return nil, err
 	}
 	c.cur = counts
 	return counts, nil
@@ -185,14 +198,30 @@ func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Pol
 		}
 		counts = byCluster[c.ID]
 	}
-	info := h.render(p, c, counts, in.WithHosts == nil || *in.WithHosts)
+	stats, err := alarmStats(ctx, h.alarms, []int64{c.ID})
+	if err != nil {
+		return nil, err
+	}
+	info := h.render(p, c, counts, stats[c.ID], in.WithHosts == nil || *in.WithHosts)
 	info["effective_privileges"] = p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).String()
 	return Reply{"cluster": info}, nil
 }
 
+// alarmStats counts the open alarms of clusters ids; none without a lister.
+func alarmStats(ctx context.Context, alarms AlarmLister, ids []int64) (map[int64]*wireAlarmStats, error) {
+	var list []hosts.Alarm
+	if alarms != nil {
+		var err error
+		if list, err = alarms.List(ctx, hosts.AlarmFilter{ClusterIDs: ids}); err != nil {
+			return nil, err
+		}
+	}
+	return countAlarms(ids, list), nil
+}
+
 // render is the CmonClusterInfo wire shape but for effective_privileges,
 // which is the caller's own.
-func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, withHosts bool) map[string]any {
+func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, alarms *wireAlarmStats, withHosts bool) map[string]any {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	maps.Copy(byState, counts)
 	tags := c.Tags
@@ -215,9 +244,18 @@ func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]in
 		"job_statistics": map[string]any{
 			"class_name": "CmonJobStatistics", "cluster_id": c.ID, "by_state": byState,
 		},
+		"alarm_statistics": alarms,
+		// cmon manages no database accounts or schemas of its own: an empty
+		// list is the honest answer, where the reference's UI wants a list.
+		"databases":             []any{},
+		"cluster_auto_recovery": false,
+		"node_auto_recovery":    false,
 	}
 	if o, ok := p.Object(rbac.ClusterPath(c.Name)); ok {
 		maps.Copy(out, ownerFields(p, o))
+		// s9s reads the owners as objects.
+		out["owner"] = map[string]any{"class_name": "CmonUser", "user_id": o.OwnerUserID, "user_name": p.UserName(o.OwnerUserID)}
+		out["group_owner"] = map[string]any{"class_name": "CmonGroup", "group_id": o.OwnerGroupID, "group_name": p.GroupName(o.OwnerGroupID)}
 		out["acl"] = p.ACL(o)
 	}
 	if withHosts {

@@ -169,7 +169,11 @@ func NewServer(o Options) *Server {
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
 			s.Handle("host", s.hostOperations(o.Jobs)...)
 		}
-		cl := newClusters(g, anyone(s.ping), counter)
+		var alarmLister AlarmLister // likewise for a nil *hosts.Alarms
+		if o.Alarms != nil {
+			alarmLister = o.Alarms
+		}
+		cl := newClusters(g, anyone(s.ping), counter, alarmLister)
 		s.Handle("clusters", cl.operations()...)
 		if o.Alarms != nil {
 			al := &alarms{guard: g, store: o.Alarms}
