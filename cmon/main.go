@@ -344,7 +344,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
 		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer, Leftovers: jobs.NodeLeftovers(deps),
 		StaleAfter: cfg.ControllerTimeout, HeartbeatInterval: cfg.ControllerTimeout / 6,
-		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: version}})
+		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: version, Hostname: hostname()}})
 	if err != nil {
 		return nil, err
 	}
@@ -515,4 +515,14 @@ func (e *jobEvents) JobEnded(j *jobs.Job, status jobs.Status, _ time.Duration) {
 	if err != nil {
 		e.log.Warn("raise job alarm", "job_id", j.ParentJobID, "err", err)
 	}
+}
+
+// hostname is this machine's name for the controller list; "" when the
+// system does not tell.
+func hostname() string {
+	name, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return name
 }

@@ -32,6 +32,8 @@ import (
 // | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
 // | /v2/clusters getClusterInfo | s9s S9sCluster, cmon-proxy api.Cluster | owner{user_name}, group_owner{group_name}, alarm_statistics{critical, warning}, databases (a list) | TestAlarmsMaintenanceAndLog |
+// | /v2/host getControllers | s9s controller --list | controllers[]: hostname, ip, port, version, role | TestControllersAsTheReferenceClientsListThem |
+// | /v2/poolcontrollers listcontrollers | cmon-proxy api.GetControllersResponse, api.PoolController | pool_id, controllers[]: controller_id (a number), hostname, port, properties{role}, report_ts, status "active", clusters | TestControllersAsTheReferenceClientsListThem |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
@@ -408,5 +410,59 @@ func TestUsersAsTheGeneratedClientSendsThem(t *testing.T) {
 	groups := mustOk(t, sdk.call(t, "users", `{"operation":"whoAmI"}`)).Raw
 	if !strings.Contains(groups, `"g1"`) || strings.Contains(groups, `"g2"`) {
 		t.Errorf("sdkuser's groups after adding g1 and g2 and deleting g2: %s", groups)
+	}
+}
+
+// s9sControllers is what s9s controller --list reads of getControllers.
+type s9sControllers struct {
+	Total       int `json:"total"`
+	Controllers []struct {
+		Hostname string `json:"hostname"`
+		IP       string `json:"ip"`
+		Port     int    `json:"port"`
+		Version  string `json:"version"`
+		Role     string `json:"role"`
+	} `json:"controllers"`
+}
+
+// proxyPoolControllers is cmon-proxy's api.GetControllersResponse.
+type proxyPoolControllers struct {
+	PoolID      string `json:"pool_id"`
+	Total       int    `json:"total"`
+	Controllers []struct {
+		ControllerID int             `json:"controller_id"`
+		Hostname     string          `json:"hostname"`
+		Port         int             `json:"port"`
+		Properties   json.RawMessage `json:"properties"`
+		ReportTs     string          `json:"report_ts"`
+		Status       string          `json:"status"`
+		Clusters     []string        `json:"clusters"`
+	} `json:"controllers"`
+}
+
+// TestControllersAsTheReferenceClientsListThem: s9s controller --list and
+// the reference web UI's pool view.
+func TestControllersAsTheReferenceClientsListThem(t *testing.T) {
+	c := startController(t, controllerOptions{})
+	admin := c.session(t, "admin", adminPassword)
+	mustOk(t, admin.call(t, "jobs", `{"operation":"createJobInstance","job":{"job_spec":{"command":"success","job_data":{}}}}`))
+	s9s := decodeContract[s9sControllers](t, mustOk(t, admin.call(t, "host", `{"operation":"getControllers"}`)).Raw)
+	if s9s.Total != 1 || s9s.Controllers[0].Hostname == "" || s9s.Controllers[0].IP != "127.0.0.1" ||
+		s9s.Controllers[0].Port != c.Port || s9s.Controllers[0].Version == "" || s9s.Controllers[0].Role != "controller" {
+		t.Errorf("getControllers as s9s reads it: %+v", s9s)
+	}
+	pool := decodeContract[proxyPoolControllers](t, mustOk(t, admin.call(t, "poolcontrollers", `{"operation":"listcontrollers"}`)).Raw)
+	if pool.Total != 1 || pool.PoolID == "" {
+		t.Fatalf("listcontrollers as cmon-proxy reads it: %+v", pool)
+	}
+	pc := pool.Controllers[0]
+	var props struct {
+		Role string `json:"role"`
+	}
+	_ = json.Unmarshal(pc.Properties, &props)
+	// cmon-proxy routes only to active controllers with a host and port, and
+	// sends requests that name no cluster to the main controller.
+	if pc.Status != "active" || pc.Hostname != "127.0.0.1" || pc.Port != c.Port || props.Role != "main_controller" || pc.ControllerID != 1 {
+		t.Errorf("the pool controller as cmon-proxy reads it: %+v, properties %s", pc, pc.Properties)
 	}
 }

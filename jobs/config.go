@@ -163,4 +163,5 @@ type Announcement struct {
 	Addresses string // the RPC bind addresses, comma separated
 	Port      int
 	Version   string
+	Hostname  string // the machine's host name
 }

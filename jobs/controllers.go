@@ -16,6 +16,7 @@ type Controller struct {
 	Addresses string
 	Port      int
 	Version   string
+	Hostname  string // the machine's
 	Started   time.Time
 	Heartbeat time.Time
 	// Leader is the controller that runs the health monitor: the live one
@@ -28,7 +29,7 @@ type Controller struct {
 // Controllers lists the controllers whose heartbeat is within StaleAfter,
 // by id.
 func (s *Service) Controllers(ctx context.Context) ([]Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT controller_id, addresses, port, version, started, heartbeat
+	rows, err := s.db.QueryContext(ctx, `SELECT controller_id, addresses, port, version, hostname, started, heartbeat
 		FROM job_controllers WHERE heartbeat >= ? ORDER BY controller_id`, sql.Millis(s.clock.Now().Add(-s.cfg.StaleAfter)))
 	if err != nil {
 		return nil, fmt.Errorf("list controllers: %w", err)
@@ -38,7 +39,7 @@ func (s *Service) Controllers(ctx context.Context) ([]Controller, error) {
 	for rows.Next() {
 		var c Controller
 		var started, heartbeat int64
-		if err := rows.Scan(&c.ID, &c.Addresses, &c.Port, &c.Version, &started, &heartbeat); err != nil {
+		if err := rows.Scan(&c.ID, &c.Addresses, &c.Port, &c.Version, &c.Hostname, &started, &heartbeat); err != nil {
 			return nil, fmt.Errorf("list controllers: %w", err)
 		}
 		c.Started, c.Heartbeat = sql.Time(started), sql.Time(heartbeat)

@@ -142,8 +142,8 @@ func (s *Service) register(ctx context.Context) error {
 		}
 		a := s.cfg.Announce
 		if _, err := tx.ExecContext(ctx, `INSERT INTO job_controllers (controller_id, instance_id, started, heartbeat,
-			addresses, port, version) VALUES (?, ?, ?, ?, ?, ?, ?)`, s.cfg.ControllerID, s.instanceID, now, now,
-			sql.Clip(a.Addresses, 255), a.Port, sql.Clip(a.Version, 64)); err != nil {
+			addresses, port, version, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.cfg.ControllerID, s.instanceID, now, now,
+			sql.Clip(a.Addresses, 255), a.Port, sql.Clip(a.Version, 64), sql.Clip(a.Hostname, 255)); err != nil {
 			return fmt.Errorf("register controller: %w", err)
 		}
 		return nil

@@ -4,9 +4,11 @@ import (
 	"context"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 )
 
@@ -134,14 +136,100 @@ func (s *Server) hostOperations(engine *jobs.Service) []Operation {
 		if err != nil {
 			return nil, err
 		}
-		return Reply{"total": len(list), "controllers": renderList(list, func(c jobs.Controller) map[string]any {
-			var addrs []string
-			if c.Addresses != "" {
-				addrs = strings.Split(c.Addresses, ",")
-			}
-			return map[string]any{"class_name": "CmonController", "controller_id": c.ID, "bind_addresses": renderList(addrs, func(a string) string { return a }),
-				"port": c.Port, "version": c.Version, "started": jobs.FormatTime(c.Started), "last_heartbeat": jobs.FormatTime(c.Heartbeat),
-				"is_monitor_leader": c.Leader, "is_self": c.Self}
-		})}, nil
+		return Reply{"total": len(list), "controllers": renderList(list, renderController)}, nil
 	})}}
+}
+
+// wireController is a CmonController: cmon's fields, and those s9s
+// controller --list reads (hostname, ip, port, version, role, status).
+type wireController struct {
+	ClassName       string   `json:"class_name"`
+	ControllerID    string   `json:"controller_id"`
+	Hostname        string   `json:"hostname"`
+	IP              string   `json:"ip"`
+	BindAddresses   []string `json:"bind_addresses"`
+	Port            int      `json:"port"`
+	Version         string   `json:"version"`
+	Role            string   `json:"role"`
+	Status          string   `json:"hoststatus"`
+	Started         string   `json:"started"`
+	LastHeartbeat   string   `json:"last_heartbeat"`
+	IsMonitorLeader bool     `json:"is_monitor_leader"`
+	IsSelf          bool     `json:"is_self"`
+}
+
+func renderController(c jobs.Controller) wireController {
+	addrs := []string{}
+	if c.Addresses != "" {
+		addrs = strings.Split(c.Addresses, ",")
+	}
+	w := wireController{ClassName: "CmonController", ControllerID: c.ID, Hostname: c.Hostname, BindAddresses: addrs,
+		Port: c.Port, Version: c.Version, Role: "controller", Status: hosts.HostOnline, Started: jobs.FormatTime(c.Started),
+		LastHeartbeat: jobs.FormatTime(c.Heartbeat), IsMonitorLeader: c.Leader, IsSelf: c.Self}
+	if len(addrs) > 0 {
+		w.IP = addrs[0] // where clients reach it
+	}
+	if w.Hostname == "" {
+		w.Hostname = w.IP
+	}
+	return w
+}
+
+// poolOperations is the /v2/poolcontrollers table, which the reference web
+// UI's backend reads to route requests among a pool's controllers.
+func (s *Server) poolOperations(engine *jobs.Service, inventory *hosts.Inventory) []Operation {
+	return []Operation{{Name: "listcontrollers", ReadOnly: true, Serve: anyone(func(ctx context.Context, _ *Request, _ *none) (Reply, error) {
+		list, err := engine.Controllers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		all, err := inventory.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// Every controller of the pool serves every cluster: they share one
+		// database.
+		ids := make([]string, len(all))
+		for i, c := range all {
+			ids[i] = strconv.FormatInt(c.ID, 10)
+		}
+		out := make([]wirePoolController, len(list))
+		for i, c := range list {
+			out[i] = renderPoolController(i+1, c, ids)
+		}
+		return Reply{"total": len(out), "controllers": out, "pool_id": s.controllerID}, nil
+	})}}
+}
+
+// wirePoolController is a pool controller as cmon-proxy's api.PoolController
+// reads it. Its controller_id is a number there: the controller's place in
+// the list by id; its own id is the properties' dynamic_id.
+type wirePoolController struct {
+	ControllerID int            `json:"controller_id"`
+	Hostname     string         `json:"hostname"`
+	Port         int            `json:"port"`
+	Properties   wirePoolMember `json:"properties"`
+	ReportTS     string         `json:"report_ts"`
+	Status       string         `json:"status"`
+	Clusters     []string       `json:"clusters"`
+}
+
+type wirePoolMember struct {
+	// Role is main_controller for the controller that runs the health
+	// monitor, member for the others.
+	Role      string `json:"role"`
+	DynamicID string `json:"dynamic_id"`
+}
+
+func renderPoolController(n int, c jobs.Controller, clusters []string) wirePoolController {
+	role := "member"
+	if c.Leader {
+		role = "main_controller"
+	}
+	host := c.Addresses
+	if first, _, ok := strings.Cut(c.Addresses, ","); ok {
+		host = first // the pool's router connects to it: an address it listens on
+	}
+	return wirePoolController{ControllerID: n, Hostname: host, Port: c.Port, Properties: wirePoolMember{Role: role, DynamicID: c.ID},
+		ReportTS: jobs.FormatTime(c.Heartbeat), Status: "active", Clusters: clusters}
 }

@@ -168,6 +168,7 @@ func NewServer(o Options) *Server {
 			counter = o.Jobs
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
 			s.Handle("host", s.hostOperations(o.Jobs)...)
+			s.Handle("poolcontrollers", s.poolOperations(o.Jobs, o.Inventory)...)
 		}
 		var alarmLister AlarmLister // likewise for a nil *hosts.Alarms
 		if o.Alarms != nil {
