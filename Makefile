@@ -4,7 +4,7 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -X main.stampedVersion=$(VERSION)
 RUN_DIR  ?= $(CURDIR)/.cmon-data
 BIN      ?= bin/cmon
 DEMO_BIN ?= bin/cmon-demo

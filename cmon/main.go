@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,8 +33,39 @@ import (
 	"github.com/cmon-dev/cmon/sql"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// stampedVersion is set at build time with -ldflags "-X
+// main.stampedVersion=..."; make stamps the repository's tags (git describe).
+var stampedVersion string
+
+// releaseVersion is the version this binary reports (--version, the Server
+// header, ping's package_version): the stamped one, else what the Go
+// toolchain recorded: the module version of a go install pkg@vX, or the
+// commit it was built from; "dev" when none is known.
+func releaseVersion() string {
+	if stampedVersion != "" {
+		return stampedVersion
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return strings.TrimPrefix(v, "v")
+	}
+	var revision, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			revision = s.Value[:min(len(s.Value), 12)]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if revision == "" {
+		return "dev"
+	}
+	return "dev-" + revision + dirty
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -54,7 +86,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return err
 	}
 	if v, _ := fs.GetBool("version"); v {
-		fmt.Fprintf(stdout, "cmon %s\n", version)
+		fmt.Fprintf(stdout, "cmon %s\n", releaseVersion())
 		return nil
 	}
 	if cfg.DataDir == "" {
@@ -217,9 +249,9 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	if err != nil {
 		return err
 	}
-	server := rpc.NewServer(rpc.Options{Log: log, Version: version, ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system, Alarms: alarms,
+	server := rpc.NewServer(rpc.Options{Log: log, Version: releaseVersion(), ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system, Alarms: alarms,
 		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins, Console: web})
-	log.Info("cmon started", "version", version, "installation_id", controllerID, "database", db.Where,
+	log.Info("cmon started", "version", releaseVersion(), "installation_id", controllerID, "database", db.Where,
 		"addresses", cfg.BindAddresses, "port", cfg.Port)
 	err = rpc.Serve(ctx, log, server, listeners, rpc.TLSConfig(cert), cfg.ShutdownGrace)
 	log.Info("cmon stopped")
@@ -344,7 +376,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
 		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer, Leftovers: jobs.NodeLeftovers(deps),
 		StaleAfter: cfg.ControllerTimeout, HeartbeatInterval: cfg.ControllerTimeout / 6,
-		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: version, Hostname: hostname()}})
+		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: releaseVersion(), Hostname: hostname()}})
 	if err != nil {
 		return nil, err
 	}

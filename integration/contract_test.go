@@ -76,7 +76,15 @@ type proxyInfoPing struct {
 // status, without logging in.
 func TestPingAsTheWebUIReadsIt(t *testing.T) {
 	c := startController(t, controllerOptions{})
-	info := decodeContract[proxyInfoPing](t, c.curl(t, "info", `{"operation":"ping"}`).Raw)
+	infoReply := c.curl(t, "info", `{"operation":"ping"}`)
+	info := decodeContract[proxyInfoPing](t, infoReply.Raw)
+	// The web UI's backend reads the version from the Server header.
+	if !strings.Contains(infoReply.Header, "Server: cmon/"+info.Version+"\n") {
+		t.Errorf("the Server header does not carry package_version %q:\n%s", info.Version, infoReply.Header)
+	}
+	if os.Getenv("CMON_BIN") != "" && info.Version == "dev" {
+		t.Errorf("the binary make built reports version dev: make stamps the repository's version")
+	}
 	clusters := decodeContract[proxyPing](t, c.curl(t, "clusters", `{"operation":"ping","cluster_id":0}`).Raw)
 	for _, p := range []proxyPing{info.proxyPing, clusters} {
 		if p.RequestStatus != "Ok" || p.ControllerID == "" || p.Name != "cmon" || p.Version == "" {
