@@ -29,7 +29,7 @@ import (
 // | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
-// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
+// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; unknown nodes, unmatched tags and filtered commands refused at create; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
 // | /v2/clusters getClusterInfo | s9s S9sCluster, cmon-proxy api.Cluster | owner{user_name}, group_owner{group_name}, alarm_statistics{critical, warning}, databases (a list) | TestAlarmsMaintenanceAndLog |
 // | /v2/host getControllers | s9s controller --list | controllers[]: hostname, ip, port, version, role | TestControllersAsTheReferenceClientsListThem |
@@ -299,7 +299,7 @@ func TestHostMaintenanceAsS9sCreatesIt(t *testing.T) {
 // the reference web UI send.
 func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.65")
-	c := startController(t, controllerOptions{})
+	c := startController(t, controllerOptions{args: []string{"--exec-deny", "^shutdown"}})
 	admin := c.session(t, "admin", adminPassword)
 	id, job := admin.registerCluster(t, "j1", sshd, sshd.Addrs, nil)
 	if id == 0 {
@@ -323,6 +323,18 @@ func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 	shaped := create(`{"command":"true","nodes":[{"hostname":"127.0.0.65","port":3306}]}`)
 	mustStatus(t, admin.waitJob(t, int64(shaped["job_id"].(float64)), time.Minute), "FINISHED")
 
+	// What would fail on every run is refused at create.
+	for _, refused := range []struct{ data, want string }{
+		{`{"command":"true","nodes":["10.9.9.9"]}`, `node 10.9.9.9 is not in cluster \"j1\"`},
+		{`{"command":"true","host_tags":{"operator":"AND","tags":["nope"]}}`, `no node of cluster \"j1\" has the tags nope (AND)`},
+		{`{"command":"shutdown -h now"}`, "the command filter refuses it"},
+	} {
+		r := admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+			"job":{"job_spec":{"command":"exec","job_data":%s}}}`, id, refused.data))
+		if r.Status() != "InvalidRequest" || !strings.Contains(r.Raw, refused.want) {
+			t.Errorf("exec %s: %s, want InvalidRequest saying %s", refused.data, r.Raw, refused.want)
+		}
+	}
 	list := func(filter string) (total int, statuses, clusters map[any]int) {
 		r := mustOk(t, admin.call(t, "jobs", `{"operation":"getJobInstances"`+filter+`}`))
 		statuses, clusters = map[any]int{}, map[any]int{}

@@ -188,7 +188,40 @@ func (n *nodes) execCommand() Command {
 		TimeoutPerNode: true,
 	}
 	c.Validate, c.Handler = Parsed(parseExec, n.exec)
+	c.Preflight = n.execPreflight
 	return c
+}
+
+// commandChecker tells whether the command filters let a command run on a
+// cluster's nodes (*remote.Client does).
+type commandChecker interface {
+	CheckCommand(cluster, command string) error
+}
+
+// execPreflight refuses at create what would surely fail on every run:
+// nodes the cluster does not have, tags that match none of its nodes, a
+// command the filters refuse.
+func (n *nodes) execPreflight(ctx context.Context, clusterID int64, raw json.RawMessage) error {
+	if n.Inventory == nil {
+		return nil // a controller without nodes refuses the job when it runs
+	}
+	p, err := parseExec(raw)
+	if err != nil {
+		return err
+	}
+	c, err := n.Inventory.Get(ctx, clusterID)
+	if err != nil {
+		return nil // no such cluster: the access check answered that already, or the run will
+	}
+	if _, err := pickHosts(c, p.nodes, p.tags); err != nil {
+		return err
+	}
+	if check, ok := n.SSH.(commandChecker); ok {
+		if err := check.CheckCommand(c.Name, p.command); err != nil {
+			return fmt.Errorf("the command filter refuses it: %w", err)
+		}
+	}
+	return nil
 }
 
 func (n *nodes) exec(ctx context.Context, job *Job, p *execPlan, log Logger) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -28,13 +29,16 @@ func TestExec(t *testing.T) {
 	whoami := `set -- $SSH_CONNECTION; echo "$3"`
 
 	tests := []struct {
-		name      string
-		data      map[string]any
-		skip      func() string
-		wantText  string // "" FINISHED, else FAILED with this text
-		wantExit  int
-		wantNodes []string // hostnames of result.nodes, in order
-		check     func(t *testing.T, j *Job, r testResult)
+		name     string
+		data     map[string]any
+		skip     func() string
+		wantText string // "" FINISHED, else FAILED with this text
+		// wantRefused is the refusal of a job that would fail on every run,
+		// given at create.
+		wantRefused string
+		wantExit    int
+		wantNodes   []string // hostnames of result.nodes, in order
+		check       func(t *testing.T, j *Job, r testResult)
 	}{
 		{name: "all nodes", data: map[string]any{"command": whoami}, wantNodes: addrs,
 			check: func(t *testing.T, j *Job, r testResult) {
@@ -49,13 +53,13 @@ func TestExec(t *testing.T) {
 		{name: "nodes as register_cluster names them", data: map[string]any{"command": whoami,
 			"nodes": []map[string]any{{"hostname": a2, "port": 3306}, {"hostname": a0}}}, wantNodes: []string{a2, a0}},
 		{name: "unknown node", data: map[string]any{"command": whoami, "nodes": []string{a0, "nosuch.example"}},
-			wantText: `node nosuch.example is not in cluster "exec"`, wantExit: 1},
+			wantRefused: `node nosuch.example is not in cluster "exec"`},
 		{name: "host_tags AND", data: map[string]any{"command": whoami, "host_tags": map[string]any{"operator": "AND", "tags": []string{"db", a1}}},
 			wantNodes: []string{a1}},
 		{name: "host_tags OR", data: map[string]any{"command": whoami, "host_tags": map[string]any{"operator": "or", "tags": []string{a3, a1}}},
 			wantNodes: []string{a1, a3}},
 		{name: "host_tags matching nothing", data: map[string]any{"command": whoami, "host_tags": map[string]any{"operator": "AND", "tags": []string{"db", "nope"}}},
-			wantText: `no node of cluster "exec" has the tags db, nope (AND)`, wantExit: 1},
+			wantRefused: `no node of cluster "exec" has the tags db, nope (AND)`},
 		{name: "base64 command and output", data: map[string]any{"command_base64": base64.StdEncoding.EncodeToString([]byte(`printf '\000\001\377'`)),
 			"output_encoding": "base64", "nodes": []string{a0}}, wantNodes: []string{a0},
 			check: func(t *testing.T, j *Job, r testResult) {
@@ -160,6 +164,16 @@ func TestExec(t *testing.T) {
 				}
 			}
 			t.Parallel()
+			if tt.wantRefused != "" {
+				// What would fail on every run is refused at create.
+				raw, _ := json.Marshal(tt.data)
+				_, err := e.svc.Create(context.Background(), CreateRequest{ClusterID: c.ID, Command: "exec", JobData: raw, Owner: testOwner})
+				var invalid *InvalidError
+				if !errors.As(err, &invalid) || !strings.Contains(err.Error(), tt.wantRefused) {
+					t.Fatalf("create: %v, want a refusal saying %q", err, tt.wantRefused)
+				}
+				return
+			}
 			j := e.run(t, c.ID, "exec", tt.data)
 			wantStatus := StatusFinished
 			if tt.wantText != "" {

@@ -71,6 +71,10 @@ type Command struct {
 	// is refused before anything is queued. Its error message, lower case, is
 	// shown to the client. Nil accepts anything.
 	Validate func(jobData json.RawMessage) error
+	// Preflight, when set, checks job_data against the job's cluster at
+	// create time (after access was checked), so that what would surely fail
+	// when the job runs is refused at once instead.
+	Preflight func(ctx context.Context, clusterID int64, jobData json.RawMessage) error
 	// TimeoutPerNode commands apply job_data.timeout_sec to each node they
 	// reach themselves; the engine then bounds the whole job only by its
 	// maximum run time, so a sequential run over many nodes is not cut short.

@@ -128,6 +128,11 @@ func (s *Service) CreateDraft(ctx context.Context, d *Draft, req CreateRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if pf := d.Command.Preflight; pf != nil {
+		if err := pf(ctx, d.ClusterID, d.JobData); err != nil {
+			return nil, invalid(ErrBadJobData, "invalid job_data for command %q: %v", d.Name, err)
+		}
+	}
 	j.Owner, j.Created = req.Owner, s.clock.Now()
 	if j.Title, err = checkTitle(req.Title, j.Command); err != nil {
 		return nil, err

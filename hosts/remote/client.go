@@ -184,6 +184,12 @@ func New(cfg Config) (*Client, error) {
 // SetFilters changes the command filters for the commands sent from now on.
 func (c *Client) SetFilters(f Filters) { c.filters.Store(&f) }
 
+// CheckCommand tells, without sending anything, whether the filters let
+// command run on the nodes of cluster: nil, or why not.
+func (c *Client) CheckCommand(cluster, command string) error {
+	return c.filters.Load().For(cluster).Check(command)
+}
+
 // stopSlack is what a stop may take beyond KillGrace: learning the command's
 // process group, opening the session that ends it, the SIGKILL and the
 // command's report of its end.
@@ -207,7 +213,7 @@ func (c *Client) Run(ctx context.Context, t Target, req Request) (*Result, error
 	if t.Host == "" || t.User == "" || t.Port < 0 || t.Port > 65535 {
 		return res, newError(ErrInvalid, node, errors.New("target needs a host, a user and a valid port"))
 	}
-	if err := c.filters.Load().For(t.Cluster).Check(req.Command); err != nil {
+	if err := c.CheckCommand(t.Cluster, req.Command); err != nil {
 		c.log.WarnContext(ctx, "command refused by filter", "node", node, "cluster", t.Cluster,
 			"command", clip(req.Command), "reason", err)
 		return res, newError(ErrRefused, node, err)
