@@ -110,7 +110,13 @@ func encodeReply(buf []byte, out map[string]any) ([]byte, error) {
 		indentedTotal += len(k) + 10 + indentedSize(v, 1)
 	}
 	indent := indentedTotal <= maxIndentedReply
-	buf = slices.Grow(buf, max(size, indentedTotal))
+	// Room for the form written only: a reply too large to indent would
+	// otherwise reserve its whole indented size (a hundred MiB for a few MiB
+	// of deeply nested job_data).
+	if indent {
+		size = indentedTotal
+	}
+	buf = slices.Grow(buf, size)
 	return writeObject(buf, keys, values, indent, out), nil
 }
 

@@ -89,3 +89,21 @@ func TestEncodeReplyCopiesIndentedValues(t *testing.T) {
 		t.Errorf("encodeReply (%v):\n%s\nwant:\n%s", err, got, want)
 	}
 }
+
+// TestEncodeReplyReservesWhatItWrites: a reply too large to indent is
+// written compact, and only its compact size is reserved (the indented size
+// of deeply nested job_data is many times larger: one listing once took
+// 150 MiB for a 6 MiB reply).
+func TestEncodeReplyReservesWhatItWrites(t *testing.T) {
+	nested := json.RawMessage(`{"x":[` + strings.TrimSuffix(strings.Repeat("[[0]],", 100000), ",") + `]}`)
+	got, err := encodeReply(nil, map[string]any{"job_data": nested, "total": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[1] == '\n' {
+		t.Fatal("a reply this nested was indented")
+	}
+	if cap(got) > 2*len(got) {
+		t.Fatalf("reserved %d bytes for a %d-byte reply", cap(got), len(got))
+	}
+}
