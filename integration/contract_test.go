@@ -29,7 +29,7 @@ import (
 // | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
-// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; unknown nodes, unmatched tags and filtered commands refused at create; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
+// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | jobs[] as cmon-proxy's api.Job (owner_user_id, owner_user_name, user, group, has_progress, progress_percent, job_spec...); the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; unknown nodes, unmatched tags and filtered commands refused at create; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
 // | /v2/clusters getClusterInfo | s9s S9sCluster, cmon-proxy api.Cluster | owner{user_name}, group_owner{group_name}, alarm_statistics{critical, warning}, databases (a list) | TestAlarmsMaintenanceAndLog |
 // | /v2/host getControllers | s9s controller --list | controllers[]: hostname, ip, port, version, role | TestControllersAsTheReferenceClientsListThem |
@@ -185,6 +185,36 @@ type s9sCluster struct {
 		Warning  int `json:"warning"`
 	} `json:"alarm_statistics"`
 	Databases []json.RawMessage `json:"databases"`
+}
+
+// proxyJob is cmon-proxy's api.Job (its omitempty fields are optional here
+// too).
+type proxyJob struct {
+	ClassName       string      `json:"class_name"`
+	OwnerUserID     uint64      `json:"owner_user_id"`
+	OwnerUserName   string      `json:"owner_user_name"`
+	Tags            []string    `json:"tags,omitempty"`
+	ClusterID       uint64      `json:"cluster_id"`
+	UserID          uint64      `json:"user_id"`
+	UserName        string      `json:"user_name"`
+	GroupID         uint64      `json:"group_id"`
+	GroupName       string      `json:"group_name"`
+	CanBeAborted    bool        `json:"can_be_aborted,omitempty"`
+	CanBeDeleted    bool        `json:"can_be_deleted,omitempty"`
+	Created         time.Time   `json:"created,omitempty"`
+	ExitCode        int64       `json:"exit_code,omitempty"`
+	IPAddress       string      `json:"ip_address,omitempty"`
+	JobID           uint64      `json:"job_id,omitempty"`
+	RPCVersion      string      `json:"rpc_version,omitempty"`
+	Status          string      `json:"status,omitempty"`
+	StatusText      string      `json:"status_text,omitempty"`
+	Title           string      `json:"title,omitempty"`
+	HasProgress     bool        `json:"has_progress"`
+	ProgressPercent json.Number `json:"progress_percent"`
+	JobSpec         *struct {
+		Command string          `json:"command"`
+		JobData json.RawMessage `json:"job_data"`
+	} `json:"job_spec,omitempty"`
 }
 
 // decodeContract decodes raw as the client's mirror T would, and fails when
@@ -344,6 +374,16 @@ func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 			clusters[j["cluster_id"]]++
 		}
 		return int(r.Reply["total"].(float64)), statuses, clusters
+	}
+	// As the reference web UI's backend reads a listing.
+	jobsReply := decodeContract[struct {
+		Total int64       `json:"total"`
+		Jobs  []*proxyJob `json:"jobs"`
+	}](t, mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstances","cluster_ids":[%d]}`, id))).Raw)
+	for _, j := range jobsReply.Jobs {
+		if j.OwnerUserName != "admin" || j.UserName != "admin" || j.ClusterID != uint64(id) || j.JobSpec == nil || j.JobSpec.Command != "exec" {
+			t.Errorf("a job as cmon-proxy reads it: %+v", j)
+		}
 	}
 	if n, _, clusters := list(fmt.Sprintf(`,"cluster_ids":[%d]`, id)); n != 2 || len(clusters) != 1 || clusters[float64(id)] != 2 {
 		t.Errorf("cluster_ids [%d]: %d jobs of clusters %v, want the two exec jobs", id, n, clusters)

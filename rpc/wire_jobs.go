@@ -24,14 +24,16 @@ type wireJob struct {
 	ExitSignal      string          `json:"exit_signal,omitempty"`
 	UserID          int64           `json:"user_id"`
 	UserName        string          `json:"user_name"`
+	OwnerUserID     int64           `json:"owner_user_id"` // the reference's clients read the owner under these names too
+	OwnerUserName   string          `json:"owner_user_name"`
 	GroupID         int64           `json:"group_id"`
 	GroupName       string          `json:"group_name"`
 	IPAddress       string          `json:"ip_address"`
 	RPCVersion      string          `json:"rpc_version"`
 	CanBeAborted    bool            `json:"can_be_aborted"`
 	CanBeDeleted    bool            `json:"can_be_deleted"`
-	HasProgress     bool            `json:"has_progress,omitempty"`
-	ProgressPercent *int            `json:"progress_percent,omitempty"`
+	HasProgress     bool            `json:"has_progress"`
+	ProgressPercent int             `json:"progress_percent"` // 0 until has_progress
 	Tags            []string        `json:"tags,omitempty"`
 	ParentJobID     int64           `json:"parent_job_id,omitempty"`
 	JobSpec         wireSpec        `json:"job_spec"`
@@ -49,37 +51,38 @@ type wireSpec struct {
 // recurring template) shows its next firing as "scheduled".
 func renderJob(j *jobs.Job) *wireJob {
 	w := &wireJob{
-		ClassName:    "CmonJobInstance",
-		JobID:        j.ID,
-		ClusterID:    j.ClusterID,
-		Title:        j.Title,
-		Status:       j.Status,
-		StatusText:   j.StatusText,
-		Created:      jobs.FormatTime(j.Created),
-		Started:      jobs.FormatTime(j.Started),
-		Ended:        jobs.FormatTime(j.Ended),
-		Scheduled:    jobs.FormatTime(j.Scheduled),
-		Recurrence:   j.Recurrence,
-		TimeZone:     j.TimeZone,
-		ExitCode:     j.ExitCode,
-		ExitSignal:   j.ExitSignal,
-		UserID:       j.UserID,
-		UserName:     j.UserName,
-		GroupID:      j.GroupID,
-		GroupName:    j.GroupName,
-		IPAddress:    j.IPAddress,
-		RPCVersion:   "2.0",
-		CanBeAborted: j.CanBeAborted(),
-		CanBeDeleted: j.CanBeDeleted(),
-		HasProgress:  j.HasProgress,
-		Tags:         j.Tags,
-		ParentJobID:  j.ParentJobID,
-		JobSpec:      wireSpec{Command: j.Command, JobData: redactedJobData(j.JobData)},
-		Result:       j.Result,
+		ClassName:     "CmonJobInstance",
+		JobID:         j.ID,
+		ClusterID:     j.ClusterID,
+		Title:         j.Title,
+		Status:        j.Status,
+		StatusText:    j.StatusText,
+		Created:       jobs.FormatTime(j.Created),
+		Started:       jobs.FormatTime(j.Started),
+		Ended:         jobs.FormatTime(j.Ended),
+		Scheduled:     jobs.FormatTime(j.Scheduled),
+		Recurrence:    j.Recurrence,
+		TimeZone:      j.TimeZone,
+		ExitCode:      j.ExitCode,
+		ExitSignal:    j.ExitSignal,
+		UserID:        j.UserID,
+		UserName:      j.UserName,
+		OwnerUserID:   j.UserID,
+		OwnerUserName: j.UserName,
+		GroupID:       j.GroupID,
+		GroupName:     j.GroupName,
+		IPAddress:     j.IPAddress,
+		RPCVersion:    "2.0",
+		CanBeAborted:  j.CanBeAborted(),
+		CanBeDeleted:  j.CanBeDeleted(),
+		HasProgress:   j.HasProgress,
+		Tags:          j.Tags,
+		ParentJobID:   j.ParentJobID,
+		JobSpec:       wireSpec{Command: j.Command, JobData: redactedJobData(j.JobData)},
+		Result:        j.Result,
 	}
 	if j.HasProgress {
-		p := j.Progress
-		w.ProgressPercent = &p
+		w.ProgressPercent = j.Progress
 	}
 	if w.Scheduled == "" && j.Status == jobs.StatusScheduled {
 		w.Scheduled = jobs.FormatTime(j.NextFireAt)
