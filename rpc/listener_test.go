@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -140,12 +142,14 @@ func TestConnTrackerLogsShedding(t *testing.T) {
 			t.Fatal("a silent connection was not shed for a newcomer")
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "connection shedding stopped") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no end of shedding logged:\n%s", out.String())
+	err := services.WaitFor(context.Background(), 20*time.Second, func() error {
+		if !strings.Contains(out.String(), "connection shedding stopped") {
+			return fmt.Errorf("no end of shedding logged:\n%s", out.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	log := out.String()
 	if n := strings.Count(log, "connection limits reached"); n != 1 {
