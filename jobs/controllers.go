@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"strings"
 
 	"time"
 
@@ -24,6 +25,15 @@ type Controller struct {
 	Leader bool
 	// Self is this controller.
 	Self bool
+}
+
+// BindAddresses are the addresses the controller listens on, the first
+// being where clients reach it; [] when it announced none.
+func (c Controller) BindAddresses() []string {
+	if c.Addresses == "" {
+		return []string{}
+	}
+	return strings.Split(c.Addresses, ",")
 }
 
 // Controllers lists the controllers whose heartbeat is within StaleAfter,

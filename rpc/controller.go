@@ -159,10 +159,7 @@ type wireController struct {
 }
 
 func renderController(c jobs.Controller) wireController {
-	addrs := []string{}
-	if c.Addresses != "" {
-		addrs = strings.Split(c.Addresses, ",")
-	}
+	addrs := c.BindAddresses()
 	w := wireController{ClassName: "CmonController", ControllerID: c.ID, Hostname: c.Hostname, BindAddresses: addrs,
 		Port: c.Port, Version: c.Version, Role: "controller", Status: hosts.HostOnline, Started: jobs.FormatTime(c.Started),
 		LastHeartbeat: jobs.FormatTime(c.Heartbeat), IsMonitorLeader: c.Leader, IsSelf: c.Self}
@@ -226,9 +223,9 @@ func renderPoolController(n int, c jobs.Controller, clusters []string) wirePoolC
 	if c.Leader {
 		role = "main_controller"
 	}
-	host := c.Addresses
-	if first, _, ok := strings.Cut(c.Addresses, ","); ok {
-		host = first // the pool's router connects to it: an address it listens on
+	host := "" // the pool's router connects to it: an address it listens on
+	if addrs := c.BindAddresses(); len(addrs) > 0 {
+		host = addrs[0]
 	}
 	return wirePoolController{ControllerID: n, Hostname: host, Port: c.Port, Properties: wirePoolMember{Role: role, DynamicID: c.ID},
 		ReportTS: jobs.FormatTime(c.Heartbeat), Status: "active", Clusters: clusters}
