@@ -46,7 +46,7 @@ func FuzzJobData(f *testing.F) {
 		for _, d := range []string{`{}`, `{"command":"uptime","nodes":["a"],"timeout_sec":5}`, `{"clusterid":1,"node":{"hostname":"a"}}`,
 			`{"cluster_name":"c","cluster_type":"galera","ssh_user":"u","ssh_port":22,"nodes":[{"hostname":"a","port":3306}]}`,
 			`{"node":{"hostname":"a","port":"x"}}`, `{"message":"m","exit_code":300}`, `{"command_base64":"dHJ1ZQ==","env":[{"key":"A","value":"b"}]}`,
-			`[]`, `null`, `{"timeout_sec":"10"}`} {
+			`[]`, `null`, `{"timeout_sec":"10"}`, `{"command":"true","timeout":2,"nodes":[{"hostname":"a","port":3306},"b",{"port":1}]}`} {
 			f.Add(uint8(i), d, int64(1))
 		}
 	}

@@ -68,7 +68,8 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 	}
 	inv := hosts.NewInventory(db)
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
-		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz})
+		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz,
+		Alarms: hosts.NewAlarms(db, time.Hour, nil)})
 	s.metrics.Watch(MetricsState{Sessions: authn.Sessions(), Jobs: engine, Inventory: inv})
 	return s, db
 }
@@ -77,7 +78,8 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 // the reply is one JSON envelope, no handler fails internally, and the reply
 // stays within a small multiple of the request.
 func FuzzDispatch(f *testing.F) {
-	modules := []string{"controller", "auth", "users", "clusters", "jobs", "tree", "", "nope"}
+	modules := []string{"controller", "auth", "users", "clusters", "jobs", "tree", "", "nope",
+		"info", "poolcontrollers", "audit", "alarm", "maintenance", "log"}
 	seeds := map[string][]string{
 		"controller": {`{"operation":"ping","request_id":3,"request_created":"2021-02-09T09:24:47.208Z"}`},
 		"auth": {`{"operation":"authenticateWithPassword","user_name":"admin","password":"x"}`,
@@ -90,7 +92,9 @@ func FuzzDispatch(f *testing.F) {
 			`{"operation":"createGroup","group":{"group_name":"ops"}}`, `{"operation":"addToGroup","user":{"user_name":"grumio"},"group_name":"ops"}`,
 			`{"operation":"removeFromGroup","user":{"user_name":"grumio"},"group_name":"ops"}`, `{"operation":"deleteGroup","group":{"group_name":"ops"}}`,
 			`{"operation":"disable","user":{"user_name":"grumio"}}`, `{"operation":"enable","user":{"user_name":"grumio"}}`,
-			`{"operation":"deleteUser","user":{"user_name":"grumio"}}`, `{"operation":"getGroups"}`},
+			`{"operation":"deleteUser","user":{"user_name":"grumio"}}`, `{"operation":"getGroups"}`,
+			`{"operation":"createUser","user":{"user_name":"sdk","new_password":"pw-sdk-12345","timezone":{"class_name":"CmonTimeZone","name":"Europe/Berlin","offset":-3600},"public_key":[{"name":"k","key":""}]}}`,
+			`{"operation":"canCreateUser"}`, `{"operation":"createGroup","group_name":"g2"}`},
 		"clusters": {`{"operation":"getAllClusterInfo","with_hosts":true}`, `{"operation":"getClusterInfo","cluster_id":1}`, `{"operation":"ping"}`},
 		"jobs": {`{"operation":"createJobInstance","job":{"class_name":"CmonJobInstance","title":"t","job_spec":{"command":"success","job_data":{"message":"hi"}}}}`,
 			`{"operation":"createJobInstance","cluster_id":1,"job":{"job_spec":"{\"command\":\"exec\",\"job_data\":{\"command\":\"true\",\"timeout_sec\":5}}"}}`,
@@ -98,11 +102,21 @@ func FuzzDispatch(f *testing.F) {
 			`{"operation":"getJobInstances","limit":10,"offset":0,"show_running":true,"tags":["a"]}`, `{"operation":"getJobInstance","job_id":1}`,
 			`{"ascending":true,"job_id":1,"limit":300,"operation":"getJobLog"}`, `{"operation":"killJobInstance","job_id":1}`,
 			`{"operation":"cloneJobInstance","job_id":1}`, `{"operation":"updateJobInstance","job":{"job_id":2,"status":"PAUSED"}}`,
-			`{"operation":"deleteJobInstance","job_id":1}`},
+			`{"operation":"deleteJobInstance","job_id":1}`,
+			`{"operation":"getJobInstances","cluster_ids":[1,2],"status":"FAILED"}`,
+			`{"operation":"createJobInstance","cluster_id":1,"job":{"job_spec":{"command":"exec","job_data":{"command":"true","timeout":2,"nodes":[{"hostname":"a","port":3306},"b"]}}}}`},
 		"tree": {`{"operation":"getTree"}`, `{"operation":"getAcl","path":"/"}`, `{"operation":"addAcl","path":"/","acl":"user:admin:r-x"}`,
 			`{"operation":"removeAcl","path":"/","acl":"user:admin"}`, `{"operation":"chown","path":"/","owner_user_name":"admin","owner_group_name":"admins","recursive":false}`,
 			`{"operation":"checkAccess","path":"/","privileges":"rwx"}`},
 	}
+	seeds["controller"] = append(seeds["controller"], `{"operation":"heartBeat"}`)
+	seeds["info"] = []string{`{"operation":"ping"}`}
+	seeds["poolcontrollers"] = []string{`{"operation":"listcontrollers"}`}
+	seeds["audit"] = []string{`{"operation":"getEntries","limit":5}`, `{"operation":"getAuditEntries","cluster_ids":[0]}`}
+	seeds["alarm"] = []string{`{"operation":"getAlarms","with_ignored":true}`, `{"operation":"getStatistics"}`, `{"operation":"ignoreAlarm","alarm_id":1}`}
+	seeds["maintenance"] = []string{`{"operation":"addMaintenance","hostname":"a","deadline":"2030-01-01T00:00:00.000Z","reason":"r"}`,
+		`{"operation":"getMaintenance"}`, `{"operation":"getNextMaintenance","cluster_id":1}`}
+	seeds["log"] = []string{`{"operation":"getLogEntries","limit":5,"severity":"log_info"}`}
 	for i, module := range modules {
 		for _, b := range seeds[module] {
 			f.Add(uint8(i), b)
