@@ -239,7 +239,7 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Con
 	if cfg.MetricsAddress != "" {
 		go serveMetrics(ctx, log, cfg.MetricsAddress, metrics)
 	}
-	system := &rpc.SystemInfo{Started: started, Backend: db.Where, Workers: cfg.JobWorkers, BindAddresses: cfg.BindAddresses,
+	system := &rpc.SystemInfo{Started: started, Hostname: hostname(), Backend: db.Where, Workers: cfg.JobWorkers, BindAddresses: cfg.BindAddresses,
 		Port: cfg.Port, SchemaVersion: db.SchemaVersion, Checks: []rpc.HealthCheck{
 			{Name: "database", Check: db.PingContext},
 			{Name: "job queue", Check: func(ctx context.Context) error { return engine.Alive(ctx) }},

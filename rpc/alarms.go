@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -75,7 +76,20 @@ func (h *alarms) getAlarms(ctx context.Context, req *Request, p *rbac.Policy, c 
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": len(list), "alarms": renderList(list, hosts.Alarm.Wire)}, nil
+	return &alarmsReply{Total: len(list), Alarms: renderList(list, hosts.Alarm.Wire)}, nil
+}
+
+// alarmsReply is getAlarms', as cmon-proxy's api.GetAlarmsReply.
+type alarmsReply struct {
+	Envelope
+	Total  int               `json:"total"`
+	Alarms []hosts.WireAlarm `json:"alarms"`
+}
+
+// alarmReply is one alarm's, after getAlarm or ignoreAlarm.
+type alarmReply struct {
+	Envelope
+	Alarm hosts.WireAlarm `json:"alarm"`
 }
 
 type alarmRef struct {
@@ -118,7 +132,7 @@ func (h *alarms) getAlarm(ctx context.Context, req *Request, p *rbac.Policy, in 
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"alarm": a.Wire()}, nil
+	return &alarmReply{Alarm: a.Wire()}, nil
 }
 
 func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p *rbac.Policy, in *alarmRef) (Reply, error) {
@@ -133,7 +147,7 @@ func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p *rbac.Policy, 
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"alarm": a.Wire()}, nil
+	return &alarmReply{Alarm: a.Wire()}, nil
 }
 
 // wireAlarmStats is a CmonAlarmStatistics: a cluster's open alarms by
@@ -183,7 +197,14 @@ func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy
 			out = append(out, st)
 		}
 	}
-	return Reply{"alarm_statistics": out, "total": len(out)}, nil
+	return &alarmStatsReply{AlarmStatistics: out, Total: len(out)}, nil
+}
+
+// alarmStatsReply is getStatistics': each cluster's open alarms.
+type alarmStatsReply struct {
+	Envelope
+	Total           int               `json:"total"`
+	AlarmStatistics []*wireAlarmStats `json:"alarm_statistics"`
 }
 
 // maintenanceRequest is addMaintenance's input.
@@ -224,7 +245,14 @@ func (h *alarms) addMaintenance(ctx context.Context, req *Request, _ *rbac.Polic
 	if err := h.store.AddMaintenance(ctx, m); err != nil {
 		return nil, err
 	}
-	return Reply{"UUID": m.UUID, "maintenance": renderPeriod(m, time.Now())}, nil
+	return &maintenanceReply{UUID: m.UUID, Maintenance: renderPeriod(m, time.Now())}, nil
+}
+
+// maintenanceReply is addMaintenance's: the period made and its UUID.
+type maintenanceReply struct {
+	Envelope
+	UUID        string          `json:"UUID"`
+	Maintenance wireMaintPeriod `json:"maintenance"`
 }
 
 func hasHost(c *hosts.Cluster, name string) bool {
@@ -263,7 +291,7 @@ func (h *alarms) removeMaintenance(ctx context.Context, req *Request, p *rbac.Po
 		if _, err := h.store.RemoveMaintenance(ctx, id); err != nil {
 			return nil, err
 		}
-		return Reply{}, nil
+		return done(), nil
 	}
 	return nil, NotFound("Maintenance '%s' was not found.", clip(id, 64))
 }
@@ -275,8 +303,15 @@ const (
 	nextPeriod
 )
 
-func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *clusterRef) (Reply, error) {
-	return func(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, _ *clusterRef) (Reply, error) {
+// maintenanceQuery is the input of the maintenance listings; s9s names a
+// host for --current and --next.
+type maintenanceQuery struct {
+	clusterRef
+	Hostname string `json:"hostname"`
+}
+
+func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *maintenanceQuery) (Reply, error) {
+	return func(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *maintenanceQuery) (Reply, error) {
 		ids, err := h.clusterScope(ctx, req, p, c)
 		if err != nil {
 			return nil, err
@@ -301,8 +336,60 @@ func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac
 			}
 			records = append(records, maintenanceRecords(cl, byCluster[id], which, now)...)
 		}
-		return Reply{"maintenance_records": records, "total": len(records)}, nil
+		reply := &maintenanceListReply{MaintenanceRecords: records, Total: len(records)}
+		if which != allPeriods {
+			reply.found(records, strings.TrimSpace(in.Hostname), which)
+		}
+		return reply, nil
 	}
+}
+
+// maintenanceListReply is a maintenance listing as s9s reads it; for the
+// current and the next period, also the one found, as s9s prints it.
+type maintenanceListReply struct {
+	Envelope
+	Total              int                     `json:"total"`
+	MaintenanceRecords []wireMaintenanceRecord `json:"maintenance_records"`
+	FoundMaintenance   *bool                   `json:"found_maintenance,omitempty"`
+	UIString           string                  `json:"ui_string,omitempty"`
+	MaintenancePeriod  *wireMaintPeriod        `json:"maintenance_period,omitempty"`
+}
+
+// found picks, of the records' periods for whole clusters and for host
+// (when not ""), the current one that ends first or the next one to begin,
+// and says it in a line.
+func (r *maintenanceListReply) found(records []wireMaintenanceRecord, host string, which int) {
+	// Times are in one format, so their order is the strings'.
+	when := func(m *wireMaintPeriod) string { return m.Initiate }
+	if which == currentPeriods {
+		when = func(m *wireMaintPeriod) string { return m.Deadline }
+	}
+	var best *wireMaintPeriod
+	subject := ""
+	for _, rec := range records {
+		if rec.Cluster == nil && (host == "" || !strings.EqualFold(rec.Hostname, host)) {
+			continue
+		}
+		for i := range rec.Periods {
+			if m := &rec.Periods[i]; best == nil || when(m) < when(best) {
+				best, subject = m, "Host "+rec.Hostname
+				if rec.Cluster != nil {
+					subject = fmt.Sprintf("Cluster %d", rec.Cluster.ClusterID)
+				}
+			}
+		}
+	}
+	found := best != nil
+	r.FoundMaintenance = &found
+	if !found {
+		return
+	}
+	r.MaintenancePeriod = best
+	if which == currentPeriods {
+		r.UIString = fmt.Sprintf("%s is under maintenance: %s", subject, best.Reason)
+		return
+	}
+	r.UIString = fmt.Sprintf("%s will be under maintenance from %s to %s: %s", subject, best.Initiate, best.Deadline, best.Reason)
 }
 
 // wireMaintenanceRecord is one record of a maintenance listing as s9s reads
@@ -411,7 +498,14 @@ func (h *alarms) getLogEntries(ctx context.Context, req *Request, p *rbac.Policy
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": total, "log_entries": renderList(list, renderLogEntry)}, nil
+	return &logEntriesReply{Total: total, LogEntries: renderList(list, renderLogEntry)}, nil
+}
+
+// logEntriesReply is getLogEntries', as cmon-proxy's api.GetLogsReply.
+type logEntriesReply struct {
+	Envelope
+	Total      int            `json:"total"`
+	LogEntries []wireLogEntry `json:"log_entries"`
 }
 
 // wireLogEntry is a CmonLogMessage as the reference's clients read it (s9s's

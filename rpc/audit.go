@@ -129,8 +129,8 @@ func redactedCommand(command string, data json.RawMessage) string {
 // controller's name for the same listing.
 func (s *Server) auditOperations() []Operation {
 	return []Operation{
-		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser(s.auditListing("entries"))},
-		{Name: "getEntries", ReadOnly: true, Serve: superuser(s.auditListing("audit_entries"))},
+		{Name: "getAuditEntries", ReadOnly: true, Serve: superuser(s.auditListing(false))},
+		{Name: "getEntries", ReadOnly: true, Serve: superuser(s.auditListing(true))},
 	}
 }
 
@@ -154,17 +154,35 @@ const (
 	maxListedAudit = 1000
 )
 
-// auditListing serves the listing with the entries under key: cmon's own
-// getAuditEntries calls it entries, the reference's getEntries
-// audit_entries.
-func (s *Server) auditListing(key string) func(context.Context, *Request, *auditRequest) (Reply, error) {
+// auditListing serves the listing with the entries under the name the
+// operation's clients read: cmon's own getAuditEntries calls them entries,
+// the reference's getEntries audit_entries.
+func (s *Server) auditListing(reference bool) func(context.Context, *Request, *auditRequest) (Reply, error) {
 	return func(ctx context.Context, req *Request, in *auditRequest) (Reply, error) {
 		list, total, err := s.listAudit(ctx, in)
 		if err != nil {
 			return nil, err
 		}
-		return Reply{"total": total, key: renderList(list, renderAudit)}, nil
+		entries := renderList(list, renderAudit)
+		if reference {
+			return &auditEntriesReply{Total: total, AuditEntries: entries}, nil
+		}
+		return &auditReply{Total: total, Entries: entries}, nil
 	}
+}
+
+// auditReply is getAuditEntries'.
+type auditReply struct {
+	Envelope
+	Total   int         `json:"total"`
+	Entries []wireAudit `json:"entries"`
+}
+
+// auditEntriesReply is getEntries', as cmon-proxy's api.GetAuditEntriesReply.
+type auditEntriesReply struct {
+	Envelope
+	Total        int         `json:"total"`
+	AuditEntries []wireAudit `json:"audit_entries"`
 }
 
 func (s *Server) listAudit(ctx context.Context, in *auditRequest) ([]rbac.AuditEntry, int, error) {

@@ -130,7 +130,7 @@ func (c credentials) validate() error {
 }
 
 func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.User, error) {
-	if req.Has("authenticate") {
+	if req.head.Authenticate != nil {
 		var in struct {
 			Authenticate credentials `json:"authenticate"`
 		}
@@ -230,7 +230,21 @@ func (a *authenticator) startSession(ctx context.Context, req *Request, u *rbac.
 		return nil, err
 	}
 	req.Caller = u
-	return Reply{"is_superuser": u.IsSuperuser(), "user": renderUser(u)}, nil
+	return &loginReply{IsSuperuser: u.IsSuperuser(), User: renderUser(u)}, nil
+}
+
+// loginReply is a successful login's: who logged in.
+type loginReply struct {
+	Envelope
+	IsSuperuser bool     `json:"is_superuser"`
+	User        wireUser `json:"user"`
+}
+
+// challengeReply is the first step of a key login: what to sign.
+type challengeReply struct {
+	Envelope
+	Challenge string `json:"challenge"`
+	UserName  string `json:"user_name"`
 }
 
 func (a *authenticator) challenge(ctx context.Context, req *Request, in *credentials) (Reply, error) {
@@ -247,7 +261,7 @@ func (a *authenticator) challenge(ctx context.Context, req *Request, in *credent
 	if err := sess.Save(req.HTTP, req.Writer); err != nil {
 		return nil, err
 	}
-	return Reply{"challenge": challenge, "user_name": in.name()}, nil
+	return &challengeReply{Challenge: challenge, UserName: in.name()}, nil
 }
 
 // signature is the answer to a login challenge.
@@ -281,5 +295,5 @@ func (a *authenticator) logout(ctx context.Context, req *Request, _ *none) (Repl
 	if err := sess.Save(req.HTTP, req.Writer); err != nil {
 		return nil, err
 	}
-	return Reply{}, nil
+	return done(), nil
 }

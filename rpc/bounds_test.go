@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/rbac"
 )
 
 func TestJSONDepth(t *testing.T) {
@@ -52,58 +55,94 @@ func TestIndentedSizeBoundsIndent(t *testing.T) {
 	}
 }
 
-func TestEncodeReplyMatchesEncodingJSON(t *testing.T) {
+// testReply has a field of each kind replies carry.
+type testReply struct {
+	Envelope
+	Text    string          `json:"text"`
+	Number  int64           `json:"number"`
+	Flag    bool            `json:"flag"`
+	Strings []string        `json:"strings"`
+	Nested  map[string]any  `json:"nested,omitempty"`
+	Raw     json.RawMessage `json:"raw,omitempty"`
+}
+
+func TestReplyBufferIndentsAsEncodingJSON(t *testing.T) {
 	tests := []struct {
-		name string
-		out  map[string]any
+		name  string
+		reply Reply
 	}{
-		{name: "empty", out: map[string]any{}},
-		{name: "scalars", out: map[string]any{"b": true, "i": 7, "j": int64(-3), "s": "a<b>&\"c\"\n", "st": StatusOk, "n": nil,
-			"plain": "plain text", "utf8": "zoë \u2028", "strs": []string{"x", "\\y"}, "nostrs": []string{}}},
-		{name: "nested", out: map[string]any{"list": []any{}, "obj": map[string]any{"x": []int{1, 2}, "y": map[string]any{}},
-			"strs": []string{"one"}, "raw": json.RawMessage(` 12 `)}},
+		{name: "envelope alone", reply: &Envelope{RequestStatus: StatusOk}},
+		{name: "scalars", reply: &testReply{Text: "a<b>&\"c\"\n zoë \u2028", Number: -3, Flag: true, Strings: []string{"x", "\\y"}}},
+		{name: "nested", reply: &testReply{Strings: []string{}, Nested: map[string]any{"x": []int{1, 2}, "y": map[string]any{}},
+			Raw: json.RawMessage(` 12 `)}},
 	}
+	b := newReplyBuffer()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want, err := json.MarshalIndent(tt.out, "", "    ")
+			want, err := json.MarshalIndent(tt.reply, "", "    ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := encodeReply(nil, tt.out)
+			got, err := b.encode(tt.reply)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("encodeReply:\n%s\nencoding/json:\n%s", got, want)
+			if !bytes.Equal(got, append(want, '\n')) {
+				t.Errorf("encode:\n%s\nencoding/json:\n%s", got, want)
 			}
 		})
 	}
 }
 
-func TestEncodeReplyCopiesIndentedValues(t *testing.T) {
-	list := map[string]any{"a": 1, "b": []any{map[string]any{"x": "y"}}}
-	want, _ := json.MarshalIndent(map[string]any{"total": 1, "clusters": list}, "", "    ")
-	inner, _ := json.MarshalIndent(list, "    ", "    ")
-	got, err := encodeReply(nil, map[string]any{"total": 1, "clusters": indented{inner[:5], inner[5:]}})
-	if err != nil || !bytes.Equal(got, want) {
-		t.Errorf("encodeReply (%v):\n%s\nwant:\n%s", err, got, want)
-	}
-}
-
-// TestEncodeReplyReservesWhatItWrites: a reply too large to indent is
-// written compact, and only its compact size is reserved (the indented size
-// of deeply nested job_data is many times larger: one listing once took
-// 150 MiB for a 6 MiB reply).
-func TestEncodeReplyReservesWhatItWrites(t *testing.T) {
-	nested := json.RawMessage(`{"x":[` + strings.TrimSuffix(strings.Repeat("[[0]],", 100000), ",") + `]}`)
-	got, err := encodeReply(nil, map[string]any{"job_data": nested, "total": 1})
+// TestReplyBufferKeepsDeepRepliesCompact: a reply whose indentation would
+// multiply its size is written compact (deeply nested job_data once made a
+// 6 MiB listing take 150 MiB).
+func TestReplyBufferKeepsDeepRepliesCompact(t *testing.T) {
+	nested := json.RawMessage(`{"x":[` + strings.TrimSuffix(strings.Repeat("[[0]],", 200000), ",") + `]}`)
+	got, err := newReplyBuffer().encode(&testReply{Raw: nested})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[1] == '\n' {
+	if bytes.Contains(got[:len(got)-1], []byte("\n")) {
 		t.Fatal("a reply this nested was indented")
 	}
-	if cap(got) > 2*len(got) {
-		t.Fatalf("reserved %d bytes for a %d-byte reply", cap(got), len(got))
+	if !json.Valid(got) {
+		t.Fatalf("not JSON: %.200s", got)
+	}
+}
+
+// TestListedClustersAsEncodingJSON: a listing's clusters, encoded once and
+// completed with each caller's privileges, are what encoding the clusters
+// with those privileges gives.
+func TestListedClustersAsEncodingJSON(t *testing.T) {
+	tests := []struct {
+		name     string
+		clusters []*wireCluster
+		privs    []rbac.Privileges
+	}{
+		{name: "none", clusters: []*wireCluster{}},
+		{name: "one", clusters: []*wireCluster{{ClusterID: 1, ClusterName: "a", Tags: []string{}}}, privs: []rbac.Privileges{rbac.Read}},
+		{name: "several", clusters: []*wireCluster{{ClusterID: 1, ClusterName: "a"}, {ClusterID: 2, ClusterName: "b<&>",
+			Hosts: []wireHost{{Hostname: "h"}}}}, privs: []rbac.Privileges{rbac.Read, rbac.All}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fragments := map[int64][]byte{}
+			visible := make([]*hosts.Cluster, len(tt.clusters))
+			for i, c := range tt.clusters {
+				fragments[c.ClusterID], _ = json.MarshalIndent(c, listedIndent, "    ")
+				visible[i] = &hosts.Cluster{ID: c.ClusterID}
+				c.EffectivePrivileges = tt.privs[i].String()
+			}
+			want, _ := json.MarshalIndent(struct {
+				Envelope
+				Total    int            `json:"total"`
+				Clusters []*wireCluster `json:"clusters"`
+			}{Total: len(tt.clusters), Clusters: tt.clusters}, "", "    ")
+			got, err := newReplyBuffer().encode(listClusters(visible, tt.privs, fragments))
+			if err != nil || string(got) != string(want)+"\n" {
+				t.Errorf("listed (%v):\n%s\nwant:\n%s", err, got, want)
+			}
+		})
 	}
 }

@@ -31,10 +31,12 @@ type clusters struct {
 	ping   Endpoint
 	counts *countCache
 	listed atomic.Pointer[renderedClusters]
+	// self, when known, is listed among each cluster's hosts.
+	self *controllerHost
 }
 
-func newClusters(g *guard, ping Endpoint, jobs JobCounter, alarms AlarmLister) *clusters {
-	return &clusters{guard: g, ping: ping, jobs: jobs, alarms: alarms, counts: &countCache{jobs: jobs, alarms: alarms}}
+func newClusters(g *guard, ping Endpoint, jobs JobCounter, alarms AlarmLister, self *controllerHost) *clusters {
+	return &clusters{guard: g, ping: ping, jobs: jobs, alarms: alarms, counts: &countCache{jobs: jobs, alarms: alarms}, self: self}
 }
 
 // operations is the /v2/clusters table with what each needs.
@@ -67,14 +69,18 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.
 	}
 	fragments := r.fragments(h, in.WithHosts)
 	visible, privs := readable(req, p, snap.Clusters)
-	reply := Reply{"total": len(visible)}
+	return listClusters(visible, privs, fragments), nil
+}
+
+// listClusters is the listing of visible clusters from their fragments,
+// with the caller's privileges on each.
+func listClusters(visible []*hosts.Cluster, privs []rbac.Privileges, fragments map[int64][]byte) Reply {
 	if len(visible) == 0 {
-		reply["clusters"] = []any{} // present and empty: clients iterate it
-		return reply, nil
+		return &clustersReply{clusters: [][]byte{[]byte("[]")}} // present and empty: clients iterate it
 	}
 	// Each cluster's rendering, shared, with the caller's privileges added
 	// before its closing brace.
-	pieces := make(indented, 0, 2+4*len(visible))
+	pieces := make([][]byte, 0, 2+4*len(visible))
 	pieces = append(pieces, []byte("[\n"))
 	for i, c := range visible {
 		f := fragments[c.ID]
@@ -86,9 +92,18 @@ func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.
 		pieces = append(pieces, []byte(listedIndent), f[:end], privilegeFields[privs[i]], []byte(sep))
 	}
 	pieces = append(pieces, []byte("    ]"))
-	reply["clusters"] = pieces
-	return reply, nil
+	return &clustersReply{Total: len(visible), clusters: pieces}
 }
+
+// clustersReply is getAllClusterInfo's. Its clusters are encoded ahead,
+// once for every caller, and copied into the reply as they are.
+type clustersReply struct {
+	Envelope
+	Total    int `json:"total"`
+	clusters [][]byte
+}
+
+func (r *clustersReply) spliced() (string, [][]byte) { return "clusters", r.clusters }
 
 // A listed cluster is an element of a reply field's list: two levels deep.
 const (
@@ -125,7 +140,7 @@ func (r *renderedClusters) fragments(h *clusters, withHosts bool) map[int64][]by
 	r.once[i].Do(func() {
 		m := make(map[int64][]byte, len(r.snap.Clusters))
 		for _, c := range r.snap.Clusters {
-			// A map of strings, numbers and slices of them always encodes.
+			// Strings, numbers and slices of them always encode.
 			m[c.ID], _ = json.MarshalIndent(h.render(r.policy, c, r.counts.of(c.ID), r.counts.alarms[c.ID], withHosts), listedIndent, "    ")
 		}
 		r.rendered[i] = m
@@ -203,8 +218,14 @@ func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Pol
 		return nil, err
 	}
 	info := h.render(p, c, counts, stats[c.ID], in.WithHosts == nil || *in.WithHosts)
-	info["effective_privileges"] = p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).String()
-	return Reply{"cluster": info}, nil
+	info.EffectivePrivileges = p.Privileges(req.Caller, rbac.ClusterPath(c.Name)).String()
+	return &clusterReply{Cluster: info}, nil
+}
+
+// clusterReply is getClusterInfo's.
+type clusterReply struct {
+	Envelope
+	Cluster *wireCluster `json:"cluster"`
 }
 
 // alarmStats counts the open alarms of clusters ids; none without a lister.
@@ -219,54 +240,144 @@ func alarmStats(ctx context.Context, alarms AlarmLister, ids []int64) (map[int64
 	return countAlarms(ids, list), nil
 }
 
-// render is the CmonClusterInfo wire shape but for effective_privileges,
-// which is the caller's own.
-func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, alarms *wireAlarmStats, withHosts bool) map[string]any {
+// wireCluster is a CmonClusterInfo as s9s's S9sCluster and cmon-proxy's
+// api.Cluster read it.
+type wireCluster struct {
+	ClassName             string          `json:"class_name"`
+	CdtPath               string          `json:"cdt_path"`
+	ClusterID             int64           `json:"cluster_id"`
+	ClusterName           string          `json:"cluster_name"`
+	ClusterType           string          `json:"cluster_type"`
+	State                 string          `json:"state"`
+	StatusText            string          `json:"status_text"`
+	Vendor                string          `json:"vendor"`
+	Version               string          `json:"version"`
+	Tags                  []string        `json:"tags"`
+	MaintenanceModeActive bool            `json:"maintenance_mode_active"`
+	Managed               bool            `json:"managed"`
+	JobStatistics         wireJobStats    `json:"job_statistics"`
+	AlarmStatistics       *wireAlarmStats `json:"alarm_statistics"`
+	Databases             []struct{}      `json:"databases"`
+	ClusterAutoRecovery   bool            `json:"cluster_auto_recovery"`
+	NodeAutoRecovery      bool            `json:"node_auto_recovery"`
+	*owners                               // when the cluster's tree object is there
+	Owner                 *wireOwnerUser  `json:"owner,omitempty"`
+	GroupOwner            *wireOwnerGroup `json:"group_owner,omitempty"`
+	ACL                   string          `json:"acl,omitempty"`
+	Hosts                 []wireHost      `json:"hosts,omitempty"`
+	// EffectivePrivileges are the caller's own; a listing adds them to each
+	// cluster encoded for every caller.
+	EffectivePrivileges string `json:"effective_privileges,omitempty"`
+}
+
+// wireJobStats is a CmonJobStatistics: a cluster's jobs by state.
+type wireJobStats struct {
+	ClassName string         `json:"class_name"`
+	ClusterID int64          `json:"cluster_id"`
+	ByState   map[string]int `json:"by_state"`
+}
+
+// wireOwnerUser and wireOwnerGroup are the owners as s9s reads them.
+type wireOwnerUser struct {
+	ClassName string `json:"class_name"`
+	UserID    int64  `json:"user_id"`
+	UserName  string `json:"user_name"`
+}
+
+type wireOwnerGroup struct {
+	ClassName string `json:"class_name"`
+	GroupID   int64  `json:"group_id"`
+	GroupName string `json:"group_name"`
+}
+
+// render is cluster c for the wire but for effective_privileges, which are
+// the caller's own.
+func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, alarms *wireAlarmStats, withHosts bool) *wireCluster {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	maps.Copy(byState, counts)
 	tags := c.Tags
 	if tags == nil {
 		tags = []string{}
 	}
-	out := map[string]any{
-		"class_name":              "CmonClusterInfo",
-		"cdt_path":                "/",
-		"cluster_id":              c.ID,
-		"cluster_name":            c.Name,
-		"cluster_type":            c.Type,
-		"state":                   c.State,
-		"status_text":             c.StatusText,
-		"vendor":                  c.Vendor,
-		"version":                 c.Version,
-		"tags":                    tags,
-		"maintenance_mode_active": c.InMaintenance("", time.Now()),
-		"managed":                 true,
-		"job_statistics": map[string]any{
-			"class_name": "CmonJobStatistics", "cluster_id": c.ID, "by_state": byState,
-		},
-		"alarm_statistics": alarms,
+	now := time.Now()
+	out := &wireCluster{ClassName: "CmonClusterInfo", CdtPath: "/", ClusterID: c.ID, ClusterName: c.Name, ClusterType: c.Type,
+		State: c.State, StatusText: c.StatusText, Vendor: c.Vendor, Version: c.Version, Tags: tags,
+		MaintenanceModeActive: c.InMaintenance("", now), Managed: true,
+		JobStatistics:   wireJobStats{ClassName: "CmonJobStatistics", ClusterID: c.ID, ByState: byState},
+		AlarmStatistics: alarms,
 		// cmon manages no database accounts or schemas of its own: an empty
 		// list is the honest answer, where the reference's UI wants a list.
-		"databases":             []any{},
-		"cluster_auto_recovery": false,
-		"node_auto_recovery":    false,
-	}
+		Databases: []struct{}{}}
 	if o, ok := p.Object(rbac.ClusterPath(c.Name)); ok {
-		maps.Copy(out, ownerFields(p, o))
-		// s9s reads the owners as objects.
-		out["owner"] = map[string]any{"class_name": "CmonUser", "user_id": o.OwnerUserID, "user_name": p.UserName(o.OwnerUserID)}
-		out["group_owner"] = map[string]any{"class_name": "CmonGroup", "group_id": o.OwnerGroupID, "group_name": p.GroupName(o.OwnerGroupID)}
-		out["acl"] = p.ACL(o)
+		own := ownersOf(p, o)
+		out.owners = &own
+		out.Owner = &wireOwnerUser{ClassName: "CmonUser", UserID: own.OwnerUserID, UserName: own.OwnerUserName}
+		out.GroupOwner = &wireOwnerGroup{ClassName: "CmonGroup", GroupID: own.OwnerGroupID, GroupName: own.OwnerGroupName}
+		out.ACL = p.ACL(o)
 	}
 	if withHosts {
-		out["hosts"] = renderList(c.Hosts, func(host hosts.Host) map[string]any { return renderHost(c, host) })
+		out.Hosts = make([]wireHost, 0, len(c.Hosts)+1)
+		for _, host := range c.Hosts {
+			out.Hosts = append(out.Hosts, renderHost(c, host, out.ACL, now))
+		}
+		if h.self != nil {
+			out.Hosts = append(out.Hosts, h.self.asHostOf(c, out.ACL))
+		}
 	}
 	return out
 }
 
-// renderHost is the CmonHost wire shape; lastseen is Unix seconds, as the
-// original controller sends it.
-func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
+// wireHost is a CmonHost as s9s's S9sNode and cmon-proxy's api.Host read
+// it; lastseen is Unix seconds, as the original controller sends it. A
+// host's ACL is its cluster's.
+type wireHost struct {
+	ClassName string   `json:"class_name"`
+	CdtPath   string   `json:"cdt_path"`
+	ACL       string   `json:"acl"`
+	HostID    int64    `json:"hostId"`
+	UniqueID  int64    `json:"unique_id"`
+	ClusterID int64    `json:"clusterid"`
+	Hostname  string   `json:"hostname"`
+	IP        string   `json:"ip"`
+	Port      int      `json:"port"`
+	Role      string   `json:"role"`
+	NodeType  string   `json:"nodetype"`
+	Tags      []string `json:"tags"`
+	Status    string   `json:"hoststatus"`
+	// MaintenanceModeActive: a host in a maintenance period keeps its
+	// status; this says why its alarms are held back.
+	MaintenanceModeActive bool `json:"maintenance_mode_active"`
+	// MaintenanceMode is "none" or "active".
+	MaintenanceMode string           `json:"maintenance_mode"`
+	Connected       bool             `json:"connected"`
+	Container       bool             `json:"container"`
+	LastSeen        int64            `json:"lastseen"`
+	Message         string           `json:"message"`
+	Logfile         string           `json:"logfile"`
+	Version         string           `json:"version"`
+	Distribution    wireDistribution `json:"distribution"`
+	CPUCount        int              `json:"cpu_count"`
+	MemoryMB        int64            `json:"memory_mb"`
+}
+
+// wireDistribution is the host's system: the health monitor learns its name
+// and kernel; the release, codename and type are not told apart.
+type wireDistribution struct {
+	Name     string `json:"name"`
+	Kernel   string `json:"kernel"`
+	Release  string `json:"release"`
+	Codename string `json:"codename"`
+	Type     string `json:"type"`
+}
+
+func maintenanceMode(active bool) string {
+	if active {
+		return "active"
+	}
+	return "none"
+}
+
+func renderHost(c *hosts.Cluster, h hosts.Host, acl string, now time.Time) wireHost {
 	tags := h.Tags
 	if tags == nil {
 		tags = []string{}
@@ -279,28 +390,24 @@ func renderHost(c *hosts.Cluster, h hosts.Host) map[string]any {
 	if port == 0 && c.Type == hosts.ClusterGeneric {
 		port = c.SSHPort // no service of a known kind: the node is reached on its SSH port
 	}
-	return map[string]any{
-		"class_name": "CmonHost",
-		"cdt_path":   "/" + c.Name,
-		"hostId":     h.ID,
-		"clusterid":  c.ID,
-		"hostname":   h.Hostname,
-		"ip":         h.IP,
-		"port":       port,
-		"role":       h.Role,
-		"nodetype":   h.NodeType,
-		"tags":       tags,
-		"hoststatus": h.Status,
-		// A host in a maintenance period keeps its status; this says why its
-		// alarms are held back.
-		"maintenance_mode_active": c.InMaintenance(h.Hostname, time.Now()),
-		"connected":               h.Status == hosts.HostOnline,
-		"lastseen":                lastSeen,
-		"message":                 h.Message,
-		"distribution": map[string]any{
-			"name": h.OS, "kernel": h.Kernel,
-		},
-		"cpu_count": h.CPUs,
-		"memory_mb": h.MemoryMB,
-	}
+	inMaintenance := c.InMaintenance(h.Hostname, now)
+	return wireHost{ClassName: "CmonHost", CdtPath: "/" + c.Name, ACL: acl, HostID: h.ID, UniqueID: h.ID, ClusterID: c.ID,
+		Hostname: h.Hostname, IP: h.IP, Port: port, Role: h.Role, NodeType: h.NodeType, Tags: tags, Status: h.Status,
+		MaintenanceModeActive: inMaintenance, MaintenanceMode: maintenanceMode(inMaintenance),
+		Connected: h.Status == hosts.HostOnline, LastSeen: lastSeen, Message: h.Message, Version: c.Version,
+		Distribution: wireDistribution{Name: h.OS, Kernel: h.Kernel}, CPUCount: h.CPUs, MemoryMB: h.MemoryMB}
+}
+
+// controllerHost is this controller as the reference lists it among each
+// cluster's hosts (nodetype controller): the reference's web UI counts a
+// cluster's nodes as its hosts but one.
+type controllerHost struct {
+	hostname, ip, version string
+	port                  int
+}
+
+func (ch *controllerHost) asHostOf(c *hosts.Cluster, acl string) wireHost {
+	return wireHost{ClassName: "CmonHost", CdtPath: "/" + c.Name, ACL: acl, ClusterID: c.ID, Hostname: ch.hostname, IP: ch.ip,
+		Port: ch.port, Role: "controller", NodeType: "controller", Tags: []string{}, Status: hosts.HostOnline,
+		MaintenanceMode: maintenanceMode(false), Connected: true, LastSeen: time.Now().Unix(), Version: ch.version}
 }

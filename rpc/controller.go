@@ -14,7 +14,9 @@ import (
 
 // SystemInfo is what getSystemInfo and getStatus tell of this controller.
 type SystemInfo struct {
-	Started       time.Time
+	Started time.Time
+	// Hostname is the machine's name.
+	Hostname      string
 	Backend       string // the database, without secrets
 	Workers       int
 	BindAddresses []string
@@ -51,25 +53,46 @@ func (s *Server) infoOperations() []Operation {
 	return []Operation{{Name: "ping", ReadOnly: true, Auth: AuthOptional, Serve: anyone(s.infoPing)}}
 }
 
-// infoPing is ping with the pool the controller belongs to: the controllers
-// sharing one database, which share the controller_id too.
-func (s *Server) infoPing(ctx context.Context, req *Request, in *none) (Reply, error) {
-	r, err := s.ping(ctx, req, in)
-	if err != nil {
-		return nil, err
-	}
-	r["pool_id"] = s.controllerID
+// pingReply tells a client that it reached a cmon controller and which one.
+type pingReply struct {
+	Envelope
+	Authenticated  bool   `json:"authenticated"`
+	PackageName    string `json:"package_name"`
+	PackageVersion string `json:"package_version"`
+	RPCVersion     string `json:"rpc_version"`
+	// PoolID, on /v2/info, is the pool the controller belongs to: the
+	// controllers sharing one database, which share the controller_id too.
+	PoolID string `json:"pool_id,omitempty"`
+}
+
+func (s *Server) infoPing(_ context.Context, req *Request, _ *none) (Reply, error) {
+	r := s.pingReply(req)
+	r.PoolID = s.controllerID
 	return r, nil
 }
 
-// ping tells a client that it reached a cmon controller and which one.
 func (s *Server) ping(_ context.Context, req *Request, _ *none) (Reply, error) {
-	return Reply{
-		"authenticated":   req.Caller != nil,
-		"package_name":    "cmon",
-		"package_version": s.version,
-		"rpc_version":     "2.0",
-	}, nil
+	return s.pingReply(req), nil
+}
+
+func (s *Server) pingReply(req *Request) *pingReply {
+	return &pingReply{Authenticated: req.Caller != nil, PackageName: "cmon", PackageVersion: s.version, RPCVersion: "2.0"}
+}
+
+// systemInfoReply is getSystemInfo's: what runs, where, since when.
+type systemInfoReply struct {
+	Envelope
+	Version       string            `json:"version"`
+	Build         map[string]string `json:"build"`
+	NodeID        string            `json:"node_id"`
+	Started       string            `json:"started"`
+	UptimeSeconds int64             `json:"uptime_seconds"`
+	Backend       string            `json:"backend"`
+	SchemaVersion int               `json:"schema_version"`
+	JobWorkers    int               `json:"job_workers"`
+	BindAddresses []string          `json:"bind_addresses"`
+	RPCPort       int               `json:"rpc_port"`
+	TLSMinVersion string            `json:"tls_min_version"`
 }
 
 func (s *Server) getSystemInfo(ctx context.Context, _ *Request, _ *none) (Reply, error) {
@@ -77,7 +100,7 @@ func (s *Server) getSystemInfo(ctx context.Context, _ *Request, _ *none) (Reply,
 	if err != nil {
 		return nil, err
 	}
-	build := map[string]any{"go_version": runtime.Version()}
+	build := map[string]string{"go_version": runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, setting := range bi.Settings {
 			switch setting.Key {
@@ -86,47 +109,45 @@ func (s *Server) getSystemInfo(ctx context.Context, _ *Request, _ *none) (Reply,
 			}
 		}
 	}
-	return Reply{
-		"version":         s.version,
-		"build":           build,
-		"controller_id":   s.controllerID,
-		"node_id":         s.node,
-		"started":         jobs.FormatTime(s.system.Started),
-		"uptime_seconds":  int64(time.Since(s.system.Started).Seconds()),
-		"backend":         s.system.Backend,
-		"schema_version":  schema,
-		"job_workers":     s.system.Workers,
-		"bind_addresses":  s.system.BindAddresses,
-		"rpc_port":        s.system.Port,
-		"tls_min_version": "1.2",
-	}, nil
+	return &systemInfoReply{Version: s.version, Build: build, NodeID: s.node, Started: jobs.FormatTime(s.system.Started),
+		UptimeSeconds: int64(time.Since(s.system.Started).Seconds()), Backend: s.system.Backend, SchemaVersion: schema,
+		JobWorkers: s.system.Workers, BindAddresses: s.system.BindAddresses, RPCPort: s.system.Port, TLSMinVersion: "1.2"}, nil
 }
 
 // statusCheckTimeout bounds each part of getStatus.
 const statusCheckTimeout = 5 * time.Second
 
+// statusReply is getStatus's: ok or degraded, and each check.
+type statusReply struct {
+	Envelope
+	Status string        `json:"status"`
+	Checks []healthCheck `json:"checks"`
+}
+
+type healthCheck struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// Error is told to superusers only.
+	Error string `json:"error,omitempty"`
+}
+
 // getStatus runs the health checks; what failed is told to superusers only.
 func (s *Server) getStatus(ctx context.Context, req *Request, _ *none) (Reply, error) {
-	healthy := true
-	checks := make([]map[string]any, 0, len(s.system.Checks))
+	reply := &statusReply{Status: "ok", Checks: make([]healthCheck, 0, len(s.system.Checks))}
 	for _, c := range s.system.Checks {
 		cctx, cancel := context.WithTimeout(ctx, statusCheckTimeout)
 		err := c.Check(cctx)
 		cancel()
-		entry := map[string]any{"name": c.Name, "ok": err == nil}
+		check := healthCheck{Name: c.Name, OK: err == nil}
 		if err != nil {
-			healthy = false
+			reply.Status = "degraded"
 			if req.Caller.IsSuperuser() {
-				entry["error"] = err.Error()
+				check.Error = err.Error()
 			}
 		}
-		checks = append(checks, entry)
+		reply.Checks = append(reply.Checks, check)
 	}
-	status := "ok"
-	if !healthy {
-		status = "degraded"
-	}
-	return Reply{"status": status, "checks": checks}, nil
+	return reply, nil
 }
 
 // hostOperations is the /v2/host table.
@@ -136,8 +157,15 @@ func (s *Server) hostOperations(engine *jobs.Service) []Operation {
 		if err != nil {
 			return nil, err
 		}
-		return Reply{"total": len(list), "controllers": renderList(list, renderController)}, nil
+		return &controllersReply{Total: len(list), Controllers: renderList(list, renderController)}, nil
 	})}}
+}
+
+// controllersReply is getControllers': every controller sharing the database.
+type controllersReply struct {
+	Envelope
+	Total       int              `json:"total"`
+	Controllers []wireController `json:"controllers"`
 }
 
 // wireController is a CmonController: cmon's fields, and those s9s
@@ -194,8 +222,16 @@ func (s *Server) poolOperations(engine *jobs.Service, inventory *hosts.Inventory
 		for i, c := range list {
 			out[i] = renderPoolController(i+1, c, ids)
 		}
-		return Reply{"total": len(out), "controllers": out, "pool_id": s.controllerID}, nil
+		return &poolReply{Total: len(out), Controllers: out, PoolID: s.controllerID}, nil
 	})}}
+}
+
+// poolReply is listcontrollers', as cmon-proxy's api.GetControllersResponse.
+type poolReply struct {
+	Envelope
+	Total       int                  `json:"total"`
+	Controllers []wirePoolController `json:"controllers"`
+	PoolID      string               `json:"pool_id"`
 }
 
 // wirePoolController is a pool controller as cmon-proxy's api.PoolController

@@ -54,9 +54,6 @@ func AccessDenied(format string, args ...any) *Error {
 	return newError(StatusAccessDenied, format, args...)
 }
 
-// Reply holds an operation's own reply fields; the envelope adds the rest.
-type Reply map[string]any
-
 // renderList renders each item of a list for the wire; an empty list is [],
 // never null, as clients iterate it.
 func renderList[T, W any](list []T, render func(T) W) []W {
@@ -78,8 +75,8 @@ type Request struct {
 	// Writer lets operations that start or end sessions set cookies.
 	Writer http.ResponseWriter
 
-	body   []byte
-	fields map[string]json.RawMessage
+	body []byte
+	head requestHead
 	// known is set once the operation is found; readOnly is the operation's.
 	known, readOnly bool
 	audit           auditFacts
@@ -93,12 +90,6 @@ func (r *Request) Decode(v any) error {
 		return decodeError(err)
 	}
 	return nil
-}
-
-// Has tells whether the request carries the named top-level field.
-func (r *Request) Has(field string) bool {
-	_, ok := r.fields[field]
-	return ok
 }
 
 func decodeError(err error) *Error {

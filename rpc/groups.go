@@ -13,7 +13,20 @@ func (h *users) getGroups(ctx context.Context, _ *Request, _ *none) (Reply, erro
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": len(groups), "groups": renderList(groups, renderGroup)}, nil
+	return &groupsReply{Total: len(groups), Groups: renderList(groups, renderGroup)}, nil
+}
+
+// groupsReply is getGroups'.
+type groupsReply struct {
+	Envelope
+	Total  int         `json:"total"`
+	Groups []wireGroup `json:"groups"`
+}
+
+// groupReply is the reply about one group.
+type groupReply struct {
+	Envelope
+	Group wireGroup `json:"group"`
 }
 
 // groupName names a group as the reference's clients do, in either form:
@@ -59,7 +72,7 @@ func (h *users) createGroup(ctx context.Context, _ *Request, in *groupRequest) (
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return Reply{"group": renderGroup(*g)}, nil
+	return &groupReply{Group: renderGroup(*g)}, nil
 }
 
 func (h *users) deleteGroup(ctx context.Context, _ *Request, in *groupRequest) (Reply, error) {
@@ -70,7 +83,7 @@ func (h *users) deleteGroup(ctx context.Context, _ *Request, in *groupRequest) (
 	if err := h.store.DeleteGroup(ctx, name); err != nil {
 		return nil, storeError(err)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 // membershipRequest is addToGroup's and removeFromGroup's input.
@@ -127,5 +140,5 @@ func (h *users) reloaded(ctx context.Context, u *rbac.User) (Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"user": renderUser(u)}, nil
+	return &userReply{User: renderUser(u)}, nil
 }

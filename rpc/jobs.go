@@ -1,9 +1,12 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -43,6 +46,9 @@ type jobRequest struct {
 		Scheduled  string     `json:"scheduled"`
 		Recurrence string     `json:"recurrence"`
 		TimeZone   string     `json:"time_zone"`
+		// Timeout, in seconds, bounds the whole job as job_data's timeout
+		// does (which wins when both are given).
+		Timeout *float64 `json:"timeout"`
 	} `json:"job"`
 }
 
@@ -79,7 +85,7 @@ func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft,
 				clusterID = c.ID
 			}
 		}
-		d, err := h.jobs.Registry().Draft(in.Job.Spec.Command, in.Job.Spec.JobData, clusterID)
+		d, err := h.jobs.Registry().Draft(in.Job.Spec.Command, withJobTimeout(in.Job.Spec.JobData, in.Job.Timeout), clusterID)
 		if err != nil {
 			return nil, jobError(err, 0)
 		}
@@ -89,6 +95,30 @@ func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft,
 		}
 		return next(ctx, req, d, in)
 	})
+}
+
+// withJobTimeout is job_data with a job-level timeout in it, unless it has
+// a timeout of its own or is not an object (which Draft refuses); the
+// timeout's value is checked where job_data's is.
+func withJobTimeout(data json.RawMessage, timeout *float64) json.RawMessage {
+	trimmed := bytes.TrimSpace(data)
+	if timeout == nil {
+		return data
+	}
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		trimmed = []byte("{}")
+	}
+	var own struct {
+		Timeout *float64 `json:"timeout"`
+	}
+	if trimmed[0] != '{' || json.Unmarshal(trimmed, &own) != nil || own.Timeout != nil {
+		return data
+	}
+	out := strconv.AppendFloat([]byte(`{"timeout":`), *timeout, 'f', -1, 64)
+	if rest := bytes.TrimSpace(trimmed[1:]); rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, trimmed[1:]...)
 }
 
 func jobError(err error, id int64) error {
@@ -146,7 +176,7 @@ func (h *jobsModule) create(ctx context.Context, req *Request, d *jobs.Draft, in
 		return nil, jobError(err, 0)
 	}
 	req.audit.jobID = j.ID
-	return Reply{"job": renderJob(j)}, nil
+	return &jobReply{Job: renderJob(j)}, nil
 }
 
 func owner(u *rbac.User, ip string) jobs.Owner {
@@ -255,7 +285,7 @@ func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": total, "jobs": renderList(list, renderJob)}, nil
+	return &jobsReply{Total: total, Jobs: renderList(list, renderJob)}, nil
 }
 
 // joinStatuses lists statuses for a refusal.
@@ -270,7 +300,7 @@ func joinStatuses(list []jobs.Status) string {
 // The handlers below act on the job their access rule checked.
 
 func (h *jobsModule) get(_ context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
-	return Reply{"job": renderJob(j), "total": 1}, nil
+	return &jobReply{Job: renderJob(j), Total: 1}, nil
 }
 
 // logRequest is getJobLog's input.
@@ -290,7 +320,7 @@ func (h *jobsModule) log(ctx context.Context, _ *Request, _ *rbac.Policy, j *job
 	if err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": renderJob(l.Job), "messages": renderList(l.Messages, renderMessage), "total": l.Total}, nil
+	return &jobLogReply{Job: renderJob(l.Job), Messages: renderList(l.Messages, renderMessage), Total: l.Total}, nil
 }
 
 func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
@@ -298,14 +328,14 @@ func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *
 	if err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": renderJob(killed)}, nil
+	return &jobReply{Job: renderJob(killed)}, nil
 }
 
 func (h *jobsModule) delete(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
 	if err := h.jobs.Delete(ctx, j.ID); err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
@@ -313,7 +343,7 @@ func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j 
 	if err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": renderJob(cloned)}, nil
+	return &jobReply{Job: renderJob(cloned)}, nil
 }
 
 func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *jobRef) (Reply, error) {
@@ -328,5 +358,5 @@ func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *
 	if err != nil {
 		return nil, jobError(err, j.ID)
 	}
-	return Reply{"job": renderJob(updated)}, nil
+	return &jobReply{Job: renderJob(updated)}, nil
 }

@@ -19,7 +19,15 @@ func (h *users) getKeys(ctx context.Context, _ *Request, u *rbac.User, _ *userFi
 		return nil, err
 	}
 	out := renderList(keys, func(k *rbac.PublicKey) wireKey { return wireKey{Name: k.Name, Key: k.Text} })
-	return Reply{"total": len(out), "public_keys": out, "user": renderUser(u)}, nil
+	return &keysReply{Total: len(out), PublicKeys: out, User: renderUser(u)}, nil
+}
+
+// keysReply is getKeys': a user's public keys.
+type keysReply struct {
+	Envelope
+	Total      int       `json:"total"`
+	PublicKeys []wireKey `json:"public_keys"`
+	User       wireUser  `json:"user"`
 }
 
 // keyRequest is addKey's and deleteKey's input.
@@ -46,7 +54,7 @@ func (h *users) addKey(ctx context.Context, _ *Request, u *rbac.User, in *keyReq
 		}
 		return nil, keyError(err)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 func (h *users) deleteKey(ctx context.Context, _ *Request, u *rbac.User, in *keyRequest) (Reply, error) {
@@ -60,7 +68,7 @@ func (h *users) deleteKey(ctx context.Context, _ *Request, u *rbac.User, in *key
 	if err != nil {
 		return nil, keyError(err)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 // keyError shows the key store's refusals to the client and passes any

@@ -82,7 +82,7 @@ type Server struct {
 	auth         Authenticator
 	modules      map[string]*Module
 	origins      map[string]bool
-	replyBuffers sync.Pool   // of *[]byte
+	replyBuffers sync.Pool   // of *replyBuffer
 	headers      http.Header // sent with every reply
 }
 
@@ -134,7 +134,7 @@ const infoModule = "info"
 func NewServer(o Options) *Server {
 	s := &Server{log: o.Log, console: o.Console, changes: o.Changes, auditor: o.Audit, metrics: o.Metrics, system: o.System, node: o.Node, version: o.Version, controllerID: o.ControllerID, modules: map[string]*Module{},
 		origins: map[string]bool{}}
-	s.replyBuffers.New = func() any { return new([]byte) }
+	s.replyBuffers.New = func() any { return newReplyBuffer() }
 	s.headers = http.Header{
 		"Server":                 {"cmon/" + s.version},
 		"Content-Type":           {"application/json; charset=utf-8"},
@@ -174,7 +174,7 @@ func NewServer(o Options) *Server {
 		if o.Alarms != nil {
 			alarmLister = o.Alarms
 		}
-		cl := newClusters(g, anyone(s.ping), counter, alarmLister)
+		cl := newClusters(g, anyone(s.ping), counter, alarmLister, s.controllerHost())
 		s.Handle("clusters", cl.operations()...)
 		if o.Alarms != nil {
 			al := &alarms{guard: g, store: o.Alarms}
@@ -185,6 +185,22 @@ func NewServer(o Options) *Server {
 		s.Handle("tree", (&tree{guard: g, store: o.Authn.Store()}).operations()...)
 	}
 	return s
+}
+
+// controllerHost is this controller as a host of every cluster, when the
+// system it runs on is known.
+func (s *Server) controllerHost() *controllerHost {
+	if s.system == nil {
+		return nil
+	}
+	self := &controllerHost{hostname: s.system.Hostname, port: s.system.Port, version: s.version}
+	if len(s.system.BindAddresses) > 0 {
+		self.ip = s.system.BindAddresses[0] // where clients reach it
+	}
+	if self.hostname == "" {
+		self.hostname = self.ip
+	}
+	return self
 }
 
 // Handle adds operations to a module, creating it on first use.
@@ -361,9 +377,16 @@ func (s *Server) route(path string) (*Module, error) {
 	return m, nil
 }
 
-// echoed are the request fields a reply repeats, to let clients match
-// replies to requests. Only scalars are repeated.
-var echoed = []string{"request_id", "request_created"}
+// requestHead is what the server reads of every request itself.
+type requestHead struct {
+	Operation json.RawMessage `json:"operation"`
+	// RequestID and RequestCreated are repeated in the reply, to let
+	// clients match replies to requests; only scalars are.
+	RequestID      json.RawMessage `json:"request_id"`
+	RequestCreated json.RawMessage `json:"request_created"`
+	// Authenticate holds inline credentials.
+	Authenticate json.RawMessage `json:"authenticate"`
+}
 
 // readBody reads the JSON body whatever the Content-Type says (curl -d sends a
 // form type), and the envelope fields every operation shares.
@@ -383,18 +406,19 @@ func (s *Server) readBody(req *Request) error {
 		return InvalidRequest("The request nests deeper than %d levels.", MaxDepth)
 	}
 	req.body = body
-	if err := json.Unmarshal(body, &req.fields); err != nil {
-		if req.fields == nil && !json.Valid(body) {
-			return decodeError(err)
-		}
-		return InvalidRequest("The request must be a JSON object.")
+	if err := json.Unmarshal(body, &req.head); err != nil {
+		return decodeError(err) // not JSON, or not an object
 	}
-	for _, echo := range echoed {
-		if raw, ok := req.fields[echo]; ok && !isScalar(raw) {
-			return InvalidRequest("Field '%s' must be a string or a number.", echo)
+	for _, echo := range [...]struct {
+		name string
+		raw  *json.RawMessage
+	}{{"request_id", &req.head.RequestID}, {"request_created", &req.head.RequestCreated}} {
+		if *echo.raw != nil && !isScalar(*echo.raw) {
+			*echo.raw = nil // not repeated
+			return InvalidRequest("Field '%s' must be a string or a number.", echo.name)
 		}
 	}
-	if raw, ok := req.fields["operation"]; ok && string(raw) != "null" {
+	if raw := req.head.Operation; raw != nil && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &req.Operation); err != nil {
 			return InvalidRequest("Field 'operation' must be a string.")
 		}
@@ -402,15 +426,17 @@ func (s *Server) readBody(req *Request) error {
 	return nil
 }
 
-// readAll reads r to its end into a buffer sized for the declared length.
+// readAll reads r to its end; a body of a declared length is read into a
+// buffer of that size.
 func readAll(r io.Reader, declared int64) ([]byte, error) {
 	if declared <= 0 || declared > MaxBodyBytes {
 		return io.ReadAll(r)
 	}
-	var b bytes.Buffer
-	b.Grow(int(declared) + bytes.MinRead)
-	_, err := b.ReadFrom(r)
-	return b.Bytes(), err
+	body := make([]byte, declared)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // asError is the protocol error an operation's error becomes: its own
@@ -427,45 +453,37 @@ func (s *Server) asError(req *Request, err error) *Error {
 	return rpcErr
 }
 
-// write renders the envelope around reply or rpcErr.
+// write fills in the envelope of reply, or of rpcErr's reply, and sends it.
 func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, rpcErr *Error) {
-	out := make(map[string]any, len(reply)+8)
-	for k, v := range reply {
-		out[k] = v
+	if reply == nil || rpcErr != nil {
+		reply = &Envelope{}
 	}
+	env := reply.envelope()
 	status := StatusOk
 	if rpcErr != nil {
 		status = rpcErr.Status
-		if rpcErr.Message != "" {
-			out["error_string"] = rpcErr.Message
-		}
+		env.ErrorString = rpcErr.Message
 		if status == StatusInvalidRequest && req.Module != "" {
-			out["request_operation"] = req.Operation
-			out["request_path"] = requestPath(req.HTTP.URL.Path)
+			env.RequestOperation = &req.Operation
+			env.RequestPath = requestPath(req.HTTP.URL.Path)
 		}
 	}
-	out["request_status"] = status
-	out["controller_id"] = s.controllerID
-	out["request_processed"] = jobs.FormatTime(time.Now())
-	for _, echo := range echoed {
-		if raw, ok := req.fields[echo]; ok && isScalar(raw) {
-			out[echo] = raw
-		}
-	}
+	env.RequestStatus = status
+	env.ControllerID = s.controllerID
+	env.RequestProcessed = jobs.FormatTime(time.Now())
+	env.RequestID, env.RequestCreated = req.head.RequestID, req.head.RequestCreated // scalars: readBody checked
 	if req.Caller != nil {
-		out["request_user_id"] = req.Caller.ID
-		out["debug_messages"] = []string{"RPC V2 authenticated user is '" + req.Caller.Name + "'."}
+		env.RequestUserID = req.Caller.ID
+		env.DebugMessages = []string{"RPC V2 authenticated user is '" + req.Caller.Name + "'."}
 	}
-	pooled := s.replyBuffers.Get().(*[]byte)
-	defer s.putReplyBuffer(pooled)
-	body, err := encodeReply((*pooled)[:0], out)
+	buf := s.replyBuffers.Get().(*replyBuffer)
+	defer s.putReplyBuffer(buf)
+	body, err := buf.encode(reply)
 	if err != nil {
 		s.log.Error("encode rpc reply", "module", req.Module, "operation", req.Operation, "err", err)
-		body = []byte(`{"request_status": "UnknownError", "error_string": "Internal error."}`)
+		body = []byte(`{"request_status": "UnknownError", "error_string": "Internal error."}` + "\n")
 		status = StatusUnknownError
 	}
-	body = append(body, '\n')
-	*pooled = body
 	h := w.Header()
 	for k, v := range s.headers {
 		h[k] = v // shared: net/http only reads them
@@ -481,8 +499,8 @@ func (s *Server) write(w http.ResponseWriter, req *Request, reply Reply, rpcErr 
 // clearing one per request; rare huge ones are left to the collector.
 const maxPooledReply = 8 << 20
 
-func (s *Server) putReplyBuffer(b *[]byte) {
-	if cap(*b) <= maxPooledReply {
+func (s *Server) putReplyBuffer(b *replyBuffer) {
+	if b.size() <= maxPooledReply {
 		s.replyBuffers.Put(b)
 	}
 }

@@ -25,6 +25,11 @@ func (a fixedAuth) Authenticate(context.Context, *Request) (*rbac.User, error) {
 	return a.user, nil
 }
 
+type numberReply struct {
+	Envelope
+	Number int `json:"number"`
+}
+
 func testServer(auth Authenticator) *Server {
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "1.2.3", ControllerID: "cid",
 		AllowedOrigins: []string{"https://ui.example/"}})
@@ -33,7 +38,7 @@ func testServer(auth Authenticator) *Server {
 		Operation{Name: "echoNumber", Serve: anyone(func(_ context.Context, _ *Request, in *struct {
 			Number int `json:"number"`
 		}) (Reply, error) {
-			return Reply{"number": in.Number}, nil
+			return &numberReply{Number: in.Number}, nil
 		})},
 		Operation{Name: "boom", Serve: anyone(func(context.Context, *Request, *none) (Reply, error) { panic("boom") })},
 		Operation{Name: "internal", Serve: anyone(func(context.Context, *Request, *none) (Reply, error) {

@@ -209,10 +209,10 @@ func Listen(log *slog.Logger, addrs []string, port int, limits ConnLimits) ([]ne
 	return LimitConnections(log, limits, out...), nil
 }
 
-// Serve answers on every listener until ctx ends, then stops accepting and
-// gives in-flight requests up to grace to finish.
-func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []net.Listener, cfg *tls.Config, grace time.Duration) error {
-	srv := &http.Server{
+// HTTPServer is an http.Server for h with the controller's timeouts and
+// limits, which the benchmarks' bare server shares.
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
 		Handler: h,
 		// Also the TLS handshake's deadline (the least of the three read and
 		// write timeouts): a connection that stalls in it is closed.
@@ -221,10 +221,16 @@ func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []ne
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise from scanners
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ConnState:         trackConnState, // which connections the limits may shed
 	}
+}
+
+// Serve answers on every listener until ctx ends, then stops accepting and
+// gives in-flight requests up to grace to finish.
+func Serve(ctx context.Context, log *slog.Logger, h http.Handler, listeners []net.Listener, cfg *tls.Config, grace time.Duration) error {
+	srv := HTTPServer(h)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug) // TLS handshake noise from scanners
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	srv.ConnState = trackConnState // which connections the limits may shed
 	errs := make(chan error, len(listeners))
 	var wg sync.WaitGroup
 	for _, l := range listeners {

@@ -35,56 +35,77 @@ func (h *tree) getTree(ctx context.Context, req *Request, p *rbac.Policy, top *r
 	for _, c := range all {
 		clusterIDs[rbac.ClusterPath(c.Name)] = c.ID
 	}
-	item := func(o *rbac.Object) map[string]any {
-		out := ownerFields(p, o)
-		out["class_name"] = "CmonTreeItem"
-		out["item_name"] = o.Name()
-		out["item_path"] = o.Parent()
-		out["item_acl"] = p.ACL(o)
-		out["effective_privileges"] = p.Privileges(req.Caller, o.Path).String()
+	item := func(o *rbac.Object) *wireTreeItem {
+		out := &wireTreeItem{ClassName: "CmonTreeItem", owners: ownersOf(p, o), ItemName: o.Name(), ItemPath: o.Parent(),
+			ItemACL: p.ACL(o), EffectivePrivileges: p.Privileges(req.Caller, o.Path).String(), ItemType: "Folder"}
 		if id, ok := clusterIDs[o.Path]; ok {
-			out["item_type"], out["cluster_id"] = "Cluster", id
-		} else {
-			out["item_type"] = "Folder"
+			out.ItemType, out.ClusterID = "Cluster", id
 		}
 		return out
 	}
 	root := item(top)
 	if top.Path == rbac.RootPath {
-		subItems := []map[string]any{}
+		children := []*wireTreeItem{}
 		for _, o := range p.Objects() {
 			if o.Path != rbac.RootPath && p.Privileges(req.Caller, o.Path).Has(rbac.Read) {
-				subItems = append(subItems, item(o))
+				children = append(children, item(o))
 			}
 		}
-		root["sub_items"] = subItems
+		root.SubItems = &children
 	}
-	return Reply{"cdt": root}, nil
+	return &treeReply{CDT: root}, nil
 }
 
-// ownerFields are an object's owner and owning group, by id and name.
-func ownerFields(p *rbac.Policy, o *rbac.Object) map[string]any {
-	return map[string]any{
-		"owner_user_id":    o.OwnerUserID,
-		"owner_user_name":  p.UserName(o.OwnerUserID),
-		"owner_group_id":   o.OwnerGroupID,
-		"owner_group_name": p.GroupName(o.OwnerGroupID),
-	}
+// treeReply is getTree's: the object asked for, with its children under "/".
+type treeReply struct {
+	Envelope
+	CDT *wireTreeItem `json:"cdt"`
+}
+
+// wireTreeItem is a CmonTreeItem, as s9s's S9sTreeNode reads it.
+type wireTreeItem struct {
+	ClassName string `json:"class_name"`
+	owners
+	ItemName            string `json:"item_name"`
+	ItemPath            string `json:"item_path"`
+	ItemACL             string `json:"item_acl"`
+	ItemType            string `json:"item_type"`
+	ClusterID           int64  `json:"cluster_id,omitempty"`
+	EffectivePrivileges string `json:"effective_privileges"`
+	// SubItems are the children of "/", present and maybe empty there only.
+	SubItems *[]*wireTreeItem `json:"sub_items,omitempty"`
+}
+
+// owners are an object's owner and owning group, by id and name.
+type owners struct {
+	OwnerUserID    int64  `json:"owner_user_id"`
+	OwnerUserName  string `json:"owner_user_name"`
+	OwnerGroupID   int64  `json:"owner_group_id"`
+	OwnerGroupName string `json:"owner_group_name"`
+}
+
+func ownersOf(p *rbac.Policy, o *rbac.Object) owners {
+	return owners{OwnerUserID: o.OwnerUserID, OwnerUserName: p.UserName(o.OwnerUserID),
+		OwnerGroupID: o.OwnerGroupID, OwnerGroupName: p.GroupName(o.OwnerGroupID)}
 }
 
 // aclReply is getAcl's reply, also sent after every change.
-func aclReply(p *rbac.Policy, o *rbac.Object) Reply {
-	return Reply{
-		"object_name":      o.Name(),
-		"object_path":      o.Parent(),
-		"owner_user_name":  p.UserName(o.OwnerUserID),
-		"owner_group_name": p.GroupName(o.OwnerGroupID),
-		"acl":              p.ACL(o),
-	}
+type aclReply struct {
+	Envelope
+	ObjectName     string `json:"object_name"`
+	ObjectPath     string `json:"object_path"`
+	OwnerUserName  string `json:"owner_user_name"`
+	OwnerGroupName string `json:"owner_group_name"`
+	ACL            string `json:"acl"`
+}
+
+func aclReplyOf(p *rbac.Policy, o *rbac.Object) Reply {
+	return &aclReply{ObjectName: o.Name(), ObjectPath: o.Parent(), OwnerUserName: p.UserName(o.OwnerUserID),
+		OwnerGroupName: p.GroupName(o.OwnerGroupID), ACL: p.ACL(o)}
 }
 
 func (h *tree) getACL(_ context.Context, _ *Request, p *rbac.Policy, o *rbac.Object, _ *pathRef) (Reply, error) {
-	return aclReply(p, o), nil
+	return aclReplyOf(p, o), nil
 }
 
 // aclRequest is addAcl's and removeAcl's input.
@@ -146,7 +167,7 @@ func (h *tree) currentACL(ctx context.Context, path string) (Reply, error) {
 	if !ok {
 		return nil, NotFound("Object '%s' was not found.", path)
 	}
-	return aclReply(p, o), nil
+	return aclReplyOf(p, o), nil
 }
 
 // checkRequest is checkAccess's input.
@@ -170,7 +191,7 @@ func (h *tree) checkAccess(_ context.Context, req *Request, p *rbac.Policy, o *r
 	if missing := want &^ have; missing != 0 {
 		return nil, InvalidRequest("%s", rbac.DeniedOn(missing, rbac.PathObject(o.Path), req.Caller.Name).Message)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 // treeError turns the tree store's refusals into replies.

@@ -52,7 +52,7 @@ func (h *users) operations() []Operation {
 }
 
 // allowed answers Ok: its access rule has said all there is to say.
-func allowed(context.Context, *Request, *none) (Reply, error) { return Reply{}, nil }
+func allowed(context.Context, *Request, *none) (Reply, error) { return done(), nil }
 
 // userRef names a user in a request: {"user": {"user_name": ...}} or by user_id.
 type userRef struct {
@@ -70,8 +70,8 @@ func (r userField) user() *userRef { return r.User }
 // userInput is an operation's input that names a user in "user".
 type userInput interface{ user() *userRef }
 
-// wireUser is the writable part of a CmonUser in requests.
-type wireUser struct {
+// userProfile is the writable part of a CmonUser in requests.
+type userProfile struct {
 	userRef
 	FirstName *string       `json:"first_name"`
 	LastName  *string       `json:"last_name"`
@@ -110,7 +110,7 @@ func (z *timezoneName) UnmarshalJSON(b []byte) error {
 }
 
 // timezone is u's time zone name, nil when the request names none.
-func (u *wireUser) timezone() *string {
+func (u *userProfile) timezone() *string {
 	if u.Timezone == nil {
 		return nil
 	}
@@ -173,10 +173,23 @@ func selfOrSuperuser[In userInput](h *users, next func(context.Context, *Request
 	})
 }
 
+// whoAmIReply is whoAmI's: the caller, and what it may do when asked.
+type whoAmIReply struct {
+	Envelope
+	User     wireUser                `json:"user"`
+	Extended *wireExtendedPrivileges `json:"user_extended_privileges,omitempty"`
+}
+
+type wireExtendedPrivileges struct {
+	ClassName         string `json:"class_name"`
+	CanCreateClusters bool   `json:"can_create_clusters"`
+	CanExecuteJobs    bool   `json:"can_execute_jobs"`
+}
+
 func (h *users) whoAmI(ctx context.Context, req *Request, in *struct {
 	Extended bool `json:"with_extended_privileges"`
 }) (Reply, error) {
-	reply := Reply{"user": renderUser(req.Caller)}
+	reply := &whoAmIReply{User: renderUser(req.Caller)}
 	if in.Extended {
 		p, err := h.authz.Current(ctx)
 		if err != nil {
@@ -186,29 +199,27 @@ func (h *users) whoAmI(ctx context.Context, req *Request, in *struct {
 		execute := slices.ContainsFunc(p.Objects(), func(o *rbac.Object) bool {
 			return p.Privileges(req.Caller, o.Path).Has(rbac.Execute)
 		})
-		reply["user_extended_privileges"] = map[string]any{
-			"class_name": "CmonExtendedPrivileges", "can_create_clusters": create, "can_execute_jobs": execute,
-		}
+		reply.Extended = &wireExtendedPrivileges{ClassName: "CmonExtendedPrivileges", CanCreateClusters: create, CanExecuteJobs: execute}
 	}
 	return reply, nil
 }
 
 func (h *users) getUsers(ctx context.Context, req *Request, _ *none) (Reply, error) {
 	if !req.Caller.IsSuperuser() {
-		return Reply{"total": 1, "users": []map[string]any{renderUser(req.Caller)}}, nil
+		return &usersReply{Total: 1, Users: []wireUser{renderUser(req.Caller)}}, nil
 	}
 	all, err := h.store.Users(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"total": len(all), "users": renderList(all, renderUser)}, nil
+	return &usersReply{Total: len(all), Users: renderList(all, renderUser)}, nil
 }
 
 // createUserRequest is createUser's input.
 type createUserRequest struct {
-	User        *wireUser `json:"user"`
-	NewPassword string    `json:"new_password"`
-	CreateGroup bool      `json:"create_group"`
+	User        *userProfile `json:"user"`
+	NewPassword string       `json:"new_password"`
+	CreateGroup bool         `json:"create_group"`
 }
 
 func (h *users) createUser(ctx context.Context, _ *Request, in *createUserRequest) (Reply, error) {
@@ -263,7 +274,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 	case err != nil:
 		return nil, storeError(err)
 	}
-	return Reply{"user": renderUser(u)}, nil
+	return &userReply{User: renderUser(u)}, nil
 }
 
 func deref(s *string) string {
@@ -274,7 +285,7 @@ func deref(s *string) string {
 }
 
 // validateProfile checks the profile fields a request sets.
-func validateProfile(u *wireUser) error {
+func validateProfile(u *userProfile) error {
 	for field, v := range map[string]*string{"first_name": u.FirstName, "last_name": u.LastName, "email_address": u.Email} {
 		if v != nil && len(*v) > 255 {
 			return InvalidRequest("Field '%s' is longer than 255 characters.", field)
@@ -290,7 +301,7 @@ func validateProfile(u *wireUser) error {
 
 // setUserRequest is setUser's input.
 type setUserRequest struct {
-	User *wireUser `json:"user"`
+	User *userProfile `json:"user"`
 }
 
 func (r setUserRequest) user() *userRef {
@@ -318,7 +329,7 @@ func (h *users) setUser(ctx context.Context, _ *Request, u *rbac.User, in *setUs
 	if err != nil {
 		return nil, err
 	}
-	return Reply{"user": renderUser(u)}, nil
+	return &userReply{User: renderUser(u)}, nil
 }
 
 // named resolves the user a superuser's request names; the name is required.
@@ -337,7 +348,7 @@ func (h *users) deleteUser(ctx context.Context, req *Request, in *userField) (Re
 	if err := h.store.DeleteUser(ctx, u); err != nil {
 		return nil, storeError(err)
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 func (h *users) setDisabled(disabled bool) func(context.Context, *Request, *userField) (Reply, error) {
@@ -352,7 +363,7 @@ func (h *users) setDisabled(disabled bool) func(context.Context, *Request, *user
 		if u, err = h.store.UserByID(ctx, u.ID); err != nil {
 			return nil, err
 		}
-		return Reply{"user": renderUser(u)}, nil
+		return &userReply{User: renderUser(u)}, nil
 	}
 }
 
@@ -389,7 +400,7 @@ func (h *users) changePassword(ctx context.Context, req *Request, u *rbac.User, 
 	if err := h.authn.SetPassword(ctx, u, in.NewPassword, keep); err != nil {
 		return nil, err
 	}
-	return Reply{}, nil
+	return done(), nil
 }
 
 // storeError maps the user store's refusals to request statuses.

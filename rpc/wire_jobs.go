@@ -103,6 +103,28 @@ type wireMessage struct {
 	MessageText   string             `json:"message_text"`
 }
 
+// jobReply is the reply about one job; getJobInstance adds a total of 1.
+type jobReply struct {
+	Envelope
+	Job   *wireJob `json:"job"`
+	Total int      `json:"total,omitempty"`
+}
+
+// jobsReply is a page of a job listing; total counts every match.
+type jobsReply struct {
+	Envelope
+	Total int        `json:"total"`
+	Jobs  []*wireJob `json:"jobs"`
+}
+
+// jobLogReply is a page of a job's messages; total counts them all.
+type jobLogReply struct {
+	Envelope
+	Job      *wireJob      `json:"job"`
+	Messages []wireMessage `json:"messages"`
+	Total    int           `json:"total"`
+}
+
 // renderMessage is the CmonJobMessage of m.
 func renderMessage(m jobs.Message) wireMessage {
 	return wireMessage{

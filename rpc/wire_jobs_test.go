@@ -75,3 +75,29 @@ func TestRedactedJobData(t *testing.T) {
 		})
 	}
 }
+
+func TestWithJobTimeout(t *testing.T) {
+	two, half := 2.0, 0.5
+	tests := []struct {
+		name    string
+		data    string
+		timeout *float64
+		want    string
+	}{
+		{name: "none given", data: `{"command":"true"}`, want: `{"command":"true"}`},
+		{name: "into job_data", data: `{"command":"true"}`, timeout: &two, want: `{"timeout":2,"command":"true"}`},
+		{name: "into an empty object", data: ` { } `, timeout: &half, want: `{"timeout":0.5 }`},
+		{name: "into no job_data", data: ``, timeout: &two, want: `{"timeout":2}`},
+		{name: "into null", data: `null`, timeout: &two, want: `{"timeout":2}`},
+		{name: "job_data's own wins", data: `{"timeout":5}`, timeout: &two, want: `{"timeout":5}`},
+		{name: "not an object is left to refuse", data: `[1]`, timeout: &two, want: `[1]`},
+		{name: "not JSON is left to refuse", data: `{"a":`, timeout: &two, want: `{"a":`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(withJobTimeout(json.RawMessage(tt.data), tt.timeout)); got != tt.want {
+				t.Errorf("withJobTimeout(%s) = %s, want %s", tt.data, got, tt.want)
+			}
+		})
+	}
+}

@@ -120,6 +120,12 @@ async function clusterList(withHosts = false) {
   return r.clusters;
 }
 
+// nodesOf are a cluster's nodes: its hosts but the controller, which the
+// reference lists among them.
+function nodesOf(c) {
+  return (c?.hosts || []).filter((x) => x.nodetype !== 'controller');
+}
+
 function hostList(hosts) {
   return h('ul', { class: 'plain' }, (hosts || []).map((x) => h('li', {},
     `${x.hostname}:${x.port} `, badge(x.hoststatus), h('span', { class: 'muted' }, ` seen ${when(x.lastseen)}`))));
@@ -132,7 +138,7 @@ async function clustersPage(mine) {
     const clusters = await clusterList(true);
     fill(region, table(['Cluster', 'Type', 'State', 'Hosts', 'Your privileges'], clusters.map((c) => [
       h('a', { href: `#/cluster/${c.cluster_id}` }, c.cluster_name), c.cluster_type, badge(c.state),
-      hostList(c.hosts), c.effective_privileges,
+      hostList(nodesOf(c)), c.effective_privileges,
     ])));
   };
   await load();
@@ -155,7 +161,7 @@ async function clusterPage(mine, [id]) {
   const jobsRegion = h('div');
   const maintRegion = h('div');
   const renderHosts = (cl) => fill(hostsRegion, table(['Host', 'Port', 'Status', 'Last seen', 'Maintenance', 'Tags'],
-    cl.hosts.map((x) => [x.hostname, String(x.port), badge(x.hoststatus), when(x.lastseen),
+    nodesOf(cl).map((x) => [x.hostname, String(x.port), badge(x.hoststatus), when(x.lastseen),
       x.maintenance_mode_active ? 'in maintenance' : '—', (x.tags || []).join(', ')])));
   const loadMaintenance = async () => {
     const r = await rpc('maintenance', 'getMaintenance', { cluster_id: c.cluster_id });
@@ -197,7 +203,7 @@ function isoOf(local) {
 }
 
 function maintenanceForm(c, reload) {
-  const host = h('select', {}, h('option', { value: '' }, 'Whole cluster'), c.hosts.map((x) => h('option', { value: x.hostname }, x.hostname)));
+  const host = h('select', {}, h('option', { value: '' }, 'Whole cluster'), nodesOf(c).map((x) => h('option', { value: x.hostname }, x.hostname)));
   const from = h('input', { type: 'datetime-local' });
   const until = h('input', { type: 'datetime-local', required: true });
   const reason = h('input', { required: true, maxlength: 255 });
@@ -275,7 +281,7 @@ async function jobPage(mine, [id]) {
     try {
       const c = (await rpc('clusters', 'getClusterInfo', { cluster_id: job.cluster_id, with_hosts: true })).cluster;
       priv = c.effective_privileges;
-      hostnames = c.hosts.map((x) => x.hostname);
+      hostnames = nodesOf(c).map((x) => x.hostname);
       clusterName = c.cluster_name;
     } catch (e) {
       priv = '';
@@ -374,7 +380,7 @@ async function runPage(mine, _args, params) {
   const showNodes = () => {
     const c = clusters.find((x) => String(x.cluster_id) === pick.value);
     fill(nodeBoxes, h('legend', {}, 'Nodes (none ticked: every node, or the tags below)'),
-      (c?.hosts || []).map((x) => h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'node', value: x.hostname }), x.hostname)));
+      nodesOf(c).map((x) => h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'node', value: x.hostname }), x.hostname)));
   };
   pick.addEventListener('change', showNodes);
   showNodes();
