@@ -159,8 +159,7 @@ func TestAlarmsMaintenanceAndLog(t *testing.T) {
 		t.Fatalf("an alarm listed during maintenance: %v", a)
 	}
 	info := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
-	for _, x := range info.Reply["cluster"].(map[string]any)["hosts"].([]any) {
-		h := x.(map[string]any)
+	for _, h := range nodesOf(info.Reply["cluster"]) {
 		if (h["hostname"] == down) != (h["maintenance_mode_active"] == true) {
 			t.Fatalf("host %v shows maintenance_mode_active %v", h["hostname"], h["maintenance_mode_active"])
 		}

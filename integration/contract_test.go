@@ -29,12 +29,25 @@ import (
 // | /v2/log getLogEntries | cmon-proxy api.GetLogsReply, api.Log | log_entries[]: log_id, log_class, created, severity, log_specifics{cluster_id, message_text}, log_origins{sender_*, tv_sec, tv_nsec} | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance getMaintenance | s9s S9sRpcReply::printMaintenanceList* | maintenance_records[]: hostname or cluster_id + cluster.cluster_name; maintenance_periods[]: UUID, username, groupname, initiate, deadline, is_active, reason | TestAlarmsMaintenanceAndLog |
 // | /v2/maintenance addMaintenance by hostname alone | s9s maintenance --create --nodes=HOST | the host's cluster found, w checked | TestHostMaintenanceAsS9sCreatesIt |
-// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | jobs[] as cmon-proxy's api.Job (owner_user_id, owner_user_name, user, group, has_progress, progress_percent, job_spec...); the created job DEFINED; job_data.timeout bounds the job; exec nodes as objects; unknown nodes, unmatched tags and filtered commands refused at create; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
+// | /v2/jobs createJobInstance, getJobInstances | s9s, the reference web UI | jobs[] as cmon-proxy's api.Job (owner_user_id, owner_user_name, user, group, has_progress, progress_percent, job_spec...); the created job DEFINED; job_data.timeout and job.timeout bound the job; exec nodes as objects; unknown nodes, unmatched tags and filtered commands refused at create; cluster_ids and status filters | TestJobsAsTheReferenceClientsSendThem |
 // | /v2/users createUser, setUser, createGroup, deleteGroup, addToGroup, canCreateUser, canCreateGroup; /v2/controller heartBeat | clustercontrol-client-sdk (generated from the reference's OpenAPI description) | user.new_password, user.timezone object, user.public_key(s), group.group_name or group_name | TestUsersAsTheGeneratedClientSendsThem |
 // | /v2/clusters getClusterInfo | s9s S9sCluster, cmon-proxy api.Cluster | owner{user_name}, group_owner{group_name}, alarm_statistics{critical, warning}, databases (a list) | TestAlarmsMaintenanceAndLog |
 // | /v2/host getControllers | s9s controller --list | controllers[]: hostname, ip, port, version, role | TestControllersAsTheReferenceClientsListThem |
 // | /v2/poolcontrollers listcontrollers | cmon-proxy api.GetControllersResponse, api.PoolController | pool_id, controllers[]: controller_id (a number), hostname, port, properties{role}, report_ts, status "active", clusters | TestControllersAsTheReferenceClientsListThem |
 // | /v2/clusters getClusterInfo hosts[].hoststatus | s9s S9sNode | CmonHostOffLine for an offline host | TestAlarmsMaintenanceAndLog, TestMonitorDegradedAndBack |
+// | /v2/auth authenticateWithPassword; /v2/users whoAmI | cmon-proxy api.AuthenticateResponse, api.User, api.Group (Client.AuthenticateWithPassword, AuthenticateWithCookie), its cmon auth provider's whoAmI reply | controller_id, user{class_name, user_id, user_name, first_name, last_name, email_address, origin, last_login (NullTime), groups[]{class_name, group_id, group_name}} | TestUsersAsTheReferenceClientsReadThem |
+// | /v2/users whoAmI with_extended_privileges, getUsers | s9s S9sUser, S9sObject, S9sRpcReply::printUserList*, S9sFormatter::printUserStat | request_user_id the caller's user_id (s9s user --whoami keeps only that user); user/users[]: user_id, user_name, class_name, cdt_path, origin, disabled, suspended, created, groups[].group_name, acl, owner_user_name, owner_group_name | TestUsersAsTheReferenceClientsReadThem |
+// | /v2/users getGroups | s9s S9sGroup, S9sRpcReply::printGroupListLong | total, groups[]: group_id, group_name, owner_user_name, owner_group_name | TestUsersAsTheReferenceClientsReadThem |
+// | /v2/users addKey, getKeys | s9s user --add-key, --list-keys (S9sRpcReply::printKeys) | total, public_keys[]: name, key | TestUsersAsTheReferenceClientsReadThem |
+// | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | cmon-proxy api.GetAllClusterInfoResponse, api.GetClusterInfoResponse, api.Cluster, api.Host, api.Distribution | clusters[]/cluster: class_name, cluster_id, cluster_name, cluster_type, state, vendor, version, maintenance_mode_active, cluster_auto_recovery, node_auto_recovery; hosts[]: class_name, acl, cdt_path, clusterid, connected, container, distribution{codename, name, release, type}, hostId, hostname, hoststatus, ip, lastseen, logfile, maintenance_mode, maintenance_mode_active, message, nodetype, port, role, unique_id (the rest where sent, with their types) | TestClusterHostsAsTheReferenceClientsReadThem |
+// | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | s9s S9sNode, S9sRpcReply::printNodeListLong (s9s node --list --long) | hosts[]: class_name, hostname, ip, port, clusterid, hostId, hoststatus (one s9s knows), nodetype, role, message, version, maintenance_mode_active | TestClusterHostsAsTheReferenceClientsReadThem |
+// | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | cmon-proxy multi/clusters.go (node counts are len(hosts)-1, the controller host skipped), the reference web UI | each cluster's hosts hold exactly one nodetype "controller" host, role "controller", of that cluster | TestClusterHostsAsTheReferenceClientsReadThem |
+// | /v2/tree getTree | s9s S9sTreeNode, S9sRpcReply::printObjectTree*, printObjectList* (s9s tree --tree, --list --long) | cdt{item_name, item_path, item_type, item_acl, owner_user_id, owner_user_name, owner_group_id, owner_group_name, sub_items[]}: the root "/" a Folder, a cluster a "Cluster" under "/", ACLs in user::/group::/other:: form | TestTreeAsTheReferenceClientsReadIt |
+// | /v2/tree getTree | cmon-proxy's getTree fan-out (poolhelpers/pool_controller_helpers.go) | cdt.sub_items[]: item_type "Cluster" with a cluster_id that prints as one of listcontrollers' clusters | TestTreeAsTheReferenceClientsReadIt |
+// | /v2/jobs getJobLog | s9s job --log, job --wait --log (S9sMessage, S9sRpcReply::printJobLog*, S9sBusinessLogic::waitForJobWithLog) | messages[]: class_name, message_id, job_id, created, message_status (JOB_*), message_text; ascending order; limit and offset page without loss or repeat; job.status ends the follow loop | TestJobLogAsS9sFollowsIt |
+// | /v2/jobs getJobInstance | cmon-proxy api.GetJobInstanceResponse, api.Job (Client.CreateJobInstanceWait) | job as api.Job | TestJobLogAsS9sFollowsIt |
+// | /v2/alarm getStatistics | s9s alarm --stat (S9sRpcReply::printAlarmStatistics) | alarm_statistics[]: cluster_id, critical, warning | TestAlarmStatisticsAndMaintenanceAsS9sReadsThem |
+// | /v2/maintenance getCurrentMaintenance, getNextMaintenance | s9s maintenance --current, --next (S9sRpcReply::printCurrentMaintenance, printNextMaintenance) | found_maintenance, ui_string | TestAlarmStatisticsAndMaintenanceAsS9sReadsThem |
 
 // proxyAlarm is cmon-proxy's api.Alarm.
 type proxyAlarm struct {
@@ -328,13 +341,7 @@ func TestHostMaintenanceAsS9sCreatesIt(t *testing.T) {
 // TestJobsAsTheReferenceClientsSendThem: the job fields and filters s9s and
 // the reference web UI send.
 func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
-	sshd := services.NewSSHD(t, "127.0.0.65")
-	c := startController(t, controllerOptions{args: []string{"--exec-deny", "^shutdown"}})
-	admin := c.session(t, "admin", adminPassword)
-	id, job := admin.registerCluster(t, "j1", sshd, sshd.Addrs, nil)
-	if id == 0 {
-		t.Fatalf("register: %v", job)
-	}
+	admin, id := clusterOfOne(t, controllerOptions{args: []string{"--exec-deny", "^shutdown"}}, "127.0.0.65", "j1")
 	create := func(data string) map[string]any {
 		r := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
 			"job":{"job_spec":{"command":"exec","job_data":%s}}}`, id, data)))
@@ -348,6 +355,13 @@ func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 	done := admin.waitJob(t, int64(timed["job_id"].(float64)), time.Minute)
 	if done["status"] != "FAILED" || !strings.Contains(fmt.Sprint(done["status_text"]), "timed out after 2 s") {
 		t.Fatalf("a job with timeout 2 running sleep 12: %v %v", done["status"], done["status_text"])
+	}
+	// A timeout on the job itself bounds it too.
+	jobLevel := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+		"job":{"timeout":2,"job_spec":{"command":"exec","job_data":{"command":"sleep 12"}}}}`, id))).Reply["job"].(map[string]any)
+	done = admin.waitJob(t, int64(jobLevel["job_id"].(float64)), time.Minute)
+	if done["status"] != "FAILED" || !strings.Contains(fmt.Sprint(done["status_text"]), "timed out after 2 s") {
+		t.Fatalf("a job with a job-level timeout of 2 running sleep 12: %v %v", done["status"], done["status_text"])
 	}
 	// The node list in register_cluster's shape.
 	shaped := create(`{"command":"true","nodes":[{"hostname":"127.0.0.65","port":3306}]}`)
@@ -385,13 +399,13 @@ func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
 			t.Errorf("a job as cmon-proxy reads it: %+v", j)
 		}
 	}
-	if n, _, clusters := list(fmt.Sprintf(`,"cluster_ids":[%d]`, id)); n != 2 || len(clusters) != 1 || clusters[float64(id)] != 2 {
-		t.Errorf("cluster_ids [%d]: %d jobs of clusters %v, want the two exec jobs", id, n, clusters)
+	if n, _, clusters := list(fmt.Sprintf(`,"cluster_ids":[%d]`, id)); n != 3 || len(clusters) != 1 || clusters[float64(id)] != 3 {
+		t.Errorf("cluster_ids [%d]: %d jobs of clusters %v, want the three exec jobs", id, n, clusters)
 	}
 	if n, _, _ := list(`,"cluster_ids":[9999]`); n != 0 {
 		t.Errorf("cluster_ids naming no cluster listed %d jobs", n)
 	}
-	if n, statuses, _ := list(`,"status":"FAILED"`); n != 1 || statuses["FAILED"] != 1 {
+	if n, statuses, _ := list(`,"status":"FAILED"`); n != 2 || statuses["FAILED"] != 2 {
 		t.Errorf("status FAILED: %d jobs, %v", n, statuses)
 	}
 	if r := admin.call(t, "jobs", `{"operation":"getJobInstances","status":"NOPE"}`); r.Status() != "InvalidRequest" ||

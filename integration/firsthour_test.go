@@ -94,8 +94,9 @@ func startMake(t *testing.T, args ...string) (*exec.Cmd, *lineWatcher) {
 	return cmd, startWatched(t, cmd)
 }
 
-// startWatched starts cmd with its output watched; it is killed, if it
-// still runs, when the test ends.
+// startWatched starts cmd with its output watched, in a process group of
+// its own; the group is killed, if it still runs, when the test ends (make's
+// children hold the output open after make itself is gone).
 func startWatched(t *testing.T, cmd *exec.Cmd) *lineWatcher {
 	t.Helper()
 	out, err := cmd.StdoutPipe()
@@ -103,12 +104,13 @@ func startWatched(t *testing.T, cmd *exec.Cmd) *lineWatcher {
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w := watchLines(out)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-w.done
 		_ = cmd.Wait()
 	})
@@ -165,8 +167,7 @@ func TestMakeDemo(t *testing.T) {
 		r := mustOk(t, c.curl(t, "clusters", `{"operation":"getAllClusterInfo","with_hosts":true,
 			"authenticate":{"username":"admin","password":"demo-admin-pw"}}`))
 		keys := map[string]bool{}
-		for _, h := range r.Reply["clusters"].([]any)[0].(map[string]any)["hosts"].([]any) {
-			h := h.(map[string]any)
+		for _, h := range nodesOf(r.Reply["clusters"].([]any)[0]) {
 			if fmt.Sprint(h["port"]) != sshPort {
 				t.Fatalf("host %v shows port %v, want its SSH port %s", h["hostname"], h["port"], sshPort)
 			}

@@ -248,6 +248,19 @@ func (c *controller) curl(t testing.TB, module, body string, extra ...string) cu
 	return res
 }
 
+// nodesOf are a cluster's hosts as a reply lists them, but the controller
+// itself, which the reference lists among each cluster's hosts.
+func nodesOf(cluster any) []map[string]any {
+	var out []map[string]any
+	list, _ := cluster.(map[string]any)["hosts"].([]any)
+	for _, h := range list {
+		if h := h.(map[string]any); h["nodetype"] != "controller" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // mustOk fails the test unless the reply's status is Ok.
 func mustOk(t testing.TB, r curlResult) curlResult {
 	t.Helper()

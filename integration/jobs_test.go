@@ -76,6 +76,19 @@ func mustStatus(t *testing.T, job map[string]any, want string) {
 	}
 }
 
+// clusterOfOne starts a controller with opts and registers, as admin, a
+// cluster named name of one sshd node at addr.
+func clusterOfOne(t *testing.T, opts controllerOptions, addr, name string) (*session, int64) {
+	t.Helper()
+	sshd := services.NewSSHD(t, addr)
+	admin := startController(t, opts).session(t, "admin", adminPassword)
+	id, job := admin.registerCluster(t, name, sshd, sshd.Addrs, nil)
+	if id == 0 {
+		t.Fatalf("register: %v", job)
+	}
+	return admin, id
+}
+
 // registerCluster registers the nodes of sshd as a cluster through a job and
 // returns its id.
 func (s *session) registerCluster(t *testing.T, name string, sshd *services.SSHD, nodes []string, extra map[string]any) (int64, map[string]any) {
@@ -117,12 +130,12 @@ func TestClustersAndExecSeedFlow(t *testing.T) {
 		if cluster["state"] != "STARTED" || cluster["cluster_type"] != "GALERA" || cluster["effective_privileges"] != "rwx" {
 			t.Fatalf("cluster: %v", cluster)
 		}
-		hostsList := cluster["hosts"].([]any)
+		hostsList := nodesOf(cluster)
 		if len(hostsList) != 3 {
 			t.Fatalf("hosts: %v", hostsList)
 		}
 		for _, h := range hostsList {
-			if h := h.(map[string]any); h["hoststatus"] != "CmonHostOnline" || h["lastseen"] == float64(0) {
+			if h["hoststatus"] != "CmonHostOnline" || h["lastseen"] == float64(0) {
 				t.Fatalf("host not online: %v", h)
 			}
 		}
@@ -219,8 +232,7 @@ func TestMonitorDegradedAndBack(t *testing.T) {
 			r := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":%d}`, id)))
 			cl := r.Reply["cluster"].(map[string]any)
 			ok := cl["state"] == state
-			for _, h := range cl["hosts"].([]any) {
-				h := h.(map[string]any)
+			for _, h := range nodesOf(cl) {
 				want := "CmonHostOnline"
 				if h["hostname"] == offlineHost {
 					want = "CmonHostOffLine"

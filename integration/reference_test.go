@@ -114,8 +114,8 @@ func TestReferenceClientForms(t *testing.T) {
 		mustStatus(t, j, "FINISHED")
 		info := mustOk(t, admin.call(t, "clusters", `{"operation":"getClusterInfo","cluster_name":"reference","with_hosts":true}`))
 		cl := info.Reply["cluster"].(map[string]any)
-		for _, h := range cl["hosts"].([]any) {
-			if h := h.(map[string]any); h["port"] != float64(3306) {
+		for _, h := range nodesOf(cl) {
+			if h["port"] != float64(3306) {
 				t.Fatalf("host port: %v", h)
 			}
 		}
@@ -124,7 +124,7 @@ func TestReferenceClientForms(t *testing.T) {
 
 	hostCount := func() int {
 		r := mustOk(t, admin.call(t, "clusters", fmt.Sprintf(`{"operation":"getClusterInfo","cluster_id":"%d","with_hosts":"true"}`, id)))
-		return len(r.Reply["cluster"].(map[string]any)["hosts"].([]any))
+		return len(nodesOf(r.Reply["cluster"]))
 	}
 
 	t.Run("addnode and removenode", func(t *testing.T) {
