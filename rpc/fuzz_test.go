@@ -104,7 +104,8 @@ func FuzzDispatch(f *testing.F) {
 			`{"operation":"cloneJobInstance","job_id":1}`, `{"operation":"updateJobInstance","job":{"job_id":2,"status":"PAUSED"}}`,
 			`{"operation":"deleteJobInstance","job_id":1}`,
 			`{"operation":"getJobInstances","cluster_ids":[1,2],"status":"FAILED"}`,
-			`{"operation":"createJobInstance","cluster_id":1,"job":{"job_spec":{"command":"exec","job_data":{"command":"true","timeout":2,"nodes":[{"hostname":"a","port":3306},"b"]}}}}`},
+			`{"operation":"createJobInstance","cluster_id":1,"job":{"job_spec":{"command":"exec","job_data":{"command":"true","timeout":2,"nodes":[{"hostname":"a","port":3306},"b"]}}}}`,
+			`{"operation":"createJobInstance","cluster_id":1,"job":{"timeout":0.5,"job_spec":{"command":"exec","job_data":{"command":"true"}}}}`},
 		"tree": {`{"operation":"getTree"}`, `{"operation":"getAcl","path":"/"}`, `{"operation":"addAcl","path":"/","acl":"user:admin:r-x"}`,
 			`{"operation":"removeAcl","path":"/","acl":"user:admin"}`, `{"operation":"chown","path":"/","owner_user_name":"admin","owner_group_name":"admins","recursive":false}`,
 			`{"operation":"checkAccess","path":"/","privileges":"rwx"}`},
@@ -115,7 +116,8 @@ func FuzzDispatch(f *testing.F) {
 	seeds["audit"] = []string{`{"operation":"getEntries","limit":5}`, `{"operation":"getAuditEntries","cluster_ids":[0]}`}
 	seeds["alarm"] = []string{`{"operation":"getAlarms","with_ignored":true}`, `{"operation":"getStatistics"}`, `{"operation":"ignoreAlarm","alarm_id":1}`}
 	seeds["maintenance"] = []string{`{"operation":"addMaintenance","hostname":"a","deadline":"2030-01-01T00:00:00.000Z","reason":"r"}`,
-		`{"operation":"getMaintenance"}`, `{"operation":"getNextMaintenance","cluster_id":1}`}
+		`{"operation":"getMaintenance"}`, `{"operation":"getNextMaintenance","cluster_id":1}`,
+		`{"operation":"getCurrentMaintenance","cluster_id":1,"hostname":"a"}`}
 	seeds["log"] = []string{`{"operation":"getLogEntries","limit":5,"severity":"log_info"}`}
 	for i, module := range modules {
 		for _, b := range seeds[module] {
