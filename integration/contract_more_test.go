@@ -603,10 +603,20 @@ type proxyTree struct {
 	} `json:"cdt"`
 }
 
+// s9sACLReply is what S9sRpcReply::printAcl reads of getAcl's reply (and
+// of addAcl's, which the reference answers alike).
+type s9sACLReply struct {
+	ObjectName     string `json:"object_name"`
+	ObjectPath     string `json:"object_path"`
+	OwnerUserName  string `json:"owner_user_name"`
+	OwnerGroupName string `json:"owner_group_name"`
+	ACL            string `json:"acl"`
+}
+
 // TestTreeAsTheReferenceClientsReadIt: s9s tree --tree and --list --long,
 // and cmon-proxy's merging of the trees of a pool's controllers.
 func TestTreeAsTheReferenceClientsReadIt(t *testing.T) {
-	admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.4", "t1")
+	c, admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.4", "t1")
 
 	t.Run("s9s tree", func(t *testing.T) {
 		root := decodeContract[struct {
@@ -631,6 +641,22 @@ func TestTreeAsTheReferenceClientsReadIt(t *testing.T) {
 		}](t, mustOk(t, admin.call(t, "tree", `{"operation":"getTree","path":"/t1"}`)).Raw).Cdt
 		if top.ItemName != "t1" || top.ItemPath != "/" || top.ItemType != "Cluster" {
 			t.Errorf("getTree of /t1 as s9s reads it: %+v", top)
+		}
+	})
+
+	t.Run("s9s tree --get-acl, --add-acl, --access", func(t *testing.T) {
+		c.createUser(t, "treebob", "treebob-password-1")
+		for _, body := range []string{`{"operation":"getAcl","path":"/t1"}`, `{"operation":"addAcl","path":"/t1","acl":"user:treebob:r--"}`} {
+			acl := decodeContract[s9sACLReply](t, mustOk(t, admin.call(t, "tree", body)).Raw)
+			if acl.ObjectName != "t1" || acl.ObjectPath != "/" || acl.OwnerUserName != "admin" || !s9sACL.MatchString(acl.ACL) {
+				t.Errorf("%s as s9s tree reads it: %+v", body, acl)
+			}
+		}
+		// s9s tree --access: Ok when granted, InvalidRequest saying so when not.
+		mustOk(t, admin.call(t, "tree", `{"operation":"checkAccess","path":"/t1","privileges":"rw"}`))
+		if r := c.session(t, "treebob", "treebob-password-1").call(t, "tree", `{"operation":"checkAccess","path":"/","privileges":"w"}`); r.Status() != "InvalidRequest" ||
+			!strings.Contains(fmt.Sprint(r.Reply["error_string"]), "treebob") {
+			t.Errorf("a refused checkAccess as s9s reads it: %s", r.Raw)
 		}
 	})
 
@@ -683,7 +709,7 @@ type s9sJobLog struct {
 // order; job --wait --log asks for up to 300 messages from the number it
 // has printed on, until the job has ended.
 func TestJobLogAsS9sFollowsIt(t *testing.T) {
-	admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.5", "l1")
+	_, admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.5", "l1")
 	jobID := admin.createJob(t, id, "exec", map[string]any{"command": "echo one; echo two; echo three >&2"})
 	mustStatus(t, admin.waitJob(t, jobID, time.Minute), "FINISHED")
 
@@ -772,7 +798,7 @@ type s9sFoundMaintenance struct {
 // TestAlarmStatisticsAndMaintenanceAsS9sReadsThem: s9s alarm --stat, and
 // s9s maintenance --current and --next.
 func TestAlarmStatisticsAndMaintenanceAsS9sReadsThem(t *testing.T) {
-	admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.6", "a1")
+	_, admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.6", "a1")
 
 	t.Run("s9s alarm --stat", func(t *testing.T) {
 		for _, body := range []string{`{"operation":"getStatistics"}`, fmt.Sprintf(`{"operation":"getStatistics","cluster_id":%d}`, id)} {

@@ -42,6 +42,7 @@ import (
 // | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | cmon-proxy api.GetAllClusterInfoResponse, api.GetClusterInfoResponse, api.Cluster, api.Host, api.Distribution | clusters[]/cluster: class_name, cluster_id, cluster_name, cluster_type, state, vendor, version, maintenance_mode_active, cluster_auto_recovery, node_auto_recovery; hosts[]: class_name, acl, cdt_path, clusterid, connected, container, distribution{codename, name, release, type}, hostId, hostname, hoststatus, ip, lastseen, logfile, maintenance_mode, maintenance_mode_active, message, nodetype, port, role, unique_id (the rest where sent, with their types) | TestClusterHostsAsTheReferenceClientsReadThem |
 // | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | s9s S9sNode, S9sRpcReply::printNodeListLong (s9s node --list --long) | hosts[]: class_name, hostname, ip, port, clusterid, hostId, hoststatus (one s9s knows), nodetype, role, message, version, maintenance_mode_active | TestClusterHostsAsTheReferenceClientsReadThem |
 // | /v2/clusters getAllClusterInfo, getClusterInfo with_hosts | cmon-proxy multi/clusters.go (node counts are len(hosts)-1, the controller host skipped), the reference web UI | each cluster's hosts hold exactly one nodetype "controller" host, role "controller", of that cluster | TestClusterHostsAsTheReferenceClientsReadThem |
+// | /v2/tree getAcl, addAcl, checkAccess | s9s tree --get-acl, --add-acl, --access (S9sRpcReply::printAcl) | object_name, object_path, owner_user_name, owner_group_name, acl; a refused check InvalidRequest naming the user | TestTreeAsTheReferenceClientsReadIt |
 // | /v2/tree getTree | s9s S9sTreeNode, S9sRpcReply::printObjectTree*, printObjectList* (s9s tree --tree, --list --long) | cdt{item_name, item_path, item_type, item_acl, owner_user_id, owner_user_name, owner_group_id, owner_group_name, sub_items[]}: the root "/" a Folder, a cluster a "Cluster" under "/", ACLs in user::/group::/other:: form | TestTreeAsTheReferenceClientsReadIt |
 // | /v2/tree getTree | cmon-proxy's getTree fan-out (poolhelpers/pool_controller_helpers.go) | cdt.sub_items[]: item_type "Cluster" with a cluster_id that prints as one of listcontrollers' clusters | TestTreeAsTheReferenceClientsReadIt |
 // | /v2/jobs getJobLog | s9s job --log, job --wait --log (S9sMessage, S9sRpcReply::printJobLog*, S9sBusinessLogic::waitForJobWithLog) | messages[]: class_name, message_id, job_id, created, message_status (JOB_*), message_text; ascending order; limit and offset page without loss or repeat; job.status ends the follow loop | TestJobLogAsS9sFollowsIt |
@@ -341,7 +342,7 @@ func TestHostMaintenanceAsS9sCreatesIt(t *testing.T) {
 // TestJobsAsTheReferenceClientsSendThem: the job fields and filters s9s and
 // the reference web UI send.
 func TestJobsAsTheReferenceClientsSendThem(t *testing.T) {
-	admin, id := clusterOfOne(t, controllerOptions{args: []string{"--exec-deny", "^shutdown"}}, "127.0.0.65", "j1")
+	_, admin, id := clusterOfOne(t, controllerOptions{args: []string{"--exec-deny", "^shutdown"}}, "127.0.0.65", "j1")
 	create := func(data string) map[string]any {
 		r := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
 			"job":{"job_spec":{"command":"exec","job_data":%s}}}`, id, data)))

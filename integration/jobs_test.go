@@ -78,15 +78,16 @@ func mustStatus(t *testing.T, job map[string]any, want string) {
 
 // clusterOfOne starts a controller with opts and registers, as admin, a
 // cluster named name of one sshd node at addr.
-func clusterOfOne(t *testing.T, opts controllerOptions, addr, name string) (*session, int64) {
+func clusterOfOne(t *testing.T, opts controllerOptions, addr, name string) (*controller, *session, int64) {
 	t.Helper()
 	sshd := services.NewSSHD(t, addr)
-	admin := startController(t, opts).session(t, "admin", adminPassword)
+	c := startController(t, opts)
+	admin := c.session(t, "admin", adminPassword)
 	id, job := admin.registerCluster(t, name, sshd, sshd.Addrs, nil)
 	if id == 0 {
 		t.Fatalf("register: %v", job)
 	}
-	return admin, id
+	return c, admin, id
 }
 
 // registerCluster registers the nodes of sshd as a cluster through a job and
