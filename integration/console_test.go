@@ -26,24 +26,24 @@ type e2eSetup struct {
 	err                     error
 }
 
-// e2eReady installs what the console's browser test needs when missing:
-// Debian's chromium, Node.js and npm, and playwright-core from the npm
-// registry at the version the lock file pins, kept in a directory named by
-// the lock file's hash so that later runs reuse it. TestMain starts it in
-// the background, so that on a fresh machine the installs overlap the
-// other tests.
+// e2eReady finds what the console's browser test needs: Debian's chromium,
+// Node.js and npm (installed by make test-deps), and playwright-core from
+// the npm registry at the version the lock file pins, fetched into a
+// temporary directory named by the lock file's hash so that later runs reuse
+// it. TestMain starts it in the background, so that on a fresh machine the
+// download overlaps the other tests.
 var e2eReady = sync.OnceValue(func() (s e2eSetup) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	fail := func(missing string, err error) e2eSetup { return e2eSetup{missing: missing, err: err} }
 	var err error
-	if s.chromium, err = services.Install(ctx, "chromium", "chromium"); err != nil {
+	if s.chromium, err = services.Find("chromium"); err != nil {
 		return fail("chromium", err)
 	}
-	if s.node, err = services.Install(ctx, "node", "nodejs"); err != nil {
+	if s.node, err = services.Find("node"); err != nil {
 		return fail("Node.js", err)
 	}
-	npm, err := services.Install(ctx, "npm", "npm")
+	npm, err := services.Find("npm")
 	if err != nil {
 		return fail("npm", err)
 	}

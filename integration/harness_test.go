@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	cmonBinary = bin
 	flag.Parse()
 	if run := flag.Lookup("test.run").Value.String(); run == "" || matches(run, "TestConsole") {
-		go e2eReady() // installs, if need be, while the other tests run
+		go e2eReady() // fetches playwright-core, if need be, while the other tests run
 	}
 	code := services.Main(m)
 	cleanup()

@@ -13,28 +13,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
 
-func TestMigrationsMatchAcrossDialects(t *testing.T) {
-	lite, err := sql.Migrations(sql.SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	my, err := sql.Migrations(sql.MySQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lite) != len(my) {
-		t.Fatalf("sqlite has %d migrations, mysql %d", len(lite), len(my))
-	}
-	for i := range lite {
-		if lite[i].Name != my[i].Name {
-			t.Errorf("migration %d: sqlite %s, mysql %s", i, lite[i].Name, my[i].Name)
-		}
-		if len(lite[i].Statements) == 0 {
-			t.Errorf("migration %s has no statements", lite[i].Name)
-		}
-	}
-}
-
 func TestMigrateIsIdempotentAndVersioned(t *testing.T) {
 	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()

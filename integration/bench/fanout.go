@@ -47,7 +47,7 @@ func (b *bench) fanout(ctx context.Context) error {
 		return err
 	}
 	defer func() { c.stop() }()
-	tools, err := installTools(ctx)
+	tools, err := findTools()
 	if err != nil {
 		return err
 	}
@@ -134,16 +134,16 @@ func best(n int, fn func() (time.Duration, error)) (time.Duration, error) {
 	return out, nil
 }
 
-// tools are the programs cmon's fan-out is compared with, installed from
-// Debian's packages when missing.
+// tools are the programs cmon's fan-out is compared with (services.BenchTools,
+// which make bench installs when missing).
 type tools struct{ pssh, ansibleBin string }
 
-func installTools(ctx context.Context) (*tools, error) {
-	pssh, err := services.Install(ctx, "parallel-ssh", "pssh")
+func findTools() (*tools, error) {
+	pssh, err := services.Find("parallel-ssh")
 	if err != nil {
 		return nil, err
 	}
-	ansible, err := services.Install(ctx, "ansible", "ansible-core")
+	ansible, err := services.Find("ansible")
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (b *bench) fleet(ctx context.Context) error {
 		return err
 	}
 	defer c.stop()
-	tools, err := installTools(ctx)
+	tools, err := findTools()
 	if err != nil {
 		return err
 	}

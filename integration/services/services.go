@@ -1,6 +1,8 @@
 // Package services starts the real services cmon's tests need (MariaDB, OpenSSH
-// sshd) on loopback, on spare ports, in temporary directories, installing the
-// Debian package when the program is missing, and stops them afterwards.
+// sshd) on loopback, on spare ports, in temporary directories, and stops them
+// afterwards. It never installs anything: `make test-deps` (the command in
+// ./install, which `make test` runs first) installs the Debian packages of
+// Tools, and the starters only look for the programs.
 //
 // Outside CI a service that cannot be had skips the tests that need it; with
 // CI=true it fails them, so a missing service never passes as a skip.
@@ -86,43 +88,6 @@ func Main(m *testing.M) int {
 	}
 	registry.stops = nil
 	return code
-}
-
-// Install makes sure program is on the machine, installing the Debian package
-// when it is missing. Concurrent test binaries serialize on a lock file, so
-// that apt-get runs once.
-func Install(ctx context.Context, program, pkg string) (string, error) {
-	if p, err := lookPath(program); err == nil {
-		return p, nil
-	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "cmon-test-apt.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("apt lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("apt lock: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if p, err := lookPath(program); err == nil {
-		return p, nil // installed by another test binary while we waited
-	}
-	var prefix []string
-	if os.Geteuid() != 0 {
-		prefix = []string{"sudo", "-n"}
-	}
-	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	for _, args := range [][]string{{"apt-get", "update", "-qq"}, {"apt-get", "install", "-y", "-qq", "--no-install-recommends", pkg}} {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		if prefix != nil {
-			cmd = exec.CommandContext(ctx, prefix[0], append(prefix[1:], args...)...)
-		}
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLines(out, 5))
-		}
-	}
-	return lookPath(program)
 }
 
 // lookPath also searches the sbin folders, which a non-root PATH may lack.

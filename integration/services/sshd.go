@@ -109,8 +109,8 @@ func newSSHD(t testing.TB, perProcess int, addrs []string) *SSHD {
 	return s
 }
 
-// StartSSHD installs openssh-server if needed, creates a host key and a client
-// key in a temporary directory and starts sshd on one spare port of addrs.
+// StartSSHD creates a host key and a client key in a temporary directory and
+// starts sshd on one spare port of addrs; openssh-server must be installed.
 func StartSSHD(ctx context.Context, addrs []string) (*SSHD, error) {
 	return startSSHD(ctx, maxListen, addrs, false)
 }
@@ -126,7 +126,7 @@ func startSSHD(ctx context.Context, perProcess int, addrs []string, distinctKeys
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("sshd needs at least one listen address")
 	}
-	server, err := Install(ctx, "sshd", "openssh-server")
+	server, err := Find("sshd")
 	if err != nil {
 		return nil, err
 	}
