@@ -13,7 +13,7 @@ import (
 // jar is a curl cookie jar file in the test's temporary directory.
 func jar(t *testing.T) string { return filepath.Join(t.TempDir(), "cookies.jar") }
 
-// login runs the seed document's authenticateWithPassword call, saving the cookie.
+// login runs authenticateWithPassword as the protocol document shows it, saving the cookie.
 func (c *controller) login(t *testing.T, user, password, cookies string) curlResult {
 	t.Helper()
 	return c.curl(t, "auth", fmt.Sprintf(`{"operation":"authenticateWithPassword","user_name":%q,"password":%q}`, user, password), "-c", cookies)

@@ -368,8 +368,8 @@ func TestAccessMatrix(t *testing.T) {
 	}
 }
 
-// TestReaderUserSeedScenario replays the seed document's read-only user with
-// curl and a cookie jar, on a controller that shares its MariaDB with a second
+// TestReaderUserSeedScenario replays the protocol document's read-only user
+// with curl and a cookie jar, on a controller that shares its MariaDB with a second
 // one, through which the ACL changes: each change applies to the next request.
 func TestReaderUserSeedScenario(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.19")

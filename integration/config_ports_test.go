@@ -13,8 +13,8 @@ import (
 
 // TestBadConfigWithPortTaken: cmon checks its whole configuration before it
 // binds a port, so a bad setting is reported as such, not as the port in use,
-// and nothing is written (finding 10 of issue 23: `make run` up on 9501 made
-// the bad-DSN case fail on the port).
+// and nothing is written (a `make run` controller up on 9501 once made a bad
+// DSN read as the port in use).
 func TestBadConfigWithPortTaken(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

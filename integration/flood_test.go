@@ -105,8 +105,8 @@ func closeAll(conns []net.Conn) {
 // TestConnectionFloodsShed: with its connection limits full of idle
 // keep-alive connections, or of connections that never sent a byte, the
 // controller sheds those, so that a client that sends a request is served,
-// from a fresh address and from the flooding one (finding 2 of the second
-// hardening issue). The limits are small here; make soak drills the full size.
+// from a fresh address and from the flooding one. The limits are small here;
+// make soak drills the full size.
 func TestConnectionFloodsShed(t *testing.T) {
 	c := startController(t, controllerOptions{args: []string{"--max-connections", "40", "--max-connections-per-address", "20"}})
 	hostport := strings.TrimPrefix(c.URL, "https://")

@@ -12,8 +12,8 @@ import (
 
 // TestTreeHiddenReadsAsMissing: to a user who may not read it, an object of
 // the access tree that exists and one that does not get the same reply on
-// every tree operation; superusers are still told that one does not exist
-// (issue 23, finding 3).
+// every tree operation, so that probing tells nothing; superusers are still
+// told that one does not exist.
 func TestTreeHiddenReadsAsMissing(t *testing.T) {
 	c, admin, _ := withCluster(t, "127.0.0.91", "c1")
 	c.createUser(t, "nobody", "pw-nobody-12345")
@@ -69,8 +69,7 @@ func TestTreeHiddenReadsAsMissing(t *testing.T) {
 // TestExecSecretsHidden: the values of an exec job's environment and its
 // stdin are "***" in every reply that carries the job, to its reader, to its
 // owner and to the admin alike, and never in the audit trail or the
-// controller's log; a clone, copied on the server, still runs with them
-// (issue 23, finding 4).
+// controller's log; a clone, copied on the server, still runs with them.
 func TestExecSecretsHidden(t *testing.T) {
 	const envSecret, stdinSecret = "EnvSecret999", "StdinSecret777\n"
 	stdin := base64.StdEncoding.EncodeToString([]byte(stdinSecret))

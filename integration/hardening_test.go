@@ -25,7 +25,7 @@ func nested(depth int, value string) string {
 }
 
 // TestRepliesStayBounded sends what made replies grow with the square of a
-// request's nesting (finding 1 of the hardening issue): every reply stays
+// request's nesting: every reply stays
 // small, and what is stored is replayed at its own size.
 func TestRepliesStayBounded(t *testing.T) {
 	c := startController(t, controllerOptions{})
@@ -85,9 +85,10 @@ func TestRepliesStayBounded(t *testing.T) {
 	})
 }
 
-// TestConnectionFlood holds slow-body TLS connections from one address
-// (finding 8): past its bound the controller closes new ones at once, and
-// keeps serving other clients while the flood lasts.
+// TestConnectionFlood holds slow-body TLS connections from one address, as
+// a client starving the controller of connections would: past its bound the
+// controller closes new ones at once, and keeps serving other clients while
+// the flood lasts.
 func TestConnectionFlood(t *testing.T) {
 	const bound, flood = 20, 200
 	c := startController(t, controllerOptions{args: []string{"--max-connections-per-address", strconv.Itoa(bound)}})
@@ -136,7 +137,7 @@ func TestConnectionFlood(t *testing.T) {
 
 // TestStartUpGuards: a busy port stops start-up before anything is written,
 // a second controller cannot take a data directory in use, and the generated
-// certificate names every address and configured name (finding 10).
+// certificate names every address and configured name.
 func TestStartUpGuards(t *testing.T) {
 	t.Run("busy port", func(t *testing.T) {
 		busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -210,7 +211,7 @@ func TestStartUpGuards(t *testing.T) {
 }
 
 // TestNamesAndProbing: names that look like others are refused, and a user
-// learns nothing of users it may not see (finding 10).
+// learns nothing of users it may not see.
 func TestNamesAndProbing(t *testing.T) {
 	c := startController(t, controllerOptions{})
 	admin := c.session(t, "admin", adminPassword)
@@ -307,7 +308,7 @@ func waitFor(t *testing.T, timeout time.Duration, check func() error) {
 }
 
 // TestHiddenClusterReadsAsMissing: to a user who may not read it, a cluster
-// that exists and one that does not get the same refusal (finding 10).
+// that exists and one that does not get the same refusal.
 func TestHiddenClusterReadsAsMissing(t *testing.T) {
 	c, _, id := withCluster(t, "127.0.0.22", "hidden")
 	c.createUser(t, "prober", "pw-prober-12345")

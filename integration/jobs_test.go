@@ -45,7 +45,7 @@ func (s *session) createJob(t *testing.T, clusterID int64, command string, jobDa
 
 var endedStatuses = map[string]bool{"FINISHED": true, "FAILED": true, "ABORTED": true}
 
-// waitJob polls getJobInstance, as the seed's clients do, until the job's
+// waitJob polls getJobInstance, as the reference's clients do, until the job's
 // status is one of want (default: any ended status).
 func (s *session) waitJob(t *testing.T, id int64, timeout time.Duration, want ...string) map[string]any {
 	t.Helper()
@@ -141,7 +141,7 @@ func TestClustersAndExecSeedFlow(t *testing.T) {
 			}
 		}
 
-		// The seed's flow: create, take the job id, poll getJobInstance, read getJobLog.
+		// The protocol's flow: create, take the job id, poll getJobInstance, read getJobLog.
 		execID := admin.createJob(t, id, "exec", map[string]any{"command": `set -- $SSH_CONNECTION; echo "node-$3"; echo warn >&2`})
 		done := admin.waitJob(t, execID, 60*time.Second)
 		mustStatus(t, done, "FINISHED")
@@ -170,7 +170,7 @@ func TestClustersAndExecSeedFlow(t *testing.T) {
 			t.Fatalf("job_statistics: %s", stats.Raw)
 		}
 
-		// The seed's stop example, verbatim but for the ids, with its job_dat spelling.
+		// The protocol's stop example, verbatim but for the ids, with its job_dat spelling.
 		stop := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"cluster_id": %d, "job": {"class_name": "CmonJobInstance",
 			"job_spec": {"command": "stop", "job_dat":{"clusterid": %d, "node":{"hostname": "127.0.0.3"}}}},
 			"operation": "createJobInstance"}`, id, id)))
@@ -179,7 +179,7 @@ func TestClustersAndExecSeedFlow(t *testing.T) {
 			t.Fatalf("service command ran as %q", b)
 		}
 
-		// A user without access gets the seed's refusal and does not see the cluster.
+		// A user without access gets the protocol's refusal and does not see the cluster.
 		c.createUser(t, "readeruser", "s3cr3tP455")
 		reader := c.session(t, "readeruser", "s3cr3tP455")
 		denied := reader.call(t, "jobs", fmt.Sprintf(`{"cluster_id": %d, "job": {"class_name": "CmonJobInstance",

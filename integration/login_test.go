@@ -64,7 +64,7 @@ func count(statuses []string, want string) int {
 	return n
 }
 
-// TestParallelWrongPasswordsCannotSlipPast (finding 4): attempts are counted
+// TestParallelWrongPasswordsCannotSlipPast: attempts are counted
 // before the password is checked, so 60 at once check at most the limit, and
 // the right password after them is refused.
 func TestParallelWrongPasswordsCannotSlipPast(t *testing.T) {
@@ -88,7 +88,7 @@ func TestParallelWrongPasswordsCannotSlipPast(t *testing.T) {
 	}
 }
 
-// TestLockoutIsPerAddressSharedAndClearable (finding 5): a lockout holds on
+// TestLockoutIsPerAddressSharedAndClearable: a lockout holds on
 // every controller sharing the database, only for the address it came from,
 // and an administrator's enable ends it.
 func TestLockoutIsPerAddressSharedAndClearable(t *testing.T) {
@@ -117,7 +117,7 @@ func TestLockoutIsPerAddressSharedAndClearable(t *testing.T) {
 	mustOk(t, login(b, "127.0.0.1"))
 }
 
-// TestPasswordChecksAreBounded (finding 6): logins beyond what the
+// TestPasswordChecksAreBounded: logins beyond what the
 // controller checks at once get a fast TryAgain, and the controller stays
 // responsive.
 func TestPasswordChecksAreBounded(t *testing.T) {
@@ -133,7 +133,7 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 	mustOk(t, c.curl(t, "controller", `{"operation":"ping"}`))
 }
 
-// TestPasswordChangeEndsSessions (finding 7): a password change ends every
+// TestPasswordChangeEndsSessions: a password change ends every
 // other session of the user, an administrator's reset all of them, and the
 // loss of superuser ends that user's sessions.
 func TestPasswordChangeEndsSessions(t *testing.T) {
@@ -160,7 +160,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	}
 }
 
-// TestChallengesAreCapped (finding 9): unanswered key-login challenges from
+// TestChallengesAreCapped: unanswered key-login challenges from
 // one address are bounded, so they cannot grow the database.
 func TestChallengesAreCapped(t *testing.T) {
 	c := startController(t, controllerOptions{})
@@ -198,7 +198,7 @@ func grepLog(log, s string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestActiveSessionOutlivesItsIdleTime (finding 10): a session in use keeps
+// TestActiveSessionOutlivesItsIdleTime: a session in use keeps
 // going past its idle time; last_seen follows the requests closely enough.
 func TestActiveSessionOutlivesItsIdleTime(t *testing.T) {
 	c := startController(t, controllerOptions{env: []string{"CMON_SESSION_IDLE_TIMEOUT=8s"}})

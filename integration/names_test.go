@@ -9,10 +9,10 @@ import (
 	"github.com/cmon-dev/cmon/integration/services"
 )
 
-// TestLookalikeNamesRefused: users, groups and clusters follow one name rule
-// (issue 23, finding 5): invisible and format characters are refused, and so
-// is a new name that looks like an existing one, naming that one; names that
-// only look like themselves pass.
+// TestLookalikeNamesRefused: users, groups and clusters follow one name
+// rule, so that no name passes for another: invisible and format characters
+// are refused, and so is a new name that looks like an existing one, naming
+// that one; names that only look like themselves pass.
 func TestLookalikeNamesRefused(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.92")
 	forEachBackend(t, func(t *testing.T, b backend) {

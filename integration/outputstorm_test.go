@@ -27,8 +27,7 @@ var outputStorm = []struct {
 }
 
 // TestOutputStormLeavesControllerUp: node output of every awkward shape (a
-// line of exactly 4096 bytes once panicked the controller, finding 1 of the
-// second hardening issue) ends each job with its output cut and bounded, and
+// line of exactly 4096 bytes once panicked the controller) ends each job with its output cut and bounded, and
 // the controller stays up with its memory bounded.
 func TestOutputStormLeavesControllerUp(t *testing.T) {
 	c, admin, id := withCluster(t, "127.0.0.60", "storm")
