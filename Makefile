@@ -9,8 +9,9 @@ RUN_DIR  ?= $(CURDIR)/.cmon-data
 BIN      ?= bin/cmon
 DEMO_BIN ?= bin/cmon-demo
 TEST_TIMEOUT ?= 14m
+STATICCHECK  ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run demo test vet fmt-check tidy-check fuzz bench soak install clean
+.PHONY: all build run demo test vet staticcheck cover fmt-check tidy-check test-deps fuzz bench soak install clean
 
 all: build
 
@@ -30,6 +31,7 @@ run: build
 # demo cluster; prints the curl calls to try. Ctrl-C stops everything.
 # The demo is built and exec'd, so that a signal to make reaches it.
 demo: build
+	$(GO) run ./integration/services/install sshd
 	$(GO) build -o $(DEMO_BIN) ./integration/demo
 	exec $(DEMO_BIN) -cmon $(BIN) -data $(CURDIR)/.cmon-demo $(DEMO_ARGS)
 
@@ -40,13 +42,21 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
 tidy-check:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
-# Integration tests start bin/cmon; services (MariaDB, sshd) are installed with
-# apt-get when missing and started by the tests themselves. Under CI=true a
-# missing service fails the run.
-test: fmt-check tidy-check vet build fuzz
+# Installs with apt-get the Debian packages of the programs the tests run
+# (MariaDB, OpenSSH, sudo, chromium...; services.TestTools) when missing: the
+# one step of `make test` that changes the system, so that `go test` never does.
+test-deps:
+	$(GO) run ./integration/services/install
+
+# Integration tests start bin/cmon; services (MariaDB, sshd) are started by the
+# tests themselves, which skip without them (fail under CI=true).
+test: test-deps fmt-check tidy-check vet staticcheck build fuzz
 	CMON_BIN=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Every fuzz target, briefly in `make test` (before the tests, whose summary
@@ -54,7 +64,7 @@ test: fmt-check tidy-check vet build fuzz
 # inputs, not durations: Go 1.26's fuzz coordinator can fail a run at the end
 # of a duration with a spurious "context deadline exceeded" on a loaded
 # machine (golang/go#75804, fixed in Go 1.27).
-FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs:FuzzJobData jobs:FuzzOutputLog hosts/remote:FuzzStdout
+FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs/commands:FuzzJobData jobs/commands:FuzzOutputLog hosts/remote:FuzzStdout
 FUZZTIME ?= 2000x
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -66,15 +76,30 @@ fuzz:
 
 # Longer fuzzing, then the hostile-input and connection-flood drills against
 # the real binary; one summary line per drill.
-soak: build
+soak: build test-deps
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$${SOAK_FUZZTIME:-100000x}
 	@CMON_BIN=$(abspath $(BIN)) $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
 		rc=$$?; grep -E '^(hostile-input|connection-flood|output-storm):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
 
+# Statement coverage of the unit tests, of the integration suite against a
+# -cover build of the binary (each cmon it starts writes to GOCOVERDIR on
+# exit), and of both merged; not part of `make test`.
+COVER_DIR ?= $(CURDIR)/.cover
+cover:
+	rm -rf $(COVER_DIR) && mkdir -p $(COVER_DIR)/unit $(COVER_DIR)/integration
+	$(GO) build -cover -coverpkg=./... -ldflags "$(LDFLAGS)" -o $(COVER_DIR)/cmon ./cmon
+	$(GO) test -count=1 -cover -coverpkg=./... $$($(GO) list ./... | grep -v '/integration$$') -args -test.gocoverdir=$(COVER_DIR)/unit > $(COVER_DIR)/unit.log 2>&1 || { cat $(COVER_DIR)/unit.log; exit 1; }
+	GOCOVERDIR=$(COVER_DIR)/integration CMON_BIN=$(COVER_DIR)/cmon $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration > $(COVER_DIR)/integration.log 2>&1 || { tail -50 $(COVER_DIR)/integration.log; exit 1; }
+	@set -e; for set in unit integration unit,integration; do \
+		$(GO) tool covdata textfmt -i=$$(echo $$set | sed 's#[^,]*#$(COVER_DIR)/&#g') -o $(COVER_DIR)/cover.out; \
+		printf '%-17s %s\n' "$$(echo $$set | sed 's/,/+/'):" "$$($(GO) tool cover -func=$(COVER_DIR)/cover.out | tail -1 | awk '{print $$NF}')"; \
+	done
+
 # Speed targets are ratios against a baseline measured in the same run, never
 # timed assertions in tests.
-bench: build
+bench: build test-deps
 	CMON_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench . -benchmem ./... | .ci/bench-ratios
+	$(GO) run ./integration/services/install parallel-ssh ansible
 	$(GO) build -o bin/bench ./integration/bench
 	bin/bench $(BIN) bench/results.json
 
@@ -93,4 +118,4 @@ install: build
 		"chgrp cmon /etc/default/cmon; systemctl daemon-reload; systemctl enable --now cmon"
 
 clean:
-	rm -rf bin $(RUN_DIR) .cmon-demo
+	rm -rf bin $(RUN_DIR) .cmon-demo $(COVER_DIR)

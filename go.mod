@@ -12,6 +12,7 @@ require (
 	github.com/spf13/pflag v1.1.0
 	go.mau.fi/util v0.11.1
 	golang.org/x/crypto v0.58.0
+	golang.org/x/sync v0.25.0
 	golang.org/x/text v0.44.0
 	modernc.org/sqlite v1.61.1
 )

@@ -361,8 +361,9 @@ func configError(s setting, source string, err error) error {
 }
 
 // loadConfig applies, lowest to highest precedence: defaults, the --config
-// file, the environment, and flags.
-func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.FlagSet, error) {
+// file, the environment, and flags. lookupEnv is os.LookupEnv's shape: a
+// variable set to "" is a value, which clears what the file set.
+func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*Config, *pflag.FlagSet, error) {
 	fs := pflag.NewFlagSet("cmon", pflag.ContinueOnError)
 	fs.SortFlags = false
 	all := settings()
@@ -410,7 +411,7 @@ func loadConfig(args []string, getenv func(string) string) (*Config, *pflag.Flag
 		}
 	}
 	for _, s := range all {
-		if v := getenv(s.key); v != "" {
+		if v, ok := lookupEnv(s.key); ok {
 			if err := apply(s, v); err != nil {
 				return nil, fs, configError(s, "environment", err)
 			}

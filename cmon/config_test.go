@@ -19,31 +19,55 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
+// envOf is an environment holding exactly env, in os.LookupEnv's shape.
+func envOf(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
 func TestConfigPrecedence(t *testing.T) {
-	file := writeConfig(t, "# comment\nRPC_PORT=\"9600\"\nRPC_BIND_ADDRESSES='127.0.0.1, ::1'\nCMON_LOG_LEVEL=warn\n")
+	file := writeConfig(t, "# comment\nRPC_PORT=\"9600\"\nRPC_BIND_ADDRESSES='127.0.0.1, ::1'\nCMON_LOG_LEVEL=warn\n"+
+		"CMON_METRICS_ADDRESS=127.0.0.1:9502\nCMON_EXEC_DENY='rm -rf'\n")
 	tests := []struct {
-		name     string
-		args     []string
-		env      map[string]string
-		wantPort int
-		wantBind []string
-		wantLog  string
+		name        string
+		args        []string
+		env         map[string]string
+		wantPort    int
+		wantBind    []string
+		wantLog     string
+		wantMetrics string
+		wantDeny    string
 	}{
 		{name: "defaults", wantPort: 9501, wantBind: []string{"127.0.0.1"}, wantLog: "info"},
-		{name: "file over defaults", args: []string{"--config", file}, wantPort: 9600, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn"},
+		{name: "file over defaults", args: []string{"--config", file}, wantPort: 9600, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn",
+			wantMetrics: "127.0.0.1:9502", wantDeny: "rm -rf"},
 		{name: "env over file", args: []string{"--config", file}, env: map[string]string{"RPC_PORT": "9700"},
-			wantPort: 9700, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn"},
+			wantPort: 9700, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn", wantMetrics: "127.0.0.1:9502", wantDeny: "rm -rf"},
+		{name: "empty env clears the file's value", args: []string{"--config", file},
+			env:      map[string]string{"CMON_METRICS_ADDRESS": "", "CMON_EXEC_DENY": ""},
+			wantPort: 9600, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn"},
+		{name: "empty env over the default", env: map[string]string{"CMON_METRICS_ADDRESS": ""},
+			wantPort: 9501, wantBind: []string{"127.0.0.1"}, wantLog: "info"},
+		{name: "flag over empty env", args: []string{"--config", file, "--metrics-address", "127.0.0.1:9503"},
+			env:      map[string]string{"CMON_METRICS_ADDRESS": ""},
+			wantPort: 9600, wantBind: []string{"127.0.0.1", "::1"}, wantLog: "warn", wantMetrics: "127.0.0.1:9503", wantDeny: "rm -rf"},
 		{name: "flag over env", args: []string{"--config", file, "--rpc-port", "9800", "--rpc-bind-addresses", "[::1]"},
-			env: map[string]string{"RPC_PORT": "9700"}, wantPort: 9800, wantBind: []string{"::1"}, wantLog: "warn"},
+			env: map[string]string{"RPC_PORT": "9700"}, wantPort: 9800, wantBind: []string{"::1"}, wantLog: "warn",
+			wantMetrics: "127.0.0.1:9502", wantDeny: "rm -rf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _, err := loadConfig(tt.args, func(k string) string { return tt.env[k] })
+			c, _, err := loadConfig(tt.args, envOf(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if c.Port != tt.wantPort || !slices.Equal(c.BindAddresses, tt.wantBind) || c.LogLevel != tt.wantLog {
 				t.Fatalf("got port %d bind %v log %s; want %d %v %s", c.Port, c.BindAddresses, c.LogLevel, tt.wantPort, tt.wantBind, tt.wantLog)
+			}
+			if c.MetricsAddress != tt.wantMetrics || c.ExecDeny != tt.wantDeny {
+				t.Fatalf("got metrics address %q exec deny %q; want %q %q", c.MetricsAddress, c.ExecDeny, tt.wantMetrics, tt.wantDeny)
 			}
 		})
 	}
@@ -61,6 +85,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "unknown key in file", file: "RPC_PROT=9501\n", wantKey: "RPC_PROT"},
 		{name: "port out of range", file: "RPC_PORT=70000\n", wantKey: "RPC_PORT"},
 		{name: "port not a number", env: map[string]string{"RPC_PORT": "nine"}, wantKey: "RPC_PORT"},
+		{name: "empty env is a value, checked like any other", env: map[string]string{"RPC_PORT": ""}, wantKey: "RPC_PORT (environment)"},
+		{name: "empty env cannot clear the data directory", env: map[string]string{"CMON_DATA_DIR": ""}, wantKey: "CMON_DATA_DIR (environment)"},
 		{name: "bad address", args: []string{"--rpc-bind-addresses", "127.0.0.1,not-an-ip"}, wantKey: "RPC_BIND_ADDRESSES"},
 		{name: "empty address list", file: "RPC_BIND_ADDRESSES=\" , \"\n", wantKey: "RPC_BIND_ADDRESSES"},
 		{name: "unterminated quote", file: "RPC_PORT=\"9501\n", wantKey: "RPC_PORT"},
@@ -87,7 +113,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			if tt.file != "" {
 				args = append([]string{"--config", writeConfig(t, tt.file)}, args...)
 			}
-			_, _, err := loadConfig(args, func(k string) string { return tt.env[k] })
+			_, _, err := loadConfig(args, envOf(tt.env))
 			if err == nil {
 				t.Fatal("loadConfig accepted bad input")
 			}
@@ -105,7 +131,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 // when no server answers there; reaching it is start-up's business.
 func TestDSNParsedNotDialed(t *testing.T) {
 	dsn := "cmon:pw@tcp(127.0.0.1:1)/cmon"
-	c, _, err := loadConfig(nil, func(k string) string { return map[string]string{"CMON_MYSQL_DSN": dsn}[k] })
+	c, _, err := loadConfig(nil, envOf(map[string]string{"CMON_MYSQL_DSN": dsn}))
 	if err != nil {
 		t.Fatalf("loadConfig with a DSN that parses: %v", err)
 	}
@@ -144,7 +170,7 @@ func TestShippedConfigFileParses(t *testing.T) {
 
 func TestHelpGoesToStdoutWithTypes(t *testing.T) {
 	var stdout, stderr strings.Builder
-	if err := run([]string{"--help"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+	if err := run([]string{"--help"}, envOf(nil), &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"--rpc-port int", "--rpc-bind-addresses list", "--job-retention duration", "[CMON_LOG_LEVEL]"} {

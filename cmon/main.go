@@ -27,9 +27,9 @@ import (
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/jobs"
+	"github.com/cmon-dev/cmon/jobs/commands"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc"
-	"github.com/cmon-dev/cmon/rpc/console"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -68,14 +68,14 @@ func releaseVersion() string {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cmon:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, fs, err := loadConfig(args, getenv)
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, fs, err := loadConfig(args, lookupEnv)
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprintf(stdout, "Usage: cmon [flags]\n\nEach flag also reads from the key in brackets, in the environment or the --config file.\n\n")
 		fs.SetOutput(stdout)
@@ -101,161 +101,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	reload := func() (*Config, error) {
-		next, _, err := loadConfig(args, getenv)
+		next, _, err := loadConfig(args, lookupEnv)
 		return next, err
 	}
 	return serve(ctx, log, level, cfg, reload)
-}
-
-func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg *Config, reload func() (*Config, error)) error {
-	started := time.Now()
-	// The ports first: a busy one stops start-up before anything is written.
-	listeners, err := rpc.Listen(log, cfg.BindAddresses, cfg.Port, connLimits(log, cfg))
-	if err != nil {
-		return err
-	}
-	defer closeAll(listeners)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	unlock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	nodeID, err := nodeIdentity(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	// Every line names this controller among those sharing the database.
-	log = log.With("controller", nodeID)
-	cert, err := rpc.LoadCertificate(log, cfg.TLSCert, cfg.TLSKey, cfg.DataDir, rpc.CertNames(cfg.BindAddresses, cfg.TLSNames))
-	if err != nil {
-		return err
-	}
-	db, err := sql.Open(ctx, cfg.MySQLDSN, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		log.Info("database schema migrated", "database", db.Where, "applied", applied)
-	}
-	controllerID, err := db.EnsureSetting(ctx, "controller_id", uuid.NewString())
-	if err != nil {
-		return err
-	}
-	hasher, err := rbac.NewHasher(0)
-	if err != nil {
-		return err
-	}
-	hasher.MinLength = cfg.MinPasswordLength
-	users := rbac.NewStore(db)
-	if err := ensureAdmin(ctx, log, cfg, users, hasher); err != nil {
-		return err
-	}
-	if err := users.EnsureRoot(ctx); err != nil {
-		return err
-	}
-	authz, err := rbac.NewAuthorizer(db)
-	if err != nil {
-		return err
-	}
-	sessions := rbac.NewSessions(users, rbac.SessionLimits{Idle: cfg.SessionIdle, Absolute: cfg.SessionMax})
-	authn := rbac.NewAuthn(users, sessions, hasher, rbac.AuthnOptions{Log: log, Throttle: rbac.ThrottleLimits{
-		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginLockout, Lockout: cfg.LoginLockout}})
-	audit := rbac.NewAuditLog(db, cfg.AuditRetention)
-
-	metrics := rpc.NewMetrics()
-	var notify func(string, hosts.Alarm)
-	if cfg.WebhookURL != "" {
-		webhook := hosts.NewWebhook(cfg.WebhookURL, cfg.WebhookSecret, log)
-		go webhook.Run(ctx)
-		notify = webhook.Notify
-	}
-	alarms := hosts.NewAlarms(db, cfg.LogRetention, notify)
-	go purgeExpired(ctx, log, sessions, authn.Throttle(), audit, alarms)
-	inventory := hosts.NewInventory(db)
-	knownHosts := hosts.NewDBKnownHosts(db)
-	strict, learn, err := sshClients(log, cfg, knownHosts, metrics)
-	if err != nil {
-		return err
-	}
-	defer strict.Close()
-	defer learn.Close()
-	var leads func(context.Context) (bool, error) // set once the engine, which knows the live controllers, runs
-	monitor := hosts.NewMonitor(inventory, strict, hosts.MonitorConfig{Interval: cfg.MonitorInterval, OfflineAfter: cfg.HostOfflineAfter,
-		Log: log, Alarms: alarms, Leads: func(ctx context.Context) (bool, error) { return leads(ctx) }})
-	permit := jobs.OwnerCheck{Users: users, Policies: authz, Clusters: inventory}
-	// One grace period for a stop, the transport's: the engine's backstop
-	// for a handler that ignores its cancellation sits just above it.
-	killGrace := max(strict.StopBound(), learn.StopBound()) + 2*time.Second
-	events := &jobEvents{alarms: alarms, log: log}
-	engine, err := startJobs(ctx, log, cfg, db, nodeID, jobs.NodeDeps{Inventory: inventory, Tree: users, SSH: strict, Learn: learn,
-		HostKeys: knownHosts, Events: alarms, Log: log}, monitor, permit, killGrace, jobs.Observers{metrics, events})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		// Running jobs get the shutdown grace to finish; the engine fails the rest.
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
-		defer cancel()
-		if err := engine.Stop(stopCtx); err != nil {
-			log.Warn("stop job engine", "err", err)
-		}
-	}()
-	leads = engine.Leads
-	events.engine.Store(engine)
-	go monitor.Run(ctx)
-	retention := func(next *Config) error {
-		engine.SetRetention(jobs.Retention{MaxAge: next.JobRetention, MaxCount: next.JobRetentionMax})
-		return nil
-	}
-	filters := func(next *Config) error {
-		f, err := execFilter(next)
-		if err != nil {
-			return err
-		}
-		strict.SetFilters(remote.Filters{Default: f})
-		learn.SetFilters(remote.Filters{Default: f})
-		return nil
-	}
-	go reloadOnHangup(ctx, log, cfg, reload, map[string]liveSetting{
-		"CMON_LOG_LEVEL":           func(next *Config) error { level.Set(parseLevel(next.LogLevel)); return nil },
-		"CMON_MONITOR_INTERVAL":    func(next *Config) error { monitor.SetInterval(next.MonitorInterval); return nil },
-		"CMON_JOB_RETENTION":       retention,
-		"CMON_JOB_RETENTION_COUNT": retention,
-		"CMON_AUDIT_RETENTION":     func(next *Config) error { audit.SetRetention(next.AuditRetention); return nil },
-		"CMON_EXEC_ALLOW":          filters,
-		"CMON_EXEC_DENY":           filters,
-		"CMON_EXEC_ORDER":          filters,
-	})
-
-	metrics.Watch(rpc.MetricsState{Sessions: sessions, Jobs: engine, Inventory: inventory})
-	if cfg.MetricsAddress != "" {
-		go serveMetrics(ctx, log, cfg.MetricsAddress, metrics)
-	}
-	system := &rpc.SystemInfo{Started: started, Hostname: hostname(), Backend: db.Where, Workers: cfg.JobWorkers, BindAddresses: cfg.BindAddresses,
-		Port: cfg.Port, SchemaVersion: db.SchemaVersion, Checks: []rpc.HealthCheck{
-			{Name: "database", Check: db.PingContext},
-			{Name: "job queue", Check: func(ctx context.Context) error { return engine.Alive(ctx) }},
-			{Name: "health monitor", Check: monitor.Healthy},
-		}}
-	web, err := console.New()
-	if err != nil {
-		return err
-	}
-	server := rpc.NewServer(rpc.Options{Log: log, Version: releaseVersion(), ControllerID: controllerID, Node: nodeID, Authn: authn, Changes: db, Audit: audit, Metrics: metrics, System: system, Alarms: alarms,
-		Inventory: inventory, Jobs: engine, Authz: authz, AllowedOrigins: cfg.AllowedOrigins, Console: web})
-	log.Info("cmon started", "version", releaseVersion(), "installation_id", controllerID, "database", db.Where,
-		"addresses", cfg.BindAddresses, "port", cfg.Port)
-	err = rpc.Serve(ctx, log, server, listeners, rpc.TLSConfig(cert), cfg.ShutdownGrace)
-	log.Info("cmon stopped")
-	return err
 }
 
 // lockDataDir holds an exclusive lock on the data directory for as long as
@@ -362,10 +211,10 @@ func nonEmpty(s string) []string {
 }
 
 // startJobs builds the command registry and starts the job engine.
-func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, nodeID string, deps jobs.NodeDeps, checker jobs.ClusterChecker,
+func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, nodeID string, deps commands.NodeDeps, checker commands.ClusterChecker,
 	permit jobs.Permitter, killGrace time.Duration, observer jobs.Observer) (*jobs.Service, error) {
-	commands := append(jobs.Builtin(), jobs.NodeCommands(deps)...)
-	reg, err := jobs.NewRegistry(append(commands, jobs.CheckHostsCommand(deps.Inventory, checker))...)
+	cmds := append(commands.Builtin(), commands.NodeCommands(deps)...)
+	reg, err := jobs.NewRegistry(append(cmds, commands.CheckHostsCommand(deps.Inventory, checker))...)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +223,7 @@ func startJobs(ctx context.Context, log *slog.Logger, cfg *Config, db *sql.DB, n
 		workers = -1 // the engine reads 0 as its default; here 0 means this controller runs none
 	}
 	engine, err := jobs.New(db, reg, jobs.Config{ControllerID: nodeID, Workers: workers, MaxRunTime: cfg.JobMaxRuntime,
-		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer, Leftovers: jobs.NodeLeftovers(deps),
+		Retention: jobs.Retention{MaxAge: cfg.JobRetention, MaxCount: cfg.JobRetentionMax}, Permit: permit, KillGrace: killGrace, Logger: log, Observer: observer, Leftovers: commands.NodeLeftovers(deps),
 		StaleAfter: cfg.ControllerTimeout, HeartbeatInterval: cfg.ControllerTimeout / 6,
 		Announce: jobs.Announcement{Addresses: strings.Join(cfg.BindAddresses, ","), Port: cfg.Port, Version: releaseVersion(), Hostname: hostname()}})
 	if err != nil {

@@ -26,7 +26,7 @@ type Access struct {
 	// applies to it unless OnRoot. Other commands refuse a job without one.
 	ClusterOptional bool
 	// ClusterInJobData: job_data may name the cluster as clusterid or
-	// cluster_id (the seed's stop example); it must agree with the job's.
+	// cluster_id (as the reference's stop job does); it must agree with the job's.
 	ClusterInJobData bool
 	// SuperuserFields are job_data fields only superusers may set, such as
 	// ssh_keyfile: a file that cmon itself reads.

@@ -205,16 +205,39 @@ func TestWakeUp(t *testing.T) {
 			return nil, nil
 		})}
 		cfg := testConfig("c1")
-		cfg.PollInterval = 5 * time.Second
-		s := newService(t, db, cfg, true, mark)
-		time.Sleep(200 * time.Millisecond) // let the workers go idle
+		// One worker, and no poll within the test: the job can only start
+		// because its create woke the worker, idle by then.
+		cfg.Workers, cfg.PollInterval = 1, time.Hour
+		s := newService(t, db, cfg, false, mark)
+		idle := make(chan struct{}, 1)
+		s.idleHook = func() {
+			select {
+			case idle <- struct{}{}:
+			default:
+			}
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Stop(ctx); err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		})
+		select {
+		case <-idle:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the worker never went idle")
+		}
 		created := time.Now()
 		id := create(t, s, CreateRequest{Command: "mark"}).ID
 		select {
 		case at := <-started:
 			t.Logf("job started %s after create", at.Sub(created))
-		case <-time.After(4 * time.Second):
-			t.Fatalf("job not started within 4s with a 5s poll: the wake-up did not work")
+		case <-time.After(20 * time.Second):
+			t.Fatal("job not started: the create did not wake the idle worker (the poll is an hour)")
 		}
 		waitEnded(t, s, id)
 	})
@@ -452,7 +475,7 @@ func TestRestartRecovery(t *testing.T) {
 func TestExclusiveLockReleasedOnRecovery(t *testing.T) {
 	services.ForEach(t, func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
-		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: SuccessCommand().Handler}
+		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: testCommands()[0].Handler}
 		api := newService(t, db, testConfig("c1"), false, change)
 		stuck := create(t, api, CreateRequest{Command: "change", ClusterID: 7})
 		if _, err := db.ExecContext(ctx, `UPDATE jobs SET status = ?, controller_id = 'gone', instance_id = 'x',

@@ -2,10 +2,13 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +50,7 @@ func testConfig(id string) Config {
 // newService makes a Service; started ones are stopped when the test ends.
 func newService(t *testing.T, db *sql.DB, cfg Config, start bool, cmds ...Command) *Service {
 	t.Helper()
-	reg, err := NewRegistry(append(Builtin(), cmds...)...)
+	reg, err := NewRegistry(append(testCommands(), cmds...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,22 +116,21 @@ func create(t *testing.T, s *Service, req CreateRequest) *Job {
 // waitJob polls until the job's status is one of want and returns it.
 func waitJob(t *testing.T, s *Service, id int64, timeout time.Duration, want ...Status) *Job {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		j, err := s.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("get job %d: %v", id, err)
+	var j *Job
+	err := services.WaitFor(context.Background(), timeout, func() error {
+		var err error
+		if j, err = s.Get(context.Background(), id); err != nil {
+			return err
 		}
-		for _, w := range want {
-			if j.Status == w {
-				return j
-			}
+		if !slices.Contains(want, j.Status) {
+			return fmt.Errorf("job %d is %s (%q), want %v", id, j.Status, j.StatusText, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d is %s (%q) after %s, want %v", id, j.Status, j.StatusText, timeout, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return j
 }
 
 func waitEnded(t *testing.T, s *Service, id int64) *Job {
@@ -139,6 +141,43 @@ func waitEnded(t *testing.T, s *Service, id int64) *Job {
 // testAccess lets the test commands run with or without a cluster.
 var testAccess = Access{Need: rbac.Execute, ClusterOptional: true}
 
+// testCommands are the engine tests' "success" (logs job_data.message if
+// given) and "fail", alias "failure" (fails with job_data.message, default
+// "job failed as requested", and exit code job_data.exit_code, 0 to 255,
+// default 1).
+func testCommands() []Command {
+	type data struct {
+		Message  string `json:"message"`
+		ExitCode int    `json:"exit_code"`
+	}
+	parse := func(raw json.RawMessage) (*data, error) {
+		d := &data{}
+		if err := DecodeJobData(raw, d); err != nil {
+			return nil, err
+		}
+		if d.ExitCode < 0 || d.ExitCode > 255 {
+			return nil, errors.New("job_data field \"exit_code\" must be between 0 and 255")
+		}
+		return d, nil
+	}
+	success := Command{Name: "success", Access: testAccess}
+	success.Validate, success.Handler = Parsed(parse, func(ctx context.Context, _ *Job, d *data, log Logger) (any, error) {
+		if d.Message != "" {
+			log.Message(ctx, MessageSuccess, d.Message)
+		}
+		return nil, nil
+	})
+	fail := Command{Name: "fail", Aliases: []string{"failure"}, Access: testAccess}
+	fail.Validate, fail.Handler = Parsed(parse, func(ctx context.Context, _ *Job, d *data, log Logger) (any, error) {
+		if d.Message == "" {
+			d.Message = "job failed as requested"
+		}
+		log.Message(ctx, MessageFailed, d.Message)
+		return nil, &ExitError{Code: d.ExitCode, Err: errors.New(d.Message)}
+	})
+	return []Command{success, fail}
+}
+
 // sleepCommand is the test-only "sleep" command: it waits job_data.ms
 // milliseconds, or until its context ends.
 func sleepCommand() Command {
@@ -146,7 +185,11 @@ func sleepCommand() Command {
 		MS int `json:"ms"`
 	}
 	c := Command{Name: "sleep", Access: testAccess}
-	c.Validate, c.Handler = Parsed(decoded[data], func(ctx context.Context, _ *Job, d *data, _ Logger) (any, error) {
+	parse := func(raw json.RawMessage) (*data, error) {
+		d := &data{}
+		return d, DecodeJobData(raw, d)
+	}
+	c.Validate, c.Handler = Parsed(parse, func(ctx context.Context, _ *Job, d *data, _ Logger) (any, error) {
 		select {
 		case <-time.After(time.Duration(d.MS) * time.Millisecond):
 			return nil, nil

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,16 +52,32 @@ func ParseStatus(s string) (Status, error) {
 	return "", invalidf("unknown job status %q", s)
 }
 
+// The statuses by phase: the one definition both Status's methods and the
+// engine's queries (through sql.Placeholders) read.
+var (
+	endedStatuses   = []Status{StatusFinished, StatusFailed, StatusAborted}
+	activeStatuses  = []Status{StatusDequeued, StatusRunning}
+	waitingStatuses = []Status{StatusScheduled, StatusPaused}
+	// unclaimedStatuses have not run and no worker holds them: a kill ends
+	// them at once.
+	unclaimedStatuses = slices.Concat([]Status{StatusDefined}, waitingStatuses)
+	// queuedStatuses are a run to come or going on: DEFINED, DEQUEUED or RUNNING.
+	queuedStatuses = slices.Concat([]Status{StatusDefined}, activeStatuses)
+	// openStatuses are every status but the ended ones.
+	openStatuses = slices.Concat(queuedStatuses, waitingStatuses)
+	// deletableStatuses: ended jobs, and jobs waiting for a time or a user that
+	// no worker holds (deleting a recurring template ends its schedule).
+	deletableStatuses = slices.Concat(endedStatuses, waitingStatuses)
+)
+
 // Ended tells whether the job is over: FINISHED, FAILED or ABORTED.
-func (s Status) Ended() bool {
-	return s == StatusFinished || s == StatusFailed || s == StatusAborted
-}
+func (s Status) Ended() bool { return slices.Contains(endedStatuses, s) }
 
 // Active tells whether a controller has claimed the job: DEQUEUED or RUNNING.
-func (s Status) Active() bool { return s == StatusDequeued || s == StatusRunning }
+func (s Status) Active() bool { return slices.Contains(activeStatuses, s) }
 
 // Waiting tells whether the job waits for a time or a user: SCHEDULED or PAUSED.
-func (s Status) Waiting() bool { return s == StatusScheduled || s == StatusPaused }
+func (s Status) Waiting() bool { return slices.Contains(waitingStatuses, s) }
 
 // MessageStatus is the severity of a job message.
 type MessageStatus string
@@ -157,9 +174,9 @@ type Message struct {
 	Text    string
 }
 
-// Spec is a job_spec object: {"command": ..., "job_data": {...}}. It also reads
-// the spelling "job_dat" of the seed document and a job_spec sent as a JSON
-// string holding the object, as some clients do.
+// Spec is a job_spec object: {"command": ..., "job_data": {...}}. It also
+// reads the spelling "job_dat" of the protocol's own examples, and a
+// job_spec sent as a JSON string holding the object, as some clients do.
 type Spec struct {
 	Command string          `json:"command"`
 	JobData json.RawMessage `json:"job_data,omitempty"`

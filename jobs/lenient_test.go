@@ -103,7 +103,11 @@ func TestUnmarshalTopLevelScalar(t *testing.T) {
 }
 
 func TestDraftReadsTimeoutWrittenAsString(t *testing.T) {
-	d, err := declaredRegistry(t).Draft("success", json.RawMessage(`{"timeout_sec":"2.5"}`), 0)
+	reg, err := NewRegistry(testCommands()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := reg.Draft("success", json.RawMessage(`{"timeout_sec":"2.5"}`), 0)
 	if err != nil || d.Timeout != 2500*time.Millisecond {
 		t.Fatalf("Draft: timeout %v, %v; want 2.5s", d, err)
 	}

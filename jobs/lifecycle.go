@@ -189,12 +189,13 @@ const maxReap = 500
 // controller's own running jobs are never reaped: it knows them.
 func (s *Service) reap(ctx context.Context) (int, error) {
 	now := s.clock.Now()
+	active, args := sql.Placeholders(activeStatuses)
 	rows, err := s.db.QueryContext(ctx, `SELECT j.job_id, j.instance_id FROM jobs j
-		WHERE j.status IN (?, ?) AND j.instance_id <> ? AND (j.controller_id = ? OR NOT EXISTS
+		WHERE j.status IN (`+active+`) AND j.instance_id <> ? AND (j.controller_id = ? OR NOT EXISTS
 			(SELECT 1 FROM job_controllers c WHERE c.controller_id = j.controller_id
 				AND c.instance_id = j.instance_id AND c.heartbeat >= ?))
 		ORDER BY j.job_id LIMIT ?`,
-		StatusDequeued, StatusRunning, s.instanceID, s.cfg.ControllerID, sql.Millis(now.Add(-s.cfg.StaleAfter)), maxReap)
+		append(args, s.instanceID, s.cfg.ControllerID, sql.Millis(now.Add(-s.cfg.StaleAfter)), maxReap)...)
 	if err != nil {
 		return 0, fmt.Errorf("find jobs of dead controllers: %w", err)
 	}
@@ -218,8 +219,8 @@ func (s *Service) reap(ctx context.Context) (int, error) {
 	n := 0
 	for _, o := range orphans {
 		res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = 1, ended = ?,
-			exclusive_lock = NULL WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
-			StatusFailed, TextControllerStopped, sql.Millis(now), o.id, o.instance, StatusDequeued, StatusRunning)
+			exclusive_lock = NULL WHERE job_id = ? AND instance_id = ? AND status IN (`+active+`)`,
+			append([]any{StatusFailed, TextControllerStopped, sql.Millis(now), o.id, o.instance}, args...)...)
 		if err != nil {
 			return n, fmt.Errorf("fail job %d of a dead controller: %w", o.id, err)
 		}
@@ -242,8 +243,9 @@ func (s *Service) pollKills(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
+	active, args := sql.Placeholders(activeStatuses)
 	rows, err := s.db.QueryContext(ctx, `SELECT job_id, killed_by FROM jobs
-		WHERE status IN (?, ?) AND instance_id = ? AND kill_requested = 1`, StatusDequeued, StatusRunning, s.instanceID)
+		WHERE status IN (`+active+`) AND instance_id = ? AND kill_requested = 1`, append(args, s.instanceID)...)
 	if err != nil {
 		return fmt.Errorf("poll kill requests: %w", err)
 	}

@@ -29,6 +29,11 @@ func (f HandlerFunc) Run(ctx context.Context, job *Job, log Logger) (any, error)
 // to store a line is logged by the engine and never fails the job. They still
 // land when ctx is already cancelled (a handler reports how it stopped after a
 // kill), each bounded by a timeout of its own.
+//
+// The engine's Logger has two optional capabilities a command may check for
+// with an interface of its own: Messages(ctx, []LogLine) stores many lines in
+// one write, and NodeStarted/NodeEnded(ctx, NodeProcess) record the node
+// commands a job runs, so that recovery can end them (see NodeProcess).
 type Logger interface {
 	// Message appends a job message, readable at once by getJobLog.
 	Message(ctx context.Context, status MessageStatus, text string)
@@ -42,22 +47,6 @@ type Logger interface {
 type LogLine struct {
 	Status MessageStatus
 	Text   string
-}
-
-// batchLogger is a Logger that stores several messages in one write.
-type batchLogger interface {
-	Messages(ctx context.Context, lines []LogLine)
-}
-
-// writeLines logs lines in one write when log can, else one by one.
-func writeLines(ctx context.Context, log Logger, lines []LogLine) {
-	if b, ok := log.(batchLogger); ok {
-		b.Messages(ctx, lines)
-		return
-	}
-	for _, l := range lines {
-		log.Message(ctx, l.Status, l.Text)
-	}
 }
 
 // Command is a job command: its names, how it runs, and what it needs.
@@ -99,13 +88,6 @@ func Parsed[In any](parse func(json.RawMessage) (In, error), run func(context.Co
 		}
 		return run(ctx, job, in, log)
 	})
-}
-
-// decoded is the parser of commands whose job_data needs no check beyond
-// its fields' types.
-func decoded[T any](raw json.RawMessage) (*T, error) {
-	v := new(T)
-	return v, DecodeJobData(raw, v)
 }
 
 // Registry maps command names and aliases to commands. It is built once and
@@ -156,6 +138,3 @@ func (r *Registry) Names() []string { return slices.Clone(r.names) }
 // Known lists every name and alias, lower case and sorted: a job keeps the
 // one its client sent, and a controller runs the jobs stored under any of them.
 func (r *Registry) Known() []string { return slices.Clone(r.known) }
-
-// Builtin lists the commands that need nothing but the engine: success and fail.
-func Builtin() []Command { return []Command{SuccessCommand(), FailCommand()} }

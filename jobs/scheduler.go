@@ -106,8 +106,9 @@ func (s *Service) fire(ctx context.Context, id int64) (bool, error) {
 			return nil // another controller fired it
 		}
 		fired = true
-		if err := tx.QueryRowContext(ctx, `SELECT job_id FROM jobs WHERE parent_job_id = ? AND status IN (?, ?, ?)
-			ORDER BY job_id DESC LIMIT 1`, id, StatusDefined, StatusDequeued, StatusRunning).Scan(&skippedFor); err == nil {
+		queued, args := sql.Placeholders(queuedStatuses)
+		if err := tx.QueryRowContext(ctx, `SELECT job_id FROM jobs WHERE parent_job_id = ? AND status IN (`+queued+`)
+			ORDER BY job_id DESC LIMIT 1`, append([]any{id}, args...)...).Scan(&skippedFor); err == nil {
 			return insertMessage(ctx, tx, id, now, MessageWarning, fmt.Sprintf(
 				"Skipped the run due at %s: the previous run (job %d) has not finished.", FormatTime(t.NextFireAt), skippedFor))
 		} else if !errors.Is(err, stdsql.ErrNoRows) {

@@ -43,6 +43,9 @@ type Service struct {
 	loops      sync.WaitGroup
 	// leftovers are the jobs reap failed whose node commands are to be ended.
 	leftovers chan int64
+	// idleHook, when set (by tests, before Start), is called by a worker that
+	// found no job, just before it waits for a wake-up or the next poll.
+	idleHook func()
 }
 
 const (
@@ -261,10 +264,11 @@ func (s *Service) Log(ctx context.Context, id int64, q MessageQuery) (*JobLog, e
 func (s *Service) Kill(ctx context.Context, id int64, by string) (*Job, error) {
 	now := s.clock.Now()
 	killed := killedOutcome(by)
+	unclaimed, args := sql.Placeholders(unclaimedStatuses)
 	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, exit_signal = ?,
-		result = ?, ended = ?, kill_requested = 1, killed_by = ? WHERE job_id = ? AND status IN (?, ?, ?)`,
-		killed.status, killed.text, killed.exitCode, killed.signal, string(withExit(nil, killed.exitCode, killed.signal)),
-		sql.Millis(now), by, id, StatusDefined, StatusScheduled, StatusPaused)
+		result = ?, ended = ?, kill_requested = 1, killed_by = ? WHERE job_id = ? AND status IN (`+unclaimed+`)`,
+		append([]any{killed.status, killed.text, killed.exitCode, killed.signal, string(withExit(nil, killed.exitCode, killed.signal)),
+			sql.Millis(now), by, id}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("abort job %d: %w", id, err)
 	}
@@ -273,8 +277,9 @@ func (s *Service) Kill(ctx context.Context, id int64, by string) (*Job, error) {
 		s.log.InfoContext(ctx, "job aborted before it ran", "job_id", id, "by", by)
 		return s.Get(ctx, id)
 	}
+	active, args := sql.Placeholders(activeStatuses)
 	res, err = s.db.ExecContext(ctx, `UPDATE jobs SET kill_requested = 1, killed_by = ?, status_text = ?
-		WHERE job_id = ? AND status IN (?, ?) AND kill_requested = 0`, by, TextKillRequested, id, StatusDequeued, StatusRunning)
+		WHERE job_id = ? AND status IN (`+active+`) AND kill_requested = 0`, append([]any{by, TextKillRequested, id}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("request kill of job %d: %w", id, err)
 	}

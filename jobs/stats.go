@@ -39,8 +39,8 @@ func (s *Service) CountByState(ctx context.Context, clusterIDs ...int64) (map[in
 
 // Active counts the jobs not ended yet, by status: DEFINED is the queue.
 func (s *Service) Active(ctx context.Context) (map[Status]int, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM jobs WHERE status IN (?, ?, ?, ?, ?) GROUP BY status",
-		StatusDefined, StatusDequeued, StatusRunning, StatusScheduled, StatusPaused)
+	open, args := sql.Placeholders(openStatuses)
+	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM jobs WHERE status IN ("+open+") GROUP BY status", args...)
 	if err != nil {
 		return nil, fmt.Errorf("count active jobs: %w", err)
 	}

@@ -342,10 +342,3 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-
-// endedStatuses are the statuses of jobs that are over.
-var endedStatuses = []Status{StatusFinished, StatusFailed, StatusAborted}
-
-// deletableStatuses: ended jobs, and jobs waiting for a time or a user that no
-// worker holds (deleting a recurring template ends its schedule).
-var deletableStatuses = []Status{StatusFinished, StatusFailed, StatusAborted, StatusScheduled, StatusPaused}

@@ -363,7 +363,7 @@ func TestRegistry(t *testing.T) {
 		cmds    []Command
 		wantErr string
 	}{
-		{name: "builtin", cmds: Builtin()},
+		{name: "test commands", cmds: testCommands()},
 		{name: "duplicate name", cmds: []Command{{Name: "a", Access: testAccess, Handler: h}, {Name: "A", Access: testAccess, Handler: h}}, wantErr: `"a" registered twice`},
 		{name: "alias clashes", cmds: []Command{{Name: "a", Access: testAccess, Handler: h}, {Name: "b", Access: testAccess, Aliases: []string{"a"}, Handler: h}}, wantErr: "registered twice"},
 		{name: "no handler", cmds: []Command{{Name: "a"}}, wantErr: "needs a name and a handler"},

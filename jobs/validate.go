@@ -12,10 +12,13 @@ import (
 	"unicode/utf8"
 )
 
+// MaxTagLen is the longest tag, in characters, of a job, and of the clusters
+// and nodes that commands register: the tag columns' size.
+const MaxTagLen = 255
+
 // Limits on what a client may store with a job.
 const (
 	maxTitleLen = 1024
-	maxTagLen   = 255
 	maxTags     = 64
 	// maxJobDataLen bounds job_data, which every listing of the job replays:
 	// room for a script of over a thousand lines.
@@ -151,8 +154,8 @@ func normalizeTags(tags []string) ([]string, error) {
 		if t == "" || seen[t] {
 			continue
 		}
-		if utf8.RuneCountInString(t) > maxTagLen {
-			return nil, invalidf("tag %.20q... is longer than %d characters", t, maxTagLen)
+		if utf8.RuneCountInString(t) > MaxTagLen {
+			return nil, invalidf("tag %.20q... is longer than %d characters", t, MaxTagLen)
 		}
 		seen[t] = true
 		out = append(out, t)

@@ -32,6 +32,9 @@ func (s *Service) worker(ctx context.Context) {
 			continue
 		}
 		if j == nil {
+			if s.idleHook != nil {
+				s.idleHook()
+			}
 			timer := time.NewTimer(s.cfg.PollInterval)
 			select {
 			case <-s.wake:
@@ -120,7 +123,10 @@ func (s *Service) claim(ctx context.Context) (*Job, error) {
 // run executes a claimed job and records its outcome; it never panics.
 func (s *Service) run(j *Job) {
 	log := s.log.With("job_id", j.ID, "command", j.Command)
-	ctx, cancel := context.WithCancelCause(s.jobsContext())
+	// The job's end is recorded under the engine's context, not the job's:
+	// a kill must not cut the retries short, the end of a drain does.
+	engine := s.jobsContext()
+	ctx, cancel := context.WithCancelCause(engine)
 	defer cancel(nil)
 	s.mu.Lock()
 	s.running[j.ID] = cancel
@@ -139,12 +145,12 @@ func (s *Service) run(j *Job) {
 	dbcancel()
 	if err != nil {
 		log.Error("mark job running", "err", err)
-		s.finish(j, outcome{status: StatusFailed, text: "Could not start the job: " + err.Error(), exitCode: 1})
+		s.finish(engine, j, outcome{status: StatusFailed, text: "Could not start the job: " + err.Error(), exitCode: 1})
 		return
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		// Killed between claim and start (or taken from us): do not run it.
-		s.finish(j, killedOutcome(s.killedBy(j.ID)))
+		s.finish(engine, j, killedOutcome(s.killedBy(j.ID)))
 		return
 	}
 	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
@@ -153,21 +159,21 @@ func (s *Service) run(j *Job) {
 
 	cmd, ok := s.reg.Lookup(j.Command)
 	if !ok { // cannot happen: claim selects known commands only
-		s.finish(j, outcome{status: StatusFailed, text: fmt.Sprintf("unknown job command %q", j.Command), exitCode: 1})
+		s.finish(engine, j, outcome{status: StatusFailed, text: fmt.Sprintf("unknown job command %q", j.Command), exitCode: 1})
 		return
 	}
 	if err := s.permit(ctx, j); err != nil {
 		var refused *RefusedError
 		if !errors.As(err, &refused) {
 			log.Error("check the job's owner", "err", err)
-			s.finish(j, outcome{status: StatusFailed, text: "Could not check the job's owner.", exitCode: 1})
+			s.finish(engine, j, outcome{status: StatusFailed, text: "Could not check the job's owner.", exitCode: 1})
 			return
 		}
 		log.Warn("job refused: its owner may not run it", "reason", refused.Reason)
 		if j.ParentJobID != 0 {
 			s.pauseRefused(ctx, j.ParentJobID, refused.Reason)
 		}
-		s.finish(j, outcome{status: StatusFailed, text: sql.Clip("Not run: "+refused.Reason+".", 255), exitCode: 1})
+		s.finish(engine, j, outcome{status: StatusFailed, text: sql.Clip("Not run: "+refused.Reason+".", 255), exitCode: 1})
 		return
 	}
 	timeout := s.cfg.MaxRunTime
@@ -180,7 +186,7 @@ func (s *Service) run(j *Job) {
 	result, abandoned, err := s.invoke(tctx, cmd.Handler, j, log)
 	o := s.judge(tctx, timeout, err, abandoned)
 	o.result = encodeResult(result, log)
-	s.finish(j, o)
+	s.finish(engine, j, o)
 }
 
 // jobsContext is the parent of running jobs' contexts.
@@ -313,8 +319,9 @@ func withExit(result json.RawMessage, code int, signal string) json.RawMessage {
 // job message when it did not finish well. The update is conditional on this
 // controller still holding the job: a job failed meanwhile by another
 // controller (this one looked dead) keeps that verdict. A failing database is
-// retried for a while, since nobody else ends a job of a live controller.
-func (s *Service) finish(j *Job, o outcome) {
+// retried for a while, since nobody else ends a job of a live controller,
+// until ctx ends: a stopping engine is not held up by a database that is down.
+func (s *Service) finish(ctx context.Context, j *Job, o outcome) {
 	log := s.log.With("job_id", j.ID, "command", j.Command)
 	if o.signal != "" {
 		o.result = withExit(o.result, o.exitCode, o.signal)
@@ -333,7 +340,11 @@ func (s *Service) finish(j *Job, o outcome) {
 			return
 		}
 		log.Warn("record job end: retrying", "status", o.status, "err", err)
-		time.Sleep(wait)
+		if !sleep(ctx, wait) {
+			log.Error("record job end: giving up, the engine is stopping; the job stays active until a controller recovers it",
+				"status", o.status, "err", err)
+			return
+		}
 	}
 	if n == 0 {
 		log.Warn("job was ended by another controller meanwhile", "status", o.status)
@@ -369,12 +380,13 @@ func (s *Service) recordEnd(id int64, o outcome, ended time.Time) (int64, error)
 	if o.result != nil {
 		result = string(o.result)
 	}
+	active, args := sql.Placeholders(activeStatuses)
 	var n int64
 	err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, exit_code = ?, exit_signal = ?, ended = ?,
 			result = ?, exclusive_lock = NULL, progress_percent = `+progress+`, has_progress = `+hasProgress+`
-			WHERE job_id = ? AND instance_id = ? AND status IN (?, ?)`,
-			o.status, o.text, o.exitCode, o.signal, sql.Millis(ended), result, id, s.instanceID, StatusDequeued, StatusRunning)
+			WHERE job_id = ? AND instance_id = ? AND status IN (`+active+`)`,
+			append([]any{o.status, o.text, o.exitCode, o.signal, sql.Millis(ended), result, id, s.instanceID}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -444,7 +456,4 @@ func (l *jobLogger) update(ctx context.Context, set string, arg any) {
 	}
 }
 
-var (
-	_ Logger      = (*jobLogger)(nil)
-	_ batchLogger = (*jobLogger)(nil)
-)
+var _ Logger = (*jobLogger)(nil)

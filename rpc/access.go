@@ -65,17 +65,63 @@ func denied(e *rbac.DeniedError) *Error { return AccessDenied("%s", e.Message) }
 
 // guard makes the rules that consult the access tree.
 type guard struct {
-	authz     *rbac.Authorizer
-	inventory *hosts.Inventory
-	jobs      *jobs.Service
+	policy    policies
+	inventory Inventory
+	jobs      Jobs
+}
+
+// Policy is what rpc reads of one version of the access policy
+// (*rbac.Policy).
+type Policy interface {
+	jobs.Privileger
+	Object(path string) (*rbac.Object, bool)
+	Objects() []*rbac.Object
+	UserName(id int64) string
+	GroupName(id int64) string
+	ACL(o *rbac.Object) string
+}
+
+// Authorizer hands out the access policy of the database's current version
+// (*rbac.Authorizer).
+type Authorizer interface {
+	Current(ctx context.Context) (*rbac.Policy, error)
+}
+
+// policies reads the current Policy: an Authorizer's, or a test's own.
+type policies func(context.Context) (Policy, error)
+
+func policiesOf(a Authorizer) policies {
+	return func(ctx context.Context) (Policy, error) { return a.Current(ctx) }
+}
+
+// Inventory reads the clusters (*hosts.Inventory).
+type Inventory interface {
+	Get(ctx context.Context, id int64) (*hosts.Cluster, error)
+	GetByName(ctx context.Context, name string) (*hosts.Cluster, error)
+	List(ctx context.Context) ([]*hosts.Cluster, error)
+	Snapshot(ctx context.Context) (*hosts.Snapshot, error)
+}
+
+// Jobs is the job engine as the access rules and /v2/jobs use it
+// (*jobs.Service).
+type Jobs interface {
+	Registry() *jobs.Registry
+	Get(ctx context.Context, id int64) (*jobs.Job, error)
+	List(ctx context.Context, f jobs.Filter) ([]*jobs.Job, int, error)
+	Log(ctx context.Context, id int64, q jobs.MessageQuery) (*jobs.JobLog, error)
+	CreateDraft(ctx context.Context, d *jobs.Draft, req jobs.CreateRequest) (*jobs.Job, error)
+	Kill(ctx context.Context, id int64, by string) (*jobs.Job, error)
+	Delete(ctx context.Context, id int64) error
+	Clone(ctx context.Context, id int64, owner jobs.Owner) (*jobs.Job, error)
+	SetStatus(ctx context.Context, id int64, to jobs.Status) (*jobs.Job, error)
 }
 
 // withPolicy hands the handler the current access policy, read once per
 // request so that all its checks see one version; for operations that show
 // each caller only what it may read.
-func withPolicy[In any](g *guard, h func(context.Context, *Request, *rbac.Policy, *In) (Reply, error)) Endpoint {
+func withPolicy[In any](g *guard, h func(context.Context, *Request, Policy, *In) (Reply, error)) Endpoint {
 	return anyone(func(ctx context.Context, req *Request, in *In) (Reply, error) {
-		p, err := g.authz.Current(ctx)
+		p, err := g.policy(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +172,7 @@ func (g *guard) findCluster(ctx context.Context, ref clusterRef) (*hosts.Cluster
 // exist get the same refusal, naming the cluster as the caller did, so that
 // ids and names reveal nothing; only superusers, who read every cluster, are
 // told that one does not exist.
-func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
+func (g *guard) visibleCluster(ctx context.Context, req *Request, p Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
 	c, err := g.findCluster(ctx, ref)
 	switch {
 	case err != nil:
@@ -149,7 +195,7 @@ func (g *guard) visibleCluster(ctx context.Context, req *Request, p *rbac.Policy
 
 // checkCluster loads the referenced cluster and refuses a caller without
 // need on it.
-func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
+func (g *guard) checkCluster(ctx context.Context, req *Request, p Policy, ref clusterRef, need rbac.Privileges) (*hosts.Cluster, error) {
 	c, err := g.visibleCluster(ctx, req, p, ref, need)
 	if err != nil {
 		return nil, err
@@ -162,8 +208,8 @@ func (g *guard) checkCluster(ctx context.Context, req *Request, p *rbac.Policy, 
 
 // onCluster needs privileges on the cluster named by cluster_id or
 // cluster_name.
-func onCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
-	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+func onCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p Policy, in *In) (Reply, error) {
 		c, err := g.checkCluster(ctx, req, p, (*in).cluster(), need)
 		if err != nil {
 			return nil, err
@@ -183,8 +229,8 @@ type hostInput interface {
 // s9s's maintenance --create --nodes=HOST does: the cluster is the one, of
 // those the caller may read, that holds the host. A host in several of them
 // is refused, naming them, unless the request names a cluster.
-func onHostCluster[In hostInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
-	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+func onHostCluster[In hostInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p Policy, in *In) (Reply, error) {
 		ref := (*in).cluster()
 		if host := (*in).host(); !ref.named() && host != "" {
 			var err error
@@ -203,7 +249,7 @@ func onHostCluster[In hostInput](g *guard, need rbac.Privileges, h func(context.
 // clusterOfHost is the one cluster the caller may read that holds host;
 // clusters it may not read are not looked at, so a refusal tells nothing of
 // them.
-func (g *guard) clusterOfHost(ctx context.Context, req *Request, p *rbac.Policy, host string) (clusterRef, error) {
+func (g *guard) clusterOfHost(ctx context.Context, req *Request, p Policy, host string) (clusterRef, error) {
 	all, err := g.inventory.List(ctx)
 	if err != nil {
 		return clusterRef{}, err
@@ -228,8 +274,8 @@ func (g *guard) clusterOfHost(ctx context.Context, req *Request, p *rbac.Policy,
 
 // onNamedCluster is onCluster when the request names a cluster; without one
 // the handler gets a nil cluster and leaves out what the caller may not read.
-func onNamedCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
-	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+func onNamedCluster[In clusterInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *hosts.Cluster, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p Policy, in *In) (Reply, error) {
 		var c *hosts.Cluster
 		if ref := (*in).cluster(); ref.named() {
 			var err error
@@ -243,7 +289,7 @@ func onNamedCluster[In clusterInput](g *guard, need rbac.Privileges, h func(cont
 
 // readable is what the caller may do on each cluster; clusters it may not
 // read are left out.
-func readable(req *Request, p *rbac.Policy, all []*hosts.Cluster) ([]*hosts.Cluster, []rbac.Privileges) {
+func readable(req *Request, p Policy, all []*hosts.Cluster) ([]*hosts.Cluster, []rbac.Privileges) {
 	var out []*hosts.Cluster
 	var privs []rbac.Privileges
 	for _, c := range all {
@@ -256,7 +302,7 @@ func readable(req *Request, p *rbac.Policy, all []*hosts.Cluster) ([]*hosts.Clus
 }
 
 // needOnPath refuses the caller unless it has need on the tree path.
-func needOnPath(p *rbac.Policy, req *Request, path string, need rbac.Privileges) error {
+func needOnPath(p Policy, req *Request, path string, need rbac.Privileges) error {
 	if missing := need &^ p.Privileges(req.Caller, path); missing != 0 {
 		return denied(rbac.DeniedOn(missing, rbac.PathObject(path), req.Caller.Name))
 	}
@@ -286,8 +332,8 @@ type jobInput interface{ job() int64 }
 // onJob needs privileges on the job named by job_id (or job.job_id): those
 // on its cluster; for a job without a cluster, its owner's or a superuser's.
 // A caller who may not read the job learns nothing of it: ObjectNotFound.
-func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
-	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p Policy, in *In) (Reply, error) {
 		id := (*in).job()
 		if id <= 0 {
 			return nil, InvalidRequest("Field 'job_id' must be a positive number.")
@@ -319,46 +365,28 @@ func onJob[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, 
 // onJobRun is onJob for operations that make the job run again (clone,
 // resume): the caller must also pass the job command's own declaration, as
 // at create.
-func onJobRun[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
-	return onJob(g, need, func(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job, in *In) (Reply, error) {
+func onJobRun[In jobInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *jobs.Job, *In) (Reply, error)) Endpoint {
+	return onJob(g, need, func(ctx context.Context, req *Request, p Policy, j *jobs.Job, in *In) (Reply, error) {
 		d, err := g.jobs.Registry().DraftOf(j)
 		if err != nil {
 			return nil, jobError(err, j.ID)
 		}
-		if err := g.authorizeDraft(ctx, req, p, d, clusterRef{ID: j.ClusterID}); err != nil {
+		if err := g.authorizeDraft(ctx, req, p, d, nil); err != nil {
 			return nil, err
 		}
 		return h(ctx, req, p, j, in)
 	})
 }
 
-// authorizeDraft checks a job draft against its command's declaration.
-// Commands on "/" (removing a cluster) are decided there first, as deleting
-// a file needs w on its directory only; a refusal on any other cluster the
-// caller may not read reads as one for a cluster that does not exist.
-func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy, d *jobs.Draft, ref clusterRef) error {
-	access := d.Command.Access
-	if access.OnRoot {
-		if err := needOnPath(p, req, rbac.RootPath, access.Need); err != nil {
+// authorizeDraft checks a job draft against its command's declaration; c
+// is the cluster draftCluster resolved for the request, if it did, which is
+// resolved again only when job_data names another.
+func (g *guard) authorizeDraft(ctx context.Context, req *Request, p Policy, d *jobs.Draft, c *hosts.Cluster) error {
+	if c == nil || c.ID != d.ClusterID {
+		var err error
+		if c, err = g.draftCluster(ctx, req, p, d.Command.Access, clusterRef{ID: d.ClusterID}); err != nil {
 			return err
 		}
-	}
-	if d.ClusterID != 0 && (ref.ID != d.ClusterID || ref.Name != "") {
-		ref = clusterRef{ID: d.ClusterID} // named in job_data
-	}
-	var c *hosts.Cluster
-	var err error
-	switch {
-	case d.ClusterID == 0:
-	case access.OnRoot:
-		if c, err = g.findCluster(ctx, ref); err == nil && c == nil {
-			err = NotFound("Cluster was not found.")
-		}
-	default:
-		c, err = g.visibleCluster(ctx, req, p, ref, access.Need)
-	}
-	if err != nil {
-		return err
 	}
 	var refusal *rbac.DeniedError
 	if err := d.Authorize(p, req.Caller, c); errors.As(err, &refusal) {
@@ -369,7 +397,31 @@ func (g *guard) authorizeDraft(ctx context.Context, req *Request, p *rbac.Policy
 	return nil
 }
 
-func (g *guard) jobPrivileges(ctx context.Context, req *Request, p *rbac.Policy, j *jobs.Job) (rbac.Privileges, error) {
+// draftCluster decides where a job command's access is checked and resolves
+// the cluster ref names, nil for none. Commands on "/" (removing a cluster)
+// are decided there first, as deleting a file needs w on its directory only;
+// a refusal on any other cluster the caller may not read reads as one for a
+// cluster that does not exist.
+func (g *guard) draftCluster(ctx context.Context, req *Request, p Policy, access jobs.Access, ref clusterRef) (*hosts.Cluster, error) {
+	if access.OnRoot {
+		if err := needOnPath(p, req, rbac.RootPath, access.Need); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case !ref.named():
+		return nil, nil
+	case !access.OnRoot:
+		return g.visibleCluster(ctx, req, p, ref, access.Need)
+	}
+	c, err := g.findCluster(ctx, ref)
+	if err == nil && c == nil {
+		err = NotFound("Cluster was not found.")
+	}
+	return c, err
+}
+
+func (g *guard) jobPrivileges(ctx context.Context, req *Request, p Policy, j *jobs.Job) (rbac.Privileges, error) {
 	if req.Caller.IsSuperuser() {
 		return rbac.All, nil
 	}
@@ -410,15 +462,15 @@ type objectInput interface{ object() string }
 
 // onObject needs privileges on the tree object named by path; a need of 0
 // only resolves it.
-func onObject[In objectInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
-	return withObject(g, func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error) { return need, nil }, h)
+func onObject[In objectInput](g *guard, need rbac.Privileges, h func(context.Context, *Request, Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(*Request, Policy, *rbac.Object) (rbac.Privileges, error) { return need, nil }, h)
 }
 
 // onListedObject needs r on the object named by path, except on "/", where
 // every caller sees the objects it may read (as getAllClusterInfo leaves out
 // the others).
-func onListedObject[In objectInput](g *guard, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
-	return withObject(g, func(_ *Request, _ *rbac.Policy, o *rbac.Object) (rbac.Privileges, error) {
+func onListedObject[In objectInput](g *guard, h func(context.Context, *Request, Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(_ *Request, _ Policy, o *rbac.Object) (rbac.Privileges, error) {
 		if o.Path == rbac.RootPath {
 			return 0, nil
 		}
@@ -428,8 +480,8 @@ func onListedObject[In objectInput](g *guard, h func(context.Context, *Request, 
 
 // objectOwner admits the owner of the object named by path and superusers,
 // as only the owner of a file may change its ACL.
-func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
-	return withObject(g, func(req *Request, _ *rbac.Policy, o *rbac.Object) (rbac.Privileges, error) {
+func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withObject(g, func(req *Request, _ Policy, o *rbac.Object) (rbac.Privileges, error) {
 		if o.OwnerUserID == req.Caller.ID || req.Caller.IsSuperuser() {
 			return 0, nil
 		}
@@ -442,8 +494,8 @@ func objectOwner[In objectInput](g *guard, h func(context.Context, *Request, *rb
 // superusers that an object does not exist: to anyone else a missing object
 // is one owned by nobody and granting nothing, so that it gets the answers
 // of an existing object the caller may not read and paths reveal nothing.
-func withObject[In objectInput](g *guard, need func(*Request, *rbac.Policy, *rbac.Object) (rbac.Privileges, error), h func(context.Context, *Request, *rbac.Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
-	return withPolicy(g, func(ctx context.Context, req *Request, p *rbac.Policy, in *In) (Reply, error) {
+func withObject[In objectInput](g *guard, need func(*Request, Policy, *rbac.Object) (rbac.Privileges, error), h func(context.Context, *Request, Policy, *rbac.Object, *In) (Reply, error)) Endpoint {
+	return withPolicy(g, func(ctx context.Context, req *Request, p Policy, in *In) (Reply, error) {
 		path := (*in).object()
 		req.audit.object = path
 		o, ok := p.Object(path)

@@ -18,7 +18,19 @@ import (
 // of the clusters, the periods their alarms are held back, and its log.
 type alarms struct {
 	*guard
-	store *hosts.Alarms
+	store AlarmStore
+}
+
+// AlarmStore holds the alarms, maintenance periods and log of the clusters
+// (*hosts.Alarms).
+type AlarmStore interface {
+	AlarmLister
+	Get(ctx context.Context, id int64) (hosts.Alarm, error)
+	Ignore(ctx context.Context, id int64, ignore bool) error
+	AddMaintenance(ctx context.Context, m hosts.Maintenance) error
+	RemoveMaintenance(ctx context.Context, uuid string) (hosts.Maintenance, error)
+	Maintenances(ctx context.Context, clusterID int64) ([]hosts.Maintenance, error)
+	Entries(ctx context.Context, f hosts.LogFilter) ([]hosts.LogEntry, int, error)
 }
 
 func (h *alarms) alarmOperations() []Operation {
@@ -46,7 +58,7 @@ func (h *alarms) logOperations() []Operation {
 
 // clusterScope is the clusters a request covers: the one it names, else
 // every cluster the caller may read.
-func (h *alarms) clusterScope(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster) ([]int64, error) {
+func (h *alarms) clusterScope(ctx context.Context, req *Request, p Policy, c *hosts.Cluster) ([]int64, error) {
 	if c != nil {
 		return []int64{c.ID}, nil
 	}
@@ -67,7 +79,7 @@ type alarmsRequest struct {
 	WithIgnored bool `json:"with_ignored"`
 }
 
-func (h *alarms) getAlarms(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *alarmsRequest) (Reply, error) {
+func (h *alarms) getAlarms(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, in *alarmsRequest) (Reply, error) {
 	ids, err := h.clusterScope(ctx, req, p, c)
 	if err != nil {
 		return nil, err
@@ -99,7 +111,7 @@ type alarmRef struct {
 
 // alarmFor loads an alarm the caller has need on; one of a cluster it may
 // not read is not found, as for jobs.
-func (h *alarms) alarmFor(ctx context.Context, req *Request, p *rbac.Policy, id int64, need rbac.Privileges) (hosts.Alarm, error) {
+func (h *alarms) alarmFor(ctx context.Context, req *Request, p Policy, id int64, need rbac.Privileges) (hosts.Alarm, error) {
 	if id <= 0 {
 		return hosts.Alarm{}, InvalidRequest("Field 'alarm_id' must be a positive number.")
 	}
@@ -127,7 +139,7 @@ func (h *alarms) alarmFor(ctx context.Context, req *Request, p *rbac.Policy, id 
 	return a, nil
 }
 
-func (h *alarms) getAlarm(ctx context.Context, req *Request, p *rbac.Policy, in *alarmRef) (Reply, error) {
+func (h *alarms) getAlarm(ctx context.Context, req *Request, p Policy, in *alarmRef) (Reply, error) {
 	a, err := h.alarmFor(ctx, req, p, in.AlarmID, rbac.Read)
 	if err != nil {
 		return nil, err
@@ -135,7 +147,7 @@ func (h *alarms) getAlarm(ctx context.Context, req *Request, p *rbac.Policy, in 
 	return &alarmReply{Alarm: a.Wire()}, nil
 }
 
-func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p *rbac.Policy, in *alarmRef) (Reply, error) {
+func (h *alarms) ignoreAlarm(ctx context.Context, req *Request, p Policy, in *alarmRef) (Reply, error) {
 	if _, err := h.alarmFor(ctx, req, p, in.AlarmID, rbac.Write); err != nil {
 		return nil, err
 	}
@@ -181,7 +193,7 @@ func countAlarms(ids []int64, list []hosts.Alarm) map[int64]*wireAlarmStats {
 	return out
 }
 
-func (h *alarms) getStatistics(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, _ *alarmsRequest) (Reply, error) {
+func (h *alarms) getStatistics(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, _ *alarmsRequest) (Reply, error) {
 	ids, err := h.clusterScope(ctx, req, p, c)
 	if err != nil {
 		return nil, err
@@ -218,7 +230,7 @@ type maintenanceRequest struct {
 
 func (in maintenanceRequest) host() string { return strings.TrimSpace(in.Hostname) }
 
-func (h *alarms) addMaintenance(ctx context.Context, req *Request, _ *rbac.Policy, c *hosts.Cluster, in *maintenanceRequest) (Reply, error) {
+func (h *alarms) addMaintenance(ctx context.Context, req *Request, _ Policy, c *hosts.Cluster, in *maintenanceRequest) (Reply, error) {
 	m := hosts.Maintenance{UUID: uuid.NewString(), ClusterID: c.ID, Hostname: strings.TrimSpace(in.Hostname), Reason: in.Reason, UserName: req.Caller.Name}
 	if m.Hostname != "" && !hasHost(c, m.Hostname) {
 		return nil, InvalidRequest("Host '%s' is not in cluster %d.", clip(m.Hostname, 255), c.ID)
@@ -269,7 +281,7 @@ type maintenanceRef struct {
 	Lower string `json:"uuid"`
 }
 
-func (h *alarms) removeMaintenance(ctx context.Context, req *Request, p *rbac.Policy, in *maintenanceRef) (Reply, error) {
+func (h *alarms) removeMaintenance(ctx context.Context, req *Request, p Policy, in *maintenanceRef) (Reply, error) {
 	id := in.UUID
 	if id == "" {
 		id = in.Lower
@@ -310,8 +322,8 @@ type maintenanceQuery struct {
 	Hostname string `json:"hostname"`
 }
 
-func (h *alarms) getMaintenance(which int) func(context.Context, *Request, *rbac.Policy, *hosts.Cluster, *maintenanceQuery) (Reply, error) {
-	return func(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *maintenanceQuery) (Reply, error) {
+func (h *alarms) getMaintenance(which int) func(context.Context, *Request, Policy, *hosts.Cluster, *maintenanceQuery) (Reply, error) {
+	return func(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, in *maintenanceQuery) (Reply, error) {
 		ids, err := h.clusterScope(ctx, req, p, c)
 		if err != nil {
 			return nil, err
@@ -475,7 +487,7 @@ type logEntriesRequest struct {
 	Offset   int    `json:"offset"`
 }
 
-func (h *alarms) getLogEntries(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *logEntriesRequest) (Reply, error) {
+func (h *alarms) getLogEntries(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, in *logEntriesRequest) (Reply, error) {
 	ids, err := h.clusterScope(ctx, req, p, c)
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ func (h *clusters) operations() []Operation {
 // getAllClusterInfo copies, for each cluster the caller may read, the
 // cluster's rendering made once for the current inventory, policy and job
 // counts, and adds the caller's privileges to it.
-func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, in *struct {
+func (h *clusters) getAllClusterInfo(ctx context.Context, req *Request, p Policy, in *struct {
 	WithHosts bool `json:"with_hosts"`
 }) (Reply, error) {
 	snap, err := h.inventory.Snapshot(ctx)
@@ -126,7 +126,7 @@ var privilegeFields = func() [rbac.All + 1][]byte {
 // caller's privileges; each variant is encoded once, on first use.
 type renderedClusters struct {
 	snap     *hosts.Snapshot
-	policy   *rbac.Policy
+	policy   Policy
 	counts   *jobCounts
 	once     [2]sync.Once
 	rendered [2]map[int64][]byte // without and with hosts
@@ -204,7 +204,7 @@ type clusterInfoRequest struct {
 	WithHosts *bool `json:"with_hosts"`
 }
 
-func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *clusterInfoRequest) (Reply, error) {
+func (h *clusters) getClusterInfo(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, in *clusterInfoRequest) (Reply, error) {
 	var counts map[string]int
 	if h.jobs != nil {
 		byCluster, err := h.jobs.CountByState(ctx, c.ID)
@@ -292,7 +292,7 @@ type wireOwnerGroup struct {
 
 // render is cluster c for the wire but for effective_privileges, which are
 // the caller's own.
-func (h *clusters) render(p *rbac.Policy, c *hosts.Cluster, counts map[string]int, alarms *wireAlarmStats, withHosts bool) *wireCluster {
+func (h *clusters) render(p Policy, c *hosts.Cluster, counts map[string]int, alarms *wireAlarmStats, withHosts bool) *wireCluster {
 	byState := map[string]int{"DEFINED": 0, "DEQUEUED": 0, "RUNNING": 0, "FINISHED": 0, "FAILED": 0, "ABORTED": 0}
 	maps.Copy(byState, counts)
 	tags := c.Tags

@@ -150,8 +150,14 @@ func (s *Server) getStatus(ctx context.Context, req *Request, _ *none) (Reply, e
 	return reply, nil
 }
 
+// ControllerLister lists the controllers sharing the database
+// (*jobs.Service).
+type ControllerLister interface {
+	Controllers(ctx context.Context) ([]jobs.Controller, error)
+}
+
 // hostOperations is the /v2/host table.
-func (s *Server) hostOperations(engine *jobs.Service) []Operation {
+func (s *Server) hostOperations(engine ControllerLister) []Operation {
 	return []Operation{{Name: "getControllers", ReadOnly: true, Serve: anyone(func(ctx context.Context, _ *Request, _ *none) (Reply, error) {
 		list, err := engine.Controllers(ctx)
 		if err != nil {
@@ -202,7 +208,7 @@ func renderController(c jobs.Controller) wireController {
 
 // poolOperations is the /v2/poolcontrollers table, which the reference web
 // UI's backend reads to route requests among a pool's controllers.
-func (s *Server) poolOperations(engine *jobs.Service, inventory *hosts.Inventory) []Operation {
+func (s *Server) poolOperations(engine ControllerLister, inventory Inventory) []Operation {
 	return []Operation{{Name: "listcontrollers", ReadOnly: true, Serve: anyone(func(ctx context.Context, _ *Request, _ *none) (Reply, error) {
 		list, err := engine.Controllers(ctx)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
+	"github.com/cmon-dev/cmon/jobs/commands"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
 )
@@ -58,7 +59,7 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 		t.Fatal(err)
 	}
 	authn := rbac.NewAuthn(store, rbac.NewSessions(store, rbac.DefaultSessionLimits), hasher, rbac.AuthnOptions{Throttle: rbac.DefaultThrottleLimits})
-	reg, err := jobs.NewRegistry(append(jobs.Builtin(), jobs.NodeCommands(jobs.NodeDeps{})...)...)
+	reg, err := jobs.NewRegistry(append(commands.Builtin(), commands.NodeCommands(commands.NodeDeps{})...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,40 +57,28 @@ type jobRequest struct {
 // "/", and the job_data fields only superusers may set). The handler gets the
 // authorized draft.
 func (h *jobsModule) onJobSpec(next func(context.Context, *Request, *jobs.Draft, *jobRequest) (Reply, error)) Endpoint {
-	return withPolicy(h.guard, func(ctx context.Context, req *Request, p *rbac.Policy, in *jobRequest) (Reply, error) {
+	return withPolicy(h.guard, func(ctx context.Context, req *Request, p Policy, in *jobRequest) (Reply, error) {
 		if in.Job == nil || in.Job.Spec == nil || in.Job.Spec.Command == "" {
 			return nil, InvalidRequest("Field 'job' with 'job_spec.command' is required.")
 		}
 		req.audit.command = redactedCommand(in.Job.Spec.Command, in.Job.Spec.JobData)
 		// A named cluster the caller may not see is refused before anything
-		// else is said of the request; removing one is decided on "/".
+		// else is said of the request: its id is the draft's.
+		var c *hosts.Cluster
 		clusterID := in.ID
-		if in.Name != "" {
-			var c *hosts.Cluster
+		if cmd, ok := h.jobs.Registry().Lookup(in.Job.Spec.Command); ok && in.Name != "" {
 			var err error
-			if cmd, ok := h.jobs.Registry().Lookup(in.Job.Spec.Command); ok && cmd.Access.OnRoot {
-				if err := needOnPath(p, req, rbac.RootPath, cmd.Access.Need); err != nil {
-					return nil, err
-				}
-				if c, err = h.findCluster(ctx, in.clusterRef); err == nil && c == nil {
-					err = NotFound("Cluster was not found.")
-				}
-			} else if ok {
-				c, err = h.visibleCluster(ctx, req, p, in.clusterRef, cmd.Access.Need)
-			}
-			if err != nil {
+			if c, err = h.draftCluster(ctx, req, p, cmd.Access, in.clusterRef); err != nil {
 				return nil, err
 			}
-			if c != nil {
-				clusterID = c.ID
-			}
+			clusterID = c.ID
 		}
 		d, err := h.jobs.Registry().Draft(in.Job.Spec.Command, withJobTimeout(in.Job.Spec.JobData, in.Job.Timeout), clusterID)
 		if err != nil {
 			return nil, jobError(err, 0)
 		}
 		req.audit.clusterID = d.ClusterID
-		if err := h.authorizeDraft(ctx, req, p, d, in.clusterRef); err != nil {
+		if err := h.authorizeDraft(ctx, req, p, d, c); err != nil {
 			return nil, err
 		}
 		return next(ctx, req, d, in)
@@ -187,16 +175,6 @@ func owner(u *rbac.User, ip string) jobs.Owner {
 	return o
 }
 
-// showFlags map getJobInstances' show_* switches to statuses.
-var showFlags = map[string][]jobs.Status{
-	"show_defined":   {jobs.StatusDefined},
-	"show_running":   {jobs.StatusDequeued, jobs.StatusRunning},
-	"show_finished":  {jobs.StatusFinished},
-	"show_failed":    {jobs.StatusFailed},
-	"show_aborted":   {jobs.StatusAborted},
-	"show_scheduled": {jobs.StatusScheduled, jobs.StatusPaused},
-}
-
 // listRequest is getJobInstances' input.
 type listRequest struct {
 	clusterRef
@@ -246,7 +224,7 @@ const (
 	maxListedJobs = 1000
 )
 
-func (h *jobsModule) list(ctx context.Context, req *Request, p *rbac.Policy, c *hosts.Cluster, in *listRequest) (Reply, error) {
+func (h *jobsModule) list(ctx context.Context, req *Request, p Policy, c *hosts.Cluster, in *listRequest) (Reply, error) {
 	limit := in.Limit
 	if limit <= 0 {
 		limit = listedJobs
@@ -299,7 +277,7 @@ func joinStatuses(list []jobs.Status) string {
 
 // The handlers below act on the job their access rule checked.
 
-func (h *jobsModule) get(_ context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+func (h *jobsModule) get(_ context.Context, _ *Request, _ Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
 	return &jobReply{Job: renderJob(j), Total: 1}, nil
 }
 
@@ -311,7 +289,7 @@ type logRequest struct {
 	Offset    int   `json:"offset"`
 }
 
-func (h *jobsModule) log(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *logRequest) (Reply, error) {
+func (h *jobsModule) log(ctx context.Context, _ *Request, _ Policy, j *jobs.Job, in *logRequest) (Reply, error) {
 	q := jobs.MessageQuery{Ascending: in.Ascending == nil || *in.Ascending, Limit: -1, Offset: in.Offset}
 	if in.Limit != nil {
 		q.Limit = *in.Limit
@@ -323,7 +301,7 @@ func (h *jobsModule) log(ctx context.Context, _ *Request, _ *rbac.Policy, j *job
 	return &jobLogReply{Job: renderJob(l.Job), Messages: renderList(l.Messages, renderMessage), Total: l.Total}, nil
 }
 
-func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+func (h *jobsModule) kill(ctx context.Context, req *Request, _ Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
 	killed, err := h.jobs.Kill(ctx, j.ID, req.Caller.Name)
 	if err != nil {
 		return nil, jobError(err, j.ID)
@@ -331,14 +309,14 @@ func (h *jobsModule) kill(ctx context.Context, req *Request, _ *rbac.Policy, j *
 	return &jobReply{Job: renderJob(killed)}, nil
 }
 
-func (h *jobsModule) delete(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+func (h *jobsModule) delete(ctx context.Context, _ *Request, _ Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
 	if err := h.jobs.Delete(ctx, j.ID); err != nil {
 		return nil, jobError(err, j.ID)
 	}
 	return done(), nil
 }
 
-func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
+func (h *jobsModule) clone(ctx context.Context, req *Request, _ Policy, j *jobs.Job, _ *jobRef) (Reply, error) {
 	cloned, err := h.jobs.Clone(ctx, j.ID, owner(req.Caller, req.RemoteIP))
 	if err != nil {
 		return nil, jobError(err, j.ID)
@@ -346,7 +324,7 @@ func (h *jobsModule) clone(ctx context.Context, req *Request, _ *rbac.Policy, j 
 	return &jobReply{Job: renderJob(cloned)}, nil
 }
 
-func (h *jobsModule) update(ctx context.Context, _ *Request, _ *rbac.Policy, j *jobs.Job, in *jobRef) (Reply, error) {
+func (h *jobsModule) update(ctx context.Context, _ *Request, _ Policy, j *jobs.Job, in *jobRef) (Reply, error) {
 	if in.Job == nil {
 		return nil, InvalidRequest("Field 'job' with 'job_id' and 'status' is required.")
 	}

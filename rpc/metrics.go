@@ -41,7 +41,9 @@ type MetricsState struct {
 	Jobs interface {
 		Active(context.Context) (map[jobs.Status]int, error)
 	}
-	Inventory *hosts.Inventory
+	Inventory interface {
+		Snapshot(context.Context) (*hosts.Snapshot, error)
+	}
 }
 
 // NewMetrics registers cmon's metrics and the Go runtime's; Watch adds the

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc/console"
@@ -62,6 +61,13 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req *Request) (*rbac.User, error)
 }
 
+// JobEngine is the job engine as rpc uses it (*jobs.Service).
+type JobEngine interface {
+	Jobs
+	JobCounter
+	ControllerLister
+}
+
 // Pinner reads the database's change versions once for a request, so that
 // the state served from memory is checked against one reading per request.
 type Pinner interface {
@@ -95,9 +101,9 @@ type Options struct {
 	// a caller answers AuthRequired.
 	Authn *rbac.Authn
 	// Inventory holds the clusters; with none, /v2/clusters is not served.
-	Inventory *hosts.Inventory
+	Inventory Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
-	Jobs *jobs.Service
+	Jobs JobEngine
 	// Audit records every change and refusal; with it, /v2/audit serves
 	// the trail to superusers.
 	Audit Auditor
@@ -105,7 +111,7 @@ type Options struct {
 	// /metrics (to loopback clients and superusers).
 	Metrics *Metrics
 	// Alarms, when set, serves /v2/alarm, /v2/maintenance and /v2/log.
-	Alarms *hosts.Alarms
+	Alarms AlarmStore
 	// System, when set, is served by getSystemInfo and getStatus.
 	System *SystemInfo
 	// Node is this controller's own id among those sharing the database,
@@ -116,7 +122,7 @@ type Options struct {
 	Changes Pinner
 	// Authz decides access to clusters, jobs and the tree; /v2/users,
 	// /v2/clusters, /v2/jobs and /v2/tree need it.
-	Authz *rbac.Authorizer
+	Authz Authorizer
 	// AllowedOrigins are the browser origins ("https://ui.example:8443")
 	// besides the controller's own that may send requests. A request with
 	// another Origin header is refused; requests without one (curl, CLIs)
@@ -159,22 +165,16 @@ func NewServer(o Options) *Server {
 		s.Handle("audit", s.auditOperations()...)
 	}
 	if o.Authz != nil {
-		s.Handle("users", (&users{authn: o.Authn, sessions: a, store: o.Authn.Store(), authz: o.Authz}).operations()...)
+		s.Handle("users", (&users{authn: o.Authn, sessions: a, store: o.Authn.Store(), policy: policiesOf(o.Authz)}).operations()...)
 	}
 	if o.Inventory != nil && o.Authz != nil {
-		g := &guard{authz: o.Authz, inventory: o.Inventory, jobs: o.Jobs}
-		var counter JobCounter // a nil *jobs.Service must stay a nil interface
+		g := &guard{policy: policiesOf(o.Authz), inventory: o.Inventory, jobs: o.Jobs}
 		if o.Jobs != nil {
-			counter = o.Jobs
 			s.Handle("jobs", (&jobsModule{guard: g}).operations()...)
 			s.Handle("host", s.hostOperations(o.Jobs)...)
 			s.Handle("poolcontrollers", s.poolOperations(o.Jobs, o.Inventory)...)
 		}
-		var alarmLister AlarmLister // likewise for a nil *hosts.Alarms
-		if o.Alarms != nil {
-			alarmLister = o.Alarms
-		}
-		cl := newClusters(g, anyone(s.ping), counter, alarmLister, s.controllerHost())
+		cl := newClusters(g, anyone(s.ping), o.Jobs, o.Alarms, s.controllerHost())
 		s.Handle("clusters", cl.operations()...)
 		if o.Alarms != nil {
 			al := &alarms{guard: g, store: o.Alarms}

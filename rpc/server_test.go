@@ -186,7 +186,80 @@ func TestEnvelope(t *testing.T) {
 	}
 }
 
+// openOperations are the operations that answer without a caller: the login
+// steps, which identify it, and the pings, which say whether there is one.
+var openOperations = map[string]AuthMode{
+	"auth/authenticateWithPassword": AuthNone,
+	"auth/authenticate":             AuthNone,
+	"auth/authenticateResponse":     AuthNone,
+	"auth/response":                 AuthNone,
+	"auth/logout":                   AuthNone,
+	"info/ping":                     AuthOptional,
+	"controller/ping":               AuthOptional,
+	"controller/heartBeat":          AuthOptional,
+	"clusters/ping":                 AuthOptional,
+}
+
+// TestEveryOperationDeclaresAccess goes through every operation of a fully
+// wired server: each has an access rule, only those listed above answer
+// without a caller, and every other refuses a call without credentials
+// before its rule or handler runs.
 func TestEveryOperationDeclaresAccess(t *testing.T) {
+	s, _ := fullServer(t)
+	var ran []string // operations whose endpoint ran
+	var required []string
+	open := map[string]bool{}
+	for _, m := range s.modules {
+		for key, op := range m.ops {
+			name := m.Name + "/" + op.Name
+			if op.Serve == nil {
+				t.Errorf("%s has no access rule", name)
+				continue
+			}
+			if want, ok := openOperations[name]; ok {
+				open[name] = true
+				if op.Auth != want {
+					t.Errorf("%s: auth mode %d, want %d", name, op.Auth, want)
+				}
+				continue
+			}
+			if op.Auth != AuthRequired {
+				t.Errorf("%s answers without a caller (auth mode %d); list it in openOperations if it must", name, op.Auth)
+				continue
+			}
+			required = append(required, name)
+			serve := op.Serve
+			op.Serve = func(ctx context.Context, req *Request) (Reply, error) {
+				ran = append(ran, name)
+				return serve(ctx, req)
+			}
+			m.ops[key] = op
+		}
+	}
+	for name := range openOperations {
+		if !open[name] {
+			t.Errorf("open operation %s is not served", name)
+		}
+	}
+	for _, module := range []string{"info", "controller", "auth", "audit", "users", "jobs", "host", "poolcontrollers",
+		"clusters", "alarm", "maintenance", "log", "tree"} {
+		if s.modules[module] == nil {
+			t.Errorf("module %s is not served: the server is not fully wired", module)
+		}
+	}
+	for _, name := range required {
+		module, op, _ := strings.Cut(name, "/")
+		code, _, out := call(t, s, http.MethodPost, "/v2/"+module, `{"operation":"`+op+`"}`)
+		if code != http.StatusUnauthorized || out["request_status"] != string(StatusAuthRequired) {
+			t.Errorf("%s without credentials: HTTP %d, %v", name, code, out["request_status"])
+		}
+	}
+	if len(ran) > 0 {
+		t.Errorf("endpoints ran for calls without credentials: %v", ran)
+	}
+}
+
+func TestHandleRefusesOperationWithoutRule(t *testing.T) {
 	s := NewServer(Options{Version: "1"})
 	if err := func() (err error) {
 		defer func() {

@@ -26,7 +26,7 @@ func (h *tree) operations() []Operation {
 	}
 }
 
-func (h *tree) getTree(ctx context.Context, req *Request, p *rbac.Policy, top *rbac.Object, _ *pathRef) (Reply, error) {
+func (h *tree) getTree(ctx context.Context, req *Request, p Policy, top *rbac.Object, _ *pathRef) (Reply, error) {
 	clusterIDs := map[string]int64{}
 	all, err := h.inventory.List(ctx)
 	if err != nil {
@@ -84,7 +84,7 @@ type owners struct {
 	OwnerGroupName string `json:"owner_group_name"`
 }
 
-func ownersOf(p *rbac.Policy, o *rbac.Object) owners {
+func ownersOf(p Policy, o *rbac.Object) owners {
 	return owners{OwnerUserID: o.OwnerUserID, OwnerUserName: p.UserName(o.OwnerUserID),
 		OwnerGroupID: o.OwnerGroupID, OwnerGroupName: p.GroupName(o.OwnerGroupID)}
 }
@@ -99,12 +99,12 @@ type aclReply struct {
 	ACL            string `json:"acl"`
 }
 
-func aclReplyOf(p *rbac.Policy, o *rbac.Object) Reply {
+func aclReplyOf(p Policy, o *rbac.Object) Reply {
 	return &aclReply{ObjectName: o.Name(), ObjectPath: o.Parent(), OwnerUserName: p.UserName(o.OwnerUserID),
 		OwnerGroupName: p.GroupName(o.OwnerGroupID), ACL: p.ACL(o)}
 }
 
-func (h *tree) getACL(_ context.Context, _ *Request, p *rbac.Policy, o *rbac.Object, _ *pathRef) (Reply, error) {
+func (h *tree) getACL(_ context.Context, _ *Request, p Policy, o *rbac.Object, _ *pathRef) (Reply, error) {
 	return aclReplyOf(p, o), nil
 }
 
@@ -115,8 +115,8 @@ type aclRequest struct {
 }
 
 // changeACL is addAcl, or removeAcl when remove is set.
-func (h *tree) changeACL(remove bool) func(context.Context, *Request, *rbac.Policy, *rbac.Object, *aclRequest) (Reply, error) {
-	return func(ctx context.Context, _ *Request, _ *rbac.Policy, o *rbac.Object, in *aclRequest) (Reply, error) {
+func (h *tree) changeACL(remove bool) func(context.Context, *Request, Policy, *rbac.Object, *aclRequest) (Reply, error) {
+	return func(ctx context.Context, _ *Request, _ Policy, o *rbac.Object, in *aclRequest) (Reply, error) {
 		if in.ACL == nil {
 			return nil, InvalidRequest("Field 'acl' is required, such as \"user:bob:r-x\".")
 		}
@@ -144,7 +144,7 @@ type chownRequest struct {
 	Recursive bool   `json:"recursive"` // accepted; clusters hold no objects of their own
 }
 
-func (h *tree) chown(ctx context.Context, _ *Request, _ *rbac.Policy, o *rbac.Object, in *chownRequest) (Reply, error) {
+func (h *tree) chown(ctx context.Context, _ *Request, _ Policy, o *rbac.Object, in *chownRequest) (Reply, error) {
 	if in.Path == nil || *in.Path == "" {
 		return nil, InvalidRequest("Field 'path' is required.")
 	}
@@ -159,7 +159,7 @@ func (h *tree) chown(ctx context.Context, _ *Request, _ *rbac.Policy, o *rbac.Ob
 
 // currentACL answers a change with the object as it now is.
 func (h *tree) currentACL(ctx context.Context, path string) (Reply, error) {
-	p, err := h.authz.Current(ctx)
+	p, err := h.policy(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ type checkRequest struct {
 	Privileges string `json:"privileges"`
 }
 
-func (h *tree) checkAccess(_ context.Context, req *Request, p *rbac.Policy, o *rbac.Object, in *checkRequest) (Reply, error) {
+func (h *tree) checkAccess(_ context.Context, req *Request, p Policy, o *rbac.Object, in *checkRequest) (Reply, error) {
 	want, err := rbac.ParsePrivileges(in.Privileges)
 	if err != nil {
 		return nil, InvalidRequest("Invalid field 'privileges': %s.", err)

@@ -20,7 +20,7 @@ type users struct {
 	authn    *rbac.Authn
 	sessions *authenticator // the caller's own session, kept on its own password change
 	store    *rbac.Store
-	authz    *rbac.Authorizer
+	policy   policies
 }
 
 // operations is the /v2/users table with who may call each. For the
@@ -191,7 +191,7 @@ func (h *users) whoAmI(ctx context.Context, req *Request, in *struct {
 }) (Reply, error) {
 	reply := &whoAmIReply{User: renderUser(req.Caller)}
 	if in.Extended {
-		p, err := h.authz.Current(ctx)
+		p, err := h.policy(ctx)
 		if err != nil {
 			return nil, err
 		}

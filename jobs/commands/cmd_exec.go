@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -82,7 +83,7 @@ type execPlan struct {
 // parseExec checks exec's job_data and makes the plan the job runs.
 func parseExec(raw json.RawMessage) (*execPlan, error) {
 	var d execData
-	if err := DecodeJobData(raw, &d); err != nil {
+	if err := jobs.DecodeJobData(raw, &d); err != nil {
 		return nil, err
 	}
 	p := &execPlan{nodes: d.Nodes, tags: d.HostTags, dir: d.Cwd, sudo: d.IsSudo, env: d.Env,
@@ -107,7 +108,7 @@ func parseExec(raw json.RawMessage) (*execPlan, error) {
 		}
 		p.command = string(b)
 	case d.Command != nil && encoded:
-		// The form of the seed's command API: content_type says command is base64.
+		// The reference's command API form: content_type says command is base64.
 		b, err := decodeBase64(*d.Command)
 		if err != nil {
 			return nil, fmt.Errorf("job_data field \"command\" is not valid base64 (content_type is base64): %w", err)
@@ -180,14 +181,14 @@ func decodeBase64(s string) ([]byte, error) {
 //
 // timeout_sec bounds each node's command (RPort's meaning); the whole job is
 // bounded by the controller's maximum run time.
-func (n *nodes) execCommand() Command {
-	c := Command{
+func (n *nodes) execCommand() jobs.Command {
+	c := jobs.Command{
 		Name:           "exec",
-		Access:         Access{Need: rbac.Execute},
+		Access:         jobs.Access{Need: rbac.Execute},
 		Aliases:        []string{"run_command"},
 		TimeoutPerNode: true,
 	}
-	c.Validate, c.Handler = Parsed(parseExec, n.exec)
+	c.Validate, c.Handler = jobs.Parsed(parseExec, n.exec)
 	c.Preflight = n.execPreflight
 	return c
 }
@@ -224,7 +225,7 @@ func (n *nodes) execPreflight(ctx context.Context, clusterID int64, raw json.Raw
 	return nil
 }
 
-func (n *nodes) exec(ctx context.Context, job *Job, p *execPlan, log Logger) (any, error) {
+func (n *nodes) exec(ctx context.Context, job *jobs.Job, p *execPlan, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "exec", job)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -45,17 +46,17 @@ func (d *clusterWideData) timeout() time.Duration {
 // clusterWide is the declaration the cluster-wide commands share: x on the
 // cluster, which job_data may name, one such job on a cluster at a time,
 // and timeout_sec bounding each node rather than the whole job.
-func clusterWide(name string) Command {
-	return Command{Name: name, Exclusive: true, TimeoutPerNode: true, Access: Access{Need: rbac.Execute, ClusterInJobData: true}}
+func clusterWide(name string) jobs.Command {
+	return jobs.Command{Name: name, Exclusive: true, TimeoutPerNode: true, Access: jobs.Access{Need: rbac.Execute, ClusterInJobData: true}}
 }
 
 // clusterServiceCommand is stop_cluster or start_cluster: the service action
 // on every node of the cluster, one at a time, in registration order or,
 // reversed, in the opposite one: a cluster stops in the reverse of the order
 // it starts in. timeout_sec bounds each node's command.
-func (n *nodes) clusterServiceCommand(name, action string, reversed bool) Command {
+func (n *nodes) clusterServiceCommand(name, action string, reversed bool) jobs.Command {
 	c := clusterWide(name)
-	c.Validate, c.Handler = Parsed(decoded[clusterWideData], func(ctx context.Context, job *Job, d *clusterWideData, log Logger) (any, error) {
+	c.Validate, c.Handler = jobs.Parsed(decoded[clusterWideData], func(ctx context.Context, job *jobs.Job, d *clusterWideData, log jobs.Logger) (any, error) {
 		cl, err := n.clusterOf(ctx, name, job)
 		if err != nil {
 			return nil, err
@@ -82,13 +83,13 @@ type rollingNode struct {
 // one at a time in registration order; before the next one, the node must
 // answer the health check again (its service's status action exits 0), all
 // within timeout_sec per node.
-func (n *nodes) rollingRestartCommand() Command {
+func (n *nodes) rollingRestartCommand() jobs.Command {
 	c := clusterWide("rolling_restart")
-	c.Validate, c.Handler = Parsed(decoded[clusterWideData], n.rollingRestart)
+	c.Validate, c.Handler = jobs.Parsed(decoded[clusterWideData], n.rollingRestart)
 	return c
 }
 
-func (n *nodes) rollingRestart(ctx context.Context, job *Job, d *clusterWideData, log Logger) (any, error) {
+func (n *nodes) rollingRestart(ctx context.Context, job *jobs.Job, d *clusterWideData, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "rolling_restart", job)
 	if err != nil {
 		return nil, err
@@ -116,7 +117,7 @@ func (n *nodes) rollingRestart(ctx context.Context, job *Job, d *clusterWideData
 			continue
 		}
 		began := time.Now()
-		log.Message(ctx, MessageSuccess, fmt.Sprintf("Restarting node %d of %d: %s: %s", i+1, len(c.Hosts), h.Hostname, restart))
+		log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Restarting node %d of %d: %s: %s", i+1, len(c.Hosts), h.Hostname, restart))
 		rep := n.run(ctx, withProgress(log, i, len(c.Hosts)), nodeRun{client: n.SSH, cluster: c, hosts: []hosts.Host{h},
 			req: remote.Request{Command: restart, Sudo: sudo, Timeout: wait}})
 		node := rollingNode{nodeReport: rep.Nodes[0]}
@@ -126,12 +127,12 @@ func (n *nodes) rollingRestart(ctx context.Context, job *Job, d *clusterWideData
 				node.Error = fmt.Sprintf("restarted but not healthy within %s (last check: %s)", wait, last)
 			} else {
 				node.Healthy, node.HealthySec = true, time.Since(began).Seconds()
-				log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: healthy again after %.1fs.", h.Hostname, node.HealthySec))
+				log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s: healthy again after %.1fs.", h.Hostname, node.HealthySec))
 			}
 		}
 		if node.Error != "" && ctx.Err() == nil {
 			failed = append(failed, h.Hostname+" "+node.Error)
-			log.Message(ctx, MessageFailed, h.Hostname+": "+node.Error+".")
+			log.Message(ctx, jobs.MessageFailed, h.Hostname+": "+node.Error+".")
 		}
 		report = append(report, node)
 	}
@@ -143,7 +144,7 @@ func (n *nodes) rollingRestart(ctx context.Context, job *Job, d *clusterWideData
 		return result, fmt.Errorf("rolling restart: %d of %d nodes failed: %s", len(failed), len(c.Hosts), strings.Join(failed, "; "))
 	}
 	log.Progress(ctx, 100)
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Rolling restart of %d nodes of cluster %q: done.", len(c.Hosts), c.Name))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Rolling restart of %d nodes of cluster %q: done.", len(c.Hosts), c.Name))
 	return result, nil
 }
 
@@ -193,18 +194,20 @@ func (n *nodes) waitUntil(ctx context.Context, c *hosts.Cluster, h hosts.Host, d
 // progressShare is a Logger whose progress is step's share of the job's, of
 // steps equal steps.
 type progressShare struct {
-	Logger
+	jobs.Logger
 	step, steps int
 }
 
-func withProgress(log Logger, step, steps int) Logger { return progressShare{log, step, steps} }
+func withProgress(log jobs.Logger, step, steps int) jobs.Logger {
+	return progressShare{log, step, steps}
+}
 
 func (l progressShare) Progress(ctx context.Context, percent int) {
 	l.Logger.Progress(ctx, (l.step*100+percent)/l.steps)
 }
 
 // Messages keeps batched writes batched.
-func (l progressShare) Messages(ctx context.Context, lines []LogLine) {
+func (l progressShare) Messages(ctx context.Context, lines []jobs.LogLine) {
 	writeLines(ctx, l.Logger, lines)
 }
 
@@ -230,13 +233,13 @@ func parseReboot(raw json.RawMessage) (*rebootData, error) {
 // root (through sudo unless cmon logs in as root). The job then waits until
 // the node has gone down and answers again, or its boot id changed, within
 // timeout_sec (default 10 minutes), and reports how long that took.
-func (n *nodes) rebootCommand() Command {
+func (n *nodes) rebootCommand() jobs.Command {
 	c := clusterWide("reboot")
-	c.Validate, c.Handler = Parsed(parseReboot, n.reboot)
+	c.Validate, c.Handler = jobs.Parsed(parseReboot, n.reboot)
 	return c
 }
 
-func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger) (any, error) {
+func (n *nodes) reboot(ctx context.Context, job *jobs.Job, d *rebootData, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "reboot", job)
 	if err != nil {
 		return nil, err
@@ -260,9 +263,8 @@ func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger)
 	}
 	result := map[string]any{"hostname": h.Hostname, "command": command, "boot_id_before": before.stdout}
 	began := time.Now()
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Rebooting %s: %s", h.Hostname, command))
-	n.Log.InfoContext(ctx, "reboot", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
-	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s rebooted by %s (job %d).", h.Hostname, job.UserName, job.ID))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Rebooting %s: %s", h.Hostname, command))
+	n.Log.InfoContext(ctx, "rebooting node", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
 	// The connection may end before the command does, or the command be
 	// ended by a signal: the node going down is what a reboot does. Only a
 	// command that exited with an error by itself is a failure.
@@ -273,7 +275,7 @@ func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger)
 		return result, context.Cause(ctx)
 	}
 	if res := rep.Nodes[0]; len(rep.Responded) == 1 && res.ExitStatus > 0 && res.ExitSignal == "" {
-		return result, &ExitError{Code: max(1, min(res.ExitStatus, 255)),
+		return result, &jobs.ExitError{Code: max(1, min(res.ExitStatus, 255)),
 			Err: fmt.Errorf("reboot of %s failed: %s", h.Hostname, res.problem)}
 	}
 	var down time.Duration
@@ -282,7 +284,7 @@ func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger)
 		case !p.answered:
 			if down == 0 {
 				down = time.Since(began)
-				log.Message(ctx, MessageSuccess, fmt.Sprintf("%s is down (%.1fs after the reboot command).", h.Hostname, down.Seconds()))
+				log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s is down (%.1fs after the reboot command).", h.Hostname, down.Seconds()))
 			}
 			return false
 		case down > 0:
@@ -306,7 +308,10 @@ func (n *nodes) reboot(ctx context.Context, job *Job, d *rebootData, log Logger)
 	case !ok:
 		return result, fmt.Errorf("%s did not come back within %s of the reboot command (last check: %s)", h.Hostname, wait, problem)
 	}
+	// Only now, the reboot confirmed: the node went down and came back.
+	n.Log.InfoContext(ctx, "node rebooted", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname, "took", took)
+	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s rebooted by %s (job %d).", h.Hostname, job.UserName, job.ID))
 	log.Progress(ctx, 100)
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s rebooted: reachable again after %.1fs.", h.Hostname, took.Seconds()))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s rebooted: reachable again after %.1fs.", h.Hostname, took.Seconds()))
 	return result, nil
 }

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 // nodeRun is one command on some hosts of a cluster.
@@ -86,13 +87,13 @@ func (r *runReport) err() error {
 	if code == 0 {
 		code = 1
 	}
-	return &ExitError{Code: code, Signal: signal, Err: errors.New(b.String())}
+	return &jobs.ExitError{Code: code, Signal: signal, Err: errors.New(b.String())}
 }
 
 // run runs r on its hosts: output lines go to the job log as they arrive,
 // progress as nodes finish, and the result reports every node. On kill or
 // timeout the runner ends the nodes' commands and returns, bounded.
-func (n *nodes) run(ctx context.Context, log Logger, r nodeRun) *runReport {
+func (n *nodes) run(ctx context.Context, log jobs.Logger, r nodeRun) *runReport {
 	targets := make([]remote.Target, len(r.hosts))
 	index := make(map[string]int, len(r.hosts))
 	for i, h := range r.hosts {
@@ -132,7 +133,7 @@ func (n *nodes) run(ctx context.Context, log Logger, r nodeRun) *runReport {
 			} else {
 				nodeRep.Error = "not run: the job was stopped"
 			}
-			log.Message(ctx, MessageWarning, name+": "+nodeRep.Error+".")
+			log.Message(ctx, jobs.MessageWarning, name+": "+nodeRep.Error+".")
 		}
 		rep.Nodes = append(rep.Nodes, nodeRep)
 	}
@@ -146,7 +147,7 @@ func reportOf(ctx context.Context, name string, nr remote.NodeResult, b64 bool) 
 		rep.ExitStatus, rep.ExitSignal = res.ExitStatus, res.ExitSignal
 		rep.Stdout, rep.Stderr = renderOutput(res.Stdout, b64), renderOutput(res.Stderr, b64)
 		rep.Truncated = res.StdoutTruncated || res.StderrTruncated
-		rep.Started, rep.Ended = FormatTime(res.Started), FormatTime(res.Ended)
+		rep.Started, rep.Ended = jobs.FormatTime(res.Started), jobs.FormatTime(res.Ended)
 	}
 	rep.problem = nodeProblem(ctx, nr)
 	rep.pending = nr.Outcome == remote.Pending
@@ -193,9 +194,9 @@ func describeNodeError(ctx context.Context, nr remote.NodeResult) string {
 	// The job's own kill or timeout reaches the node as a cancellation: say which.
 	if errors.Is(e.Kind, remote.ErrKilled) {
 		switch cause := context.Cause(ctx); {
-		case errors.Is(cause, ErrTimedOut):
+		case errors.Is(cause, jobs.ErrTimedOut):
 			what = "timed out (job timeout)"
-		case errors.Is(cause, ErrKilled):
+		case errors.Is(cause, jobs.ErrKilled):
 			what = "killed (job aborted)"
 		}
 	}
@@ -215,14 +216,14 @@ func describeNodeError(ctx context.Context, nr remote.NodeResult) string {
 
 // logNode logs how a node ended: a summary line, with the output size when
 // output is not logged line by line.
-func logNode(ctx context.Context, log Logger, name, problem string, res *remote.Result, b64 bool) {
+func logNode(ctx context.Context, log jobs.Logger, name, problem string, res *remote.Result, b64 bool) {
 	switch {
 	case problem != "":
-		log.Message(ctx, MessageFailed, name+": "+problem+".")
+		log.Message(ctx, jobs.MessageFailed, name+": "+problem+".")
 	case b64 && res != nil:
-		log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: exit status 0, %d bytes of stdout, %d bytes of stderr.",
+		log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s: exit status 0, %d bytes of stdout, %d bytes of stderr.",
 			name, len(res.Stdout), len(res.Stderr)))
 	default:
-		log.Message(ctx, MessageSuccess, name+": exit status 0.")
+		log.Message(ctx, jobs.MessageSuccess, name+": exit status 0.")
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -18,7 +19,7 @@ type nodeData struct {
 
 func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 	var d nodeData
-	if err := DecodeJobData(raw, &d); err != nil {
+	if err := jobs.DecodeJobData(raw, &d); err != nil {
 		return nil, err
 	}
 	if d.Node == nil || strings.TrimSpace(d.Node.Hostname) == "" {
@@ -37,18 +38,18 @@ func parseNodeData(raw json.RawMessage, full bool) (*nodeSpec, error) {
 
 // addNodeCommand is "add_node": it connects to the node (learning its host
 // key), reads its facts and adds it to the job's cluster.
-func (n *nodes) addNodeCommand() Command {
-	c := Command{
+func (n *nodes) addNodeCommand() jobs.Command {
+	c := jobs.Command{
 		Name:      "add_node",
 		Aliases:   []string{"addnode"}, // the reference controller's name
-		Access:    Access{Need: rbac.Write | rbac.Execute},
+		Access:    jobs.Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 	}
-	c.Validate, c.Handler = Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, true) }, n.addNode)
+	c.Validate, c.Handler = jobs.Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, true) }, n.addNode)
 	return c
 }
 
-func (n *nodes) addNode(ctx context.Context, job *Job, spec *nodeSpec, log Logger) (any, error) {
+func (n *nodes) addNode(ctx context.Context, job *jobs.Job, spec *nodeSpec, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "add_node", job)
 	if err != nil {
 		return nil, err
@@ -81,24 +82,24 @@ func (n *nodes) addNode(ctx context.Context, job *Job, spec *nodeSpec, log Logge
 	result["host_id"] = h.ID
 	n.Log.InfoContext(ctx, "node added", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
 	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s added by %s (job %d).", h.Hostname, job.UserName, job.ID))
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Node %s added to cluster %q.", h.Hostname, c.Name))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Node %s added to cluster %q.", h.Hostname, c.Name))
 	return result, nil
 }
 
 // removeNodeCommand is "remove_node": it removes a node from the job's
 // cluster and forgets its host key if no other cluster uses the node.
-func (n *nodes) removeNodeCommand() Command {
-	c := Command{
+func (n *nodes) removeNodeCommand() jobs.Command {
+	c := jobs.Command{
 		Name:      "remove_node",
 		Aliases:   []string{"removenode"}, // the reference controller's name
-		Access:    Access{Need: rbac.Write | rbac.Execute},
+		Access:    jobs.Access{Need: rbac.Write | rbac.Execute},
 		Exclusive: true,
 	}
-	c.Validate, c.Handler = Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, false) }, n.removeNode)
+	c.Validate, c.Handler = jobs.Parsed(func(raw json.RawMessage) (*nodeSpec, error) { return parseNodeData(raw, false) }, n.removeNode)
 	return c
 }
 
-func (n *nodes) removeNode(ctx context.Context, job *Job, spec *nodeSpec, log Logger) (any, error) {
+func (n *nodes) removeNode(ctx context.Context, job *jobs.Job, spec *nodeSpec, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "remove_node", job)
 	if err != nil {
 		return nil, err
@@ -119,7 +120,7 @@ func (n *nodes) removeNode(ctx context.Context, job *Job, spec *nodeSpec, log Lo
 	}
 	n.Log.InfoContext(ctx, "node removed", "job_id", job.ID, "cluster_id", c.ID, "node", h.Hostname)
 	n.event(ctx, c.ID, h.Hostname, fmt.Sprintf("Node %s removed by %s (job %d).", h.Hostname, job.UserName, job.ID))
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Node %s removed from cluster %q.", h.Hostname, c.Name))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Node %s removed from cluster %q.", h.Hostname, c.Name))
 	n.forget(ctx, log, []string{hosts.TargetOf(c, h).Addr()})
 	return result, nil
 }

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 // onNode is shell text that runs then only on the node reached at addr.
@@ -29,19 +30,20 @@ func TestExec(t *testing.T) {
 	whoami := `set -- $SSH_CONNECTION; echo "$3"`
 
 	tests := []struct {
-		name     string
-		data     map[string]any
-		skip     func() string
+		name string
+		data map[string]any
+		// needs, when set, tells why a service the case needs is unavailable.
+		needs    func() error
 		wantText string // "" FINISHED, else FAILED with this text
 		// wantRefused is the refusal of a job that would fail on every run,
 		// given at create.
 		wantRefused string
 		wantExit    int
 		wantNodes   []string // hostnames of result.nodes, in order
-		check       func(t *testing.T, j *Job, r testResult)
+		check       func(t *testing.T, j *jobs.Job, r testResult)
 	}{
 		{name: "all nodes", data: map[string]any{"command": whoami}, wantNodes: addrs,
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				for i, n := range r.Nodes {
 					if n["stdout"] != addrs[i]+"\n" {
 						t.Errorf("node %s stdout %q", addrs[i], n["stdout"])
@@ -62,50 +64,47 @@ func TestExec(t *testing.T) {
 			wantRefused: `no node of cluster "exec" has the tags db, nope (AND)`},
 		{name: "base64 command and output", data: map[string]any{"command_base64": base64.StdEncoding.EncodeToString([]byte(`printf '\000\001\377'`)),
 			"output_encoding": "base64", "nodes": []string{a0}}, wantNodes: []string{a0},
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if r.Nodes[0]["stdout"] != "AAH/" {
 					t.Errorf("stdout %q, want AAH/", r.Nodes[0]["stdout"])
 				}
-				if !e.hasMessage(t, j.ID, MessageSuccess, a0+": exit status 0, 3 bytes of stdout, 0 bytes of stderr.") {
+				if !e.hasMessage(t, j.ID, jobs.MessageSuccess, a0+": exit status 0, 3 bytes of stdout, 0 bytes of stderr.") {
 					t.Errorf("log: %v", e.messages(t, j.ID))
 				}
 			}},
 		{name: "command as base64 content", data: map[string]any{"command": base64.StdEncoding.EncodeToString([]byte("echo from-base64")),
 			"content_type": "base64", "nodes": []string{a0}}, wantNodes: []string{a0},
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if r.Nodes[0]["stdout"] != "from-base64\n" {
 					t.Errorf("stdout %q", r.Nodes[0]["stdout"])
 				}
 			}},
 		{name: "invalid utf-8 as text", data: map[string]any{"command": `printf '\377ok\n'`, "nodes": []string{a0}}, wantNodes: []string{a0},
-			check: func(t *testing.T, j *Job, r testResult) {
-				if r.Nodes[0]["stdout"] != "\uFFFDok\n" || !e.hasMessage(t, j.ID, MessageSuccess, a0+": \uFFFDok") {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
+				if r.Nodes[0]["stdout"] != "\uFFFDok\n" || !e.hasMessage(t, j.ID, jobs.MessageSuccess, a0+": \uFFFDok") {
 					t.Errorf("stdout %q, log %v", r.Nodes[0]["stdout"], e.messages(t, j.ID))
 				}
 			}},
 		{name: "env cwd stdin", data: map[string]any{"command": `cat; echo "$FOO"; pwd`, "nodes": []string{a1}, "cwd": "/tmp",
 			"env": []map[string]any{{"key": "FOO", "value": "a b'c"}}, "stdin_base64": base64.StdEncoding.EncodeToString([]byte("hello\n"))},
 			wantNodes: []string{a1},
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if r.Nodes[0]["stdout"] != "hello\na b'c\n/tmp\n" {
 					t.Errorf("stdout %q", r.Nodes[0]["stdout"])
 				}
 			}},
 		{name: "sudo", data: map[string]any{"command": "id -u", "is_sudo": true, "nodes": []string{a2}}, wantNodes: []string{a2},
-			skip: func() string {
-				if os.Geteuid() != 0 {
-					return "sudo -n needs a password-less sudoers entry; only tried as root"
-				}
-				return ""
-			},
-			check: func(t *testing.T, j *Job, r testResult) {
+			// The nodes are this machine: sudo -n works there for the user the
+			// test logs in as, or the case cannot run.
+			needs: func() error { return exec.Command("sudo", "-n", "true").Run() },
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if r.Nodes[0]["stdout"] != "0\n" {
 					t.Errorf("stdout %q", r.Nodes[0]["stdout"])
 				}
 			}},
 		{name: "sequential abort_on_error leaves later nodes pending", data: map[string]any{"command": onNode(a0, "exit 3")},
 			wantText: fmt.Sprintf("1 of 4 nodes failed: %s exit status 3; not run: %s, %s, %s", a0, a1, a2, a3), wantExit: 3, wantNodes: addrs,
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if !slices.Equal(r.Pending, []string{a1, a2, a3}) || !slices.Equal(r.Responded, []string{a0}) {
 					t.Errorf("responded %v pending %v", r.Responded, r.Pending)
 				}
@@ -115,13 +114,13 @@ func TestExec(t *testing.T) {
 			}},
 		{name: "sequential without abort_on_error runs all", data: map[string]any{"command": onNode(a0, "exit 3"), "abort_on_error": false},
 			wantText: fmt.Sprintf("1 of 4 nodes failed: %s exit status 3", a0), wantExit: 3, wantNodes: addrs,
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				if len(r.Responded) != 4 || len(r.Pending) != 0 {
 					t.Errorf("responded %v pending %v", r.Responded, r.Pending)
 				}
 			}},
 		{name: "concurrent runs all at once", data: map[string]any{"command": "sleep 1", "execute_concurrently": true}, wantNodes: addrs,
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				// Every node started before any ended: they overlapped.
 				var lastStart, firstEnd string
 				for _, n := range r.Nodes {
@@ -140,7 +139,7 @@ func TestExec(t *testing.T) {
 		{name: "concurrent failure keeps the result", data: map[string]any{"command": onNode(a2, "echo broken >&2; exit 1") + "; echo ok",
 			"execute_concurrently": true, "abort_on_error": true},
 			wantText: fmt.Sprintf("1 of 4 nodes failed: %s exit status 1", a2), wantExit: 1, wantNodes: addrs,
-			check: func(t *testing.T, j *Job, r testResult) {
+			check: func(t *testing.T, j *jobs.Job, r testResult) {
 				for i, n := range r.Nodes {
 					want := 0.0
 					if i == 2 {
@@ -150,34 +149,34 @@ func TestExec(t *testing.T) {
 						t.Errorf("node %d: %v", i, n)
 					}
 				}
-				if r.Nodes[2]["stderr"] != "broken\n" || r.Nodes[2]["error"] != "exit status 1" || r.Nodes[0]["error"] != "" || !e.hasMessage(t, j.ID, MessageFailed, a2+": exit status 1.") ||
-					!e.hasMessage(t, j.ID, MessageFailed, j.StatusText) {
+				if r.Nodes[2]["stderr"] != "broken\n" || r.Nodes[2]["error"] != "exit status 1" || r.Nodes[0]["error"] != "" || !e.hasMessage(t, j.ID, jobs.MessageFailed, a2+": exit status 1.") ||
+					!e.hasMessage(t, j.ID, jobs.MessageFailed, j.StatusText) {
 					t.Errorf("failed node: %v, log %v", r.Nodes[2], e.messages(t, j.ID))
 				}
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.skip != nil {
-				if why := tt.skip(); why != "" {
-					t.Skip(why)
+			if tt.needs != nil {
+				if err := tt.needs(); err != nil {
+					services.Unavailable(t, "password-less sudo", err)
 				}
 			}
 			t.Parallel()
 			if tt.wantRefused != "" {
 				// What would fail on every run is refused at create.
 				raw, _ := json.Marshal(tt.data)
-				_, err := e.svc.Create(context.Background(), CreateRequest{ClusterID: c.ID, Command: "exec", JobData: raw, Owner: testOwner})
-				var invalid *InvalidError
+				_, err := e.svc.Create(context.Background(), jobs.CreateRequest{ClusterID: c.ID, Command: "exec", JobData: raw, Owner: testOwner})
+				var invalid *jobs.InvalidError
 				if !errors.As(err, &invalid) || !strings.Contains(err.Error(), tt.wantRefused) {
 					t.Fatalf("create: %v, want a refusal saying %q", err, tt.wantRefused)
 				}
 				return
 			}
 			j := e.run(t, c.ID, "exec", tt.data)
-			wantStatus := StatusFinished
+			wantStatus := jobs.StatusFinished
 			if tt.wantText != "" {
-				wantStatus = StatusFailed
+				wantStatus = jobs.StatusFailed
 			}
 			if j.Status != wantStatus || (tt.wantText != "" && j.StatusText != tt.wantText) || j.ExitCode != tt.wantExit {
 				t.Fatalf("got %s %q exit %d, want %s %q exit %d", j.Status, j.StatusText, j.ExitCode, wantStatus, tt.wantText, tt.wantExit)
@@ -214,7 +213,7 @@ func TestExecStops(t *testing.T) {
 		j := e.run(t, c.ID, "exec", map[string]any{"command": onNode(addrs[1], marker) + "; echo done",
 			"execute_concurrently": true, "timeout_sec": 1})
 		// The engine applies timeout_sec to the job as well: both run out together.
-		if j.Status != StatusFailed {
+		if j.Status != jobs.StatusFailed {
 			t.Fatalf("job %s %q", j.Status, j.StatusText)
 		}
 		r := resultOf(t, j)
@@ -236,7 +235,7 @@ func TestExecStops(t *testing.T) {
 			t.Fatal(err)
 		}
 		j = waitEnded(t, e.svc, j.ID)
-		if j.Status != StatusAborted || j.StatusText != "Job was aborted by user tester." {
+		if j.Status != jobs.StatusAborted || j.StatusText != "Job was aborted by user tester." {
 			t.Fatalf("job %s %q", j.Status, j.StatusText)
 		}
 		if d := time.Since(killed); d > 5*time.Second {
@@ -266,7 +265,7 @@ func TestExecNeedsCluster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			j := e.run(t, tt.cluster, "exec", map[string]any{"command": "true"})
-			if j.Status != StatusFailed || j.StatusText != tt.want {
+			if j.Status != jobs.StatusFailed || j.StatusText != tt.want {
 				t.Fatalf("got %s %q, want FAILED %q", j.Status, j.StatusText, tt.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -17,11 +18,11 @@ type ClusterChecker interface {
 // CheckHostsCommand is "check_hosts": one health check of every host of the
 // job's cluster, on demand, recorded as the monitor records its own. It
 // finishes when the check ran; offline hosts are warnings in the log.
-func CheckHostsCommand(inv *hosts.Inventory, checker ClusterChecker) Command {
-	return Command{
+func CheckHostsCommand(inv *hosts.Inventory, checker ClusterChecker) jobs.Command {
+	return jobs.Command{
 		Name:   "check_hosts",
-		Access: Access{Need: rbac.Execute},
-		Handler: HandlerFunc(func(ctx context.Context, job *Job, log Logger) (any, error) {
+		Access: jobs.Access{Need: rbac.Execute},
+		Handler: jobs.HandlerFunc(func(ctx context.Context, job *jobs.Job, log jobs.Logger) (any, error) {
 			if job.ClusterID <= 0 {
 				return nil, errors.New("check_hosts needs a cluster_id")
 			}
@@ -36,14 +37,14 @@ func CheckHostsCommand(inv *hosts.Inventory, checker ClusterChecker) Command {
 			nodes := make([]map[string]any, len(c.Hosts))
 			for i, h := range c.Hosts {
 				check := health.Hosts[i]
-				status := MessageSuccess
+				status := jobs.MessageSuccess
 				if !check.Online {
-					status = MessageWarning
+					status = jobs.MessageWarning
 				}
 				log.Message(ctx, status, fmt.Sprintf("%s: %s", h.Hostname, check.Message))
 				nodes[i] = map[string]any{"hostname": h.Hostname, "online": check.Online, "message": check.Message}
 			}
-			log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster state: %s.", health.After))
+			log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Cluster state: %s.", health.After))
 			return map[string]any{"state": health.After, "hosts": nodes}, nil
 		}),
 	}

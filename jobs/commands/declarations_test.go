@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -15,9 +16,9 @@ type grants map[string]map[string]rbac.Privileges
 
 func (g grants) Privileges(u *rbac.User, path string) rbac.Privileges { return g[u.Name][path] }
 
-func declaredRegistry(t testing.TB) *Registry {
+func declaredRegistry(t testing.TB) *jobs.Registry {
 	t.Helper()
-	reg, err := NewRegistry(append(append(Builtin(), NodeCommands(NodeDeps{})...), CheckHostsCommand(nil, nil))...)
+	reg, err := jobs.NewRegistry(append(append(Builtin(), NodeCommands(NodeDeps{})...), CheckHostsCommand(nil, nil))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,21 +36,21 @@ func TestDraftSettlesTheCluster(t *testing.T) {
 		wantErr     error
 	}{
 		{name: "exec on a cluster", command: "exec", data: `{"command":"true"}`, cluster: 3, wantCluster: 3},
-		{name: "exec without one", command: "exec", data: `{"command":"true"}`, wantErr: ErrNeedsCluster},
-		{name: "add_node without one", command: "add_node", data: `{"node":{"hostname":"a"}}`, wantErr: ErrNeedsCluster},
+		{name: "exec without one", command: "exec", data: `{"command":"true"}`, wantErr: jobs.ErrNeedsCluster},
+		{name: "add_node without one", command: "add_node", data: `{"node":{"hostname":"a"}}`, wantErr: jobs.ErrNeedsCluster},
 		{name: "addnode, the reference's name", command: "addnode", data: `{"node":{"hostname":"a"}}`, cluster: 4, wantCluster: 4},
 		{name: "removenode, the reference's name", command: "removenode", data: `{"node":{"hostname":"a"}}`, cluster: 4, wantCluster: 4},
-		{name: "check_hosts without one", command: "check_hosts", wantErr: ErrNeedsCluster},
+		{name: "check_hosts without one", command: "check_hosts", wantErr: jobs.ErrNeedsCluster},
 		{name: "stop names it in job_data", command: "stop", data: `{"clusterid":5,"node":{"hostname":"a"}}`, wantCluster: 5},
 		{name: "stop names it as a string", command: "stop", data: `{"clusterid":"5","node":{"hostname":"a"}}`, wantCluster: 5},
 		{name: "stop with both, agreeing", command: "stop", data: `{"cluster_id":5,"node":{"hostname":"a"}}`, cluster: 5, wantCluster: 5},
-		{name: "stop with both, disagreeing", command: "stop", data: `{"clusterid":6}`, cluster: 5, wantErr: ErrBadJobData},
+		{name: "stop with both, disagreeing", command: "stop", data: `{"clusterid":6}`, cluster: 5, wantErr: jobs.ErrBadJobData},
 		{name: "exec ignores clusterid in job_data", command: "exec", data: `{"command":"true","clusterid":6}`, cluster: 5, wantCluster: 5},
 		{name: "remove_cluster named in job_data", command: "remove_cluster", data: `{"cluster_id":7}`, wantCluster: 7},
 		{name: "register_cluster needs none", command: "register_cluster", data: `{}`},
 		{name: "success needs none", command: "success"},
-		{name: "unknown command", command: "frobnicate", wantErr: ErrUnknownCommand},
-		{name: "job_data not an object", command: "success", data: `[]`, wantErr: ErrBadJobData},
+		{name: "unknown command", command: "frobnicate", wantErr: jobs.ErrUnknownCommand},
+		{name: "job_data not an object", command: "success", data: `[]`, wantErr: jobs.ErrBadJobData},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

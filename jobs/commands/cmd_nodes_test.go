@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -17,20 +17,21 @@ import (
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/sql"
 )
 
 // nodeEnv is a started job Service with the node commands, over real SSH.
 type nodeEnv struct {
-	svc  *Service
+	svc  *jobs.Service
 	db   *sql.DB
 	inv  *hosts.Inventory
 	keys *hosts.DBKnownHosts
 }
 
 // testOwner owns the jobs of node tests, and so the clusters they register.
-var testOwner = Owner{UserID: 7, UserName: "tester", GroupID: 3, GroupName: "testers"}
+var testOwner = jobs.Owner{UserID: 7, UserName: "tester", GroupID: 3, GroupName: "testers"}
 
 func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 	t.Helper()
@@ -69,18 +70,18 @@ func (e *nodeEnv) treeObject(t *testing.T, path string) *rbac.Object {
 }
 
 // run creates a job on cluster (0: none) and waits for its end.
-func (e *nodeEnv) run(t *testing.T, cluster int64, command string, data any) *Job {
+func (e *nodeEnv) run(t *testing.T, cluster int64, command string, data any) *jobs.Job {
 	t.Helper()
 	return waitEnded(t, e.svc, e.start(t, cluster, command, data).ID)
 }
 
-func (e *nodeEnv) start(t *testing.T, cluster int64, command string, data any) *Job {
+func (e *nodeEnv) start(t *testing.T, cluster int64, command string, data any) *jobs.Job {
 	t.Helper()
 	raw, err := json.Marshal(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return create(t, e.svc, CreateRequest{ClusterID: cluster, Command: command, JobData: raw, Owner: testOwner})
+	return create(t, e.svc, jobs.CreateRequest{ClusterID: cluster, Command: command, JobData: raw, Owner: testOwner})
 }
 
 // register registers addrs of sshd as cluster name, with tags "db" and the
@@ -88,7 +89,7 @@ func (e *nodeEnv) start(t *testing.T, cluster int64, command string, data any) *
 func (e *nodeEnv) register(t *testing.T, name string, sshd *services.SSHD, addrs []string, extra map[string]any) *hosts.Cluster {
 	t.Helper()
 	j := e.run(t, 0, "register_cluster", registerJobData(name, sshd, addrs, extra))
-	if j.Status != StatusFinished {
+	if j.Status != jobs.StatusFinished {
 		t.Fatalf("register %s: %s %q", name, j.Status, j.StatusText)
 	}
 	c, err := e.inv.GetByName(context.Background(), name)
@@ -111,9 +112,9 @@ func registerJobData(name string, sshd *services.SSHD, addrs []string, extra map
 	return data
 }
 
-func (e *nodeEnv) messages(t *testing.T, id int64) []Message {
+func (e *nodeEnv) messages(t *testing.T, id int64) []jobs.Message {
 	t.Helper()
-	l, err := e.svc.Log(context.Background(), id, MessageQuery{Ascending: true})
+	l, err := e.svc.Log(context.Background(), id, jobs.MessageQuery{Ascending: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +122,9 @@ func (e *nodeEnv) messages(t *testing.T, id int64) []Message {
 }
 
 // hasMessage tells whether the job logged text with status.
-func (e *nodeEnv) hasMessage(t *testing.T, id int64, status MessageStatus, text string) bool {
+func (e *nodeEnv) hasMessage(t *testing.T, id int64, status jobs.MessageStatus, text string) bool {
 	t.Helper()
-	return slices.ContainsFunc(e.messages(t, id), func(m Message) bool { return m.Status == status && m.Text == text })
+	return slices.ContainsFunc(e.messages(t, id), func(m jobs.Message) bool { return m.Status == status && m.Text == text })
 }
 
 // hostKeyKnown tells whether a host key of addr is on record.
@@ -146,7 +147,7 @@ type testResult struct {
 	ClusterID   int64            `json:"cluster_id"`
 }
 
-func resultOf(t *testing.T, j *Job) testResult {
+func resultOf(t *testing.T, j *jobs.Job) testResult {
 	t.Helper()
 	var r testResult
 	if err := json.Unmarshal(j.Result, &r); err != nil {
@@ -244,13 +245,13 @@ func TestNodeCommandsRejectBadJobData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Create(context.Background(), CreateRequest{ClusterID: 1, Command: tt.command, JobData: json.RawMessage(tt.data)})
-			if !isInvalid(err) || !errors.Is(err, ErrBadJobData) || !strings.Contains(err.Error(), tt.want) {
+			_, err := s.Create(context.Background(), jobs.CreateRequest{ClusterID: 1, Command: tt.command, JobData: json.RawMessage(tt.data)})
+			if !isInvalid(err) || !errors.Is(err, jobs.ErrBadJobData) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("create %s %s: %v, want a bad job_data error mentioning %q", tt.command, tt.data, err, tt.want)
 			}
 		})
 	}
-	if jobs, total, err := s.List(context.Background(), Filter{}); err != nil || total != 0 {
+	if jobs, total, err := s.List(context.Background(), jobs.Filter{}); err != nil || total != 0 {
 		t.Fatalf("bad input stored jobs: %d %v %v", total, jobs, err)
 	}
 }
@@ -261,7 +262,7 @@ type recordingLogger struct {
 	msgs []string
 }
 
-func (l *recordingLogger) Message(_ context.Context, st MessageStatus, text string) {
+func (l *recordingLogger) Message(_ context.Context, st jobs.MessageStatus, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs = append(l.msgs, string(st)+" "+text)

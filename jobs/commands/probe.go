@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/sql"
 )
 
@@ -34,7 +35,7 @@ type fingerprints map[string][]string
 func (f fingerprints) add(s nodeSpec) error {
 	for _, fp := range s.HostKeyFingerprints {
 		if !strings.HasPrefix(fp, "SHA256:") || len(fp) < 20 || len(fp) > 100 {
-			return fmt.Errorf("node %s: host key fingerprint %q is not of the form SHA256:...", s.Hostname, fp)
+			return fmt.Errorf("node %s: host key fingerprint %q is not of the form \"SHA256:<base64>\"", s.Hostname, fp)
 		}
 	}
 	if len(s.HostKeyFingerprints) > 0 {
@@ -61,8 +62,8 @@ func (s nodeSpec) host() (hosts.Host, error) {
 
 func checkTags(what string, tags []string) error {
 	for _, t := range tags {
-		if t == "" || utf8.RuneCountInString(t) > maxTagLen {
-			return fmt.Errorf("%s must be 1 to %d characters each", what, maxTagLen)
+		if t == "" || utf8.RuneCountInString(t) > jobs.MaxTagLen {
+			return fmt.Errorf("%s must be 1 to %d characters each", what, jobs.MaxTagLen)
 		}
 	}
 	return nil
@@ -140,7 +141,7 @@ type probed struct {
 // keys not yet on record), reads its facts and marks it online. It returns
 // the hosts filled in, a report per node, and an error naming every node that
 // failed. Keys learned by a probe that fails are forgotten (see forget).
-func (n *nodes) probe(ctx context.Context, log Logger, c *hosts.Cluster, hs []hosts.Host, fps fingerprints) ([]hosts.Host, []probed, error) {
+func (n *nodes) probe(ctx context.Context, log jobs.Logger, c *hosts.Cluster, hs []hosts.Host, fps fingerprints) ([]hosts.Host, []probed, error) {
 	targets := make([]remote.Target, len(hs))
 	for i, h := range hs {
 		targets[i] = hosts.TargetOf(c, h)
@@ -168,14 +169,14 @@ func (n *nodes) probe(ctx context.Context, log Logger, c *hosts.Cluster, hs []ho
 		if problem != "" {
 			failed = append(failed, h.Hostname+" "+problem)
 			reports[i] = probed{Hostname: h.Hostname, Error: problem}
-			log.Message(ctx, MessageFailed, fmt.Sprintf("%s: %s.", h.Hostname, problem))
+			log.Message(ctx, jobs.MessageFailed, fmt.Sprintf("%s: %s.", h.Hostname, problem))
 			continue
 		}
 		applyFacts(ctx, &h, nr.Result.Stdout)
 		h.Status, h.LastSeen, h.Message = hosts.HostOnline, now, "Up and running."
 		out[i] = h
 		reports[i] = probed{Hostname: h.Hostname, IP: h.IP, OS: h.OS, Kernel: h.Kernel, CPUs: h.CPUs, MemoryMB: h.MemoryMB}
-		log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: %s, kernel %s, %d CPUs, %d MB of memory, address %s.",
+		log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s: %s, kernel %s, %d CPUs, %d MB of memory, address %s.",
 			h.Hostname, orUnknown(h.OS), orUnknown(h.Kernel), h.CPUs, h.MemoryMB, orUnknown(h.IP)))
 	}
 	if ctx.Err() != nil || len(failed) > 0 {
@@ -214,7 +215,7 @@ func (n *nodes) unknownKeys(ctx context.Context, targets []remote.Target) []stri
 // forget removes the host keys of nodes ("host:port") that no cluster uses,
 // so that trust in a node ends when cmon stops managing it. Failures are
 // logged, never fatal: the cluster change they follow has happened.
-func (n *nodes) forget(ctx context.Context, log Logger, addrs []string) {
+func (n *nodes) forget(ctx context.Context, log jobs.Logger, addrs []string) {
 	if n.HostKeys == nil || len(addrs) == 0 {
 		return
 	}
@@ -243,6 +244,6 @@ func (n *nodes) forget(ctx context.Context, log Logger, addrs []string) {
 			n.Log.WarnContext(ctx, "forget host key", "node", a, "err", err)
 			continue
 		}
-		log.Message(ctx, MessageDebug, fmt.Sprintf("Forgot the host key of %s: no cluster uses it.", a))
+		log.Message(ctx, jobs.MessageDebug, fmt.Sprintf("Forgot the host key of %s: no cluster uses it.", a))
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 // outputLog turns streamed output into job messages: whole lines prefixed
@@ -21,7 +22,7 @@ import (
 // it is full or a few milliseconds old, so output costs the database a
 // statement per batch rather than per line, and the log stays current.
 type outputLog struct {
-	log   Logger
+	log   jobs.Logger
 	ctx   context.Context
 	max   int64
 	index map[string]int
@@ -29,7 +30,7 @@ type outputLog struct {
 	sent  atomic.Int64
 
 	mu      sync.Mutex
-	pending []LogLine
+	pending []jobs.LogLine
 	size    int
 	timer   *time.Timer
 }
@@ -47,7 +48,7 @@ type nodeLines struct {
 	stdout, stderr []byte
 }
 
-func newOutputLog(ctx context.Context, log Logger, max int, hs []hosts.Host, index map[string]int) *outputLog {
+func newOutputLog(ctx context.Context, log jobs.Logger, max int, hs []hosts.Host, index map[string]int) *outputLog {
 	o := &outputLog{log: log, ctx: ctx, max: int64(max), index: index, nodes: make([]*nodeLines, len(hs))}
 	for i, h := range hs {
 		o.nodes[i] = &nodeLines{name: h.Hostname}
@@ -61,9 +62,9 @@ func (o *outputLog) write(ctx context.Context, c remote.Chunk) {
 		return
 	}
 	nl := o.nodes[i]
-	buf, status := &nl.stdout, MessageSuccess
+	buf, status := &nl.stdout, jobs.MessageSuccess
 	if c.Stream == remote.Stderr {
-		buf, status = &nl.stderr, MessageWarning
+		buf, status = &nl.stderr, jobs.MessageWarning
 	}
 	data := append(*buf, c.Data...)
 	start := 0
@@ -99,31 +100,31 @@ func (o *outputLog) write(ctx context.Context, c remote.Chunk) {
 func (o *outputLog) flush(ctx context.Context, i int) {
 	nl := o.nodes[i]
 	if len(nl.stdout) > 0 {
-		o.emit(ctx, nl.name, MessageSuccess, nl.stdout)
+		o.emit(ctx, nl.name, jobs.MessageSuccess, nl.stdout)
 		nl.stdout = nil
 	}
 	if len(nl.stderr) > 0 {
-		o.emit(ctx, nl.name, MessageWarning, nl.stderr)
+		o.emit(ctx, nl.name, jobs.MessageWarning, nl.stderr)
 		nl.stderr = nil
 	}
 	o.writeBatch()
 }
 
-func (o *outputLog) emit(_ context.Context, name string, status MessageStatus, line []byte) {
+func (o *outputLog) emit(_ context.Context, name string, status jobs.MessageStatus, line []byte) {
 	switch n := o.sent.Add(1); {
 	case n == o.max+1:
-		o.queue(LogLine{MessageWarning, fmt.Sprintf("More output than %d lines: the rest is in the job result only.", o.max)})
+		o.queue(jobs.LogLine{Status: jobs.MessageWarning, Text: fmt.Sprintf("More output than %d lines: the rest is in the job result only.", o.max)})
 		return
 	case n > o.max:
 		return
 	}
 	line = bytes.TrimSuffix(line, []byte("\r"))
-	o.queue(LogLine{status, name + ": " + strings.ToValidUTF8(string(line), "\uFFFD")})
+	o.queue(jobs.LogLine{Status: status, Text: name + ": " + strings.ToValidUTF8(string(line), "\uFFFD")})
 }
 
 // queue adds a line to the batch, writing it when full and else making sure
 // it is written within batchDelay.
-func (o *outputLog) queue(l LogLine) {
+func (o *outputLog) queue(l jobs.LogLine) {
 	o.mu.Lock()
 	o.pending = append(o.pending, l)
 	o.size += len(l.Text)

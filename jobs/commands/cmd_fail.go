@@ -1,10 +1,11 @@
-package jobs
+package commands
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -31,11 +32,11 @@ func parseFail(raw json.RawMessage) (*failData, error) {
 // FailCommand is "fail" (alias "failure"): it fails at once with
 // job_data.message (default "job failed as requested") and job_data.exit_code
 // (default 1). Clients use it to test how they handle failed jobs.
-func FailCommand() Command {
-	c := Command{Name: "fail", Aliases: []string{"failure"}, Access: Access{Need: rbac.Execute, ClusterOptional: true}}
-	c.Validate, c.Handler = Parsed(parseFail, func(ctx context.Context, _ *Job, d *failData, log Logger) (any, error) {
-		log.Message(ctx, MessageFailed, d.Message)
-		return nil, &ExitError{Code: d.ExitCode, Err: errors.New(d.Message)}
+func FailCommand() jobs.Command {
+	c := jobs.Command{Name: "fail", Aliases: []string{"failure"}, Access: jobs.Access{Need: rbac.Execute, ClusterOptional: true}}
+	c.Validate, c.Handler = jobs.Parsed(parseFail, func(ctx context.Context, _ *jobs.Job, d *failData, log jobs.Logger) (any, error) {
+		log.Message(ctx, jobs.MessageFailed, d.Message)
+		return nil, &jobs.ExitError{Code: d.ExitCode, Err: errors.New(d.Message)}
 	})
 	return c
 }

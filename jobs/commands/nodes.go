@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 // NodeDeps are what node commands need; cmon's main builds them. Zero values
@@ -123,9 +124,9 @@ func (d NodeDeps) withDefaults() NodeDeps {
 // NodeCommands lists the commands that reach nodes over SSH: exec, start,
 // stop, restart, register_cluster, remove_cluster, add_node, remove_node,
 // stop_cluster, start_cluster, rolling_restart and reboot.
-func NodeCommands(d NodeDeps) []Command {
+func NodeCommands(d NodeDeps) []jobs.Command {
 	n := &nodes{d.withDefaults()}
-	return []Command{
+	return []jobs.Command{
 		n.execCommand(),
 		n.serviceCommand("start"),
 		n.serviceCommand("stop"),
@@ -154,7 +155,7 @@ func (n *nodes) ready(command string) error {
 
 // clusterOf loads the cluster a job of command acts on, on a controller
 // ready to run it.
-func (n *nodes) clusterOf(ctx context.Context, command string, job *Job) (*hosts.Cluster, error) {
+func (n *nodes) clusterOf(ctx context.Context, command string, job *jobs.Job) (*hosts.Cluster, error) {
 	if err := n.ready(command); err != nil {
 		return nil, err
 	}

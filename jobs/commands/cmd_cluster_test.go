@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/sql"
+	"golang.org/x/crypto/ssh"
 )
 
 // TestRegisterClusterAndExec is the main flow on both backends: register
@@ -25,7 +25,7 @@ func TestRegisterClusterAndExec(t *testing.T) {
 		before := time.Now().Add(-time.Second)
 		j := e.run(t, 0, "register_cluster", registerJobData("galera1", sshd, addrs, map[string]any{
 			"cluster_type": "galera", "vendor": "mariadb", "version": "10.11", "tags": []string{"prod"}}))
-		if j.Status != StatusFinished {
+		if j.Status != jobs.StatusFinished {
 			t.Fatalf("register: %s %q", j.Status, j.StatusText)
 		}
 		c, err := e.inv.GetByName(context.Background(), "galera1")
@@ -50,15 +50,15 @@ func TestRegisterClusterAndExec(t *testing.T) {
 			if err != nil || len(keys) != 1 || ssh.FingerprintSHA256(keys[0]) != ssh.FingerprintSHA256(sshd.HostKey()) {
 				t.Errorf("host key of %s: %v %v", h.Hostname, keys, err)
 			}
-			if !slices.ContainsFunc(e.messages(t, j.ID), func(m Message) bool {
-				return m.Status == MessageSuccess && strings.HasPrefix(m.Text, h.Hostname+": ") && strings.Contains(m.Text, "MB of memory")
+			if !slices.ContainsFunc(e.messages(t, j.ID), func(m jobs.Message) bool {
+				return m.Status == jobs.MessageSuccess && strings.HasPrefix(m.Text, h.Hostname+": ") && strings.Contains(m.Text, "MB of memory")
 			}) {
 				t.Errorf("no facts message for %s: %v", h.Hostname, e.messages(t, j.ID))
 			}
 		}
 
 		x := e.run(t, c.ID, "exec", map[string]any{"command": `set -- $SSH_CONNECTION; echo "out-$3"; echo "err-$3" >&2`})
-		if x.Status != StatusFinished || x.Progress != 100 {
+		if x.Status != jobs.StatusFinished || x.Progress != 100 {
 			t.Fatalf("exec: %s %q progress %d", x.Status, x.StatusText, x.Progress)
 		}
 		r := resultOf(t, x)
@@ -71,10 +71,10 @@ func TestRegisterClusterAndExec(t *testing.T) {
 				n["error"] != "" || n["truncated"] != false || n["started"] == "" || n["ended"] == "" {
 				t.Errorf("node %d: %v", i, n)
 			}
-			if _, err := time.Parse(TimeFormat, n["started"].(string)); err != nil {
+			if _, err := time.Parse(jobs.TimeFormat, n["started"].(string)); err != nil {
 				t.Errorf("node %d started: %v", i, err)
 			}
-			if !e.hasMessage(t, x.ID, MessageSuccess, a+": out-"+a) || !e.hasMessage(t, x.ID, MessageWarning, a+": err-"+a) {
+			if !e.hasMessage(t, x.ID, jobs.MessageSuccess, a+": out-"+a) || !e.hasMessage(t, x.ID, jobs.MessageWarning, a+": err-"+a) {
 				t.Errorf("output of %s is not in the job log: %v", a, e.messages(t, x.ID))
 			}
 		}
@@ -87,7 +87,7 @@ func TestRegisterClusterFailures(t *testing.T) {
 	t.Run("unreachable node stores nothing", func(t *testing.T) {
 		// Nothing listens on 127.0.0.99.
 		j := e.run(t, 0, "register_cluster", registerJobData("broken", sshd, []string{sshd.Addrs[3], sshd.Addrs[4], "127.0.0.99"}, nil))
-		if j.Status != StatusFailed || !strings.Contains(j.StatusText, "1 of 3 nodes failed: 127.0.0.99 unreachable: cannot connect") {
+		if j.Status != jobs.StatusFailed || !strings.Contains(j.StatusText, "1 of 3 nodes failed: 127.0.0.99 unreachable: cannot connect") {
 			t.Fatalf("register: %s %q", j.Status, j.StatusText)
 		}
 		if list, err := e.inv.List(context.Background()); err != nil || len(list) != 0 {
@@ -100,20 +100,20 @@ func TestRegisterClusterFailures(t *testing.T) {
 		if len(r.Nodes) != 3 || r.Nodes[0]["error"] != nil || !strings.Contains(fmt.Sprint(r.Nodes[2]["error"]), "unreachable") {
 			t.Errorf("result: %s", j.Result)
 		}
-		if !e.hasMessage(t, j.ID, MessageFailed, j.StatusText) {
+		if !e.hasMessage(t, j.ID, jobs.MessageFailed, j.StatusText) {
 			t.Errorf("the reason is not in the log: %v", e.messages(t, j.ID))
 		}
 	})
 	t.Run("name taken", func(t *testing.T) {
 		e.register(t, "taken", sshd, sshd.Addrs[5:6], nil)
 		j := e.run(t, 0, "add_cluster", registerJobData("taken", sshd, sshd.Addrs[6:7], nil))
-		if j.Status != StatusFailed || !strings.Contains(j.StatusText, `a cluster named "taken" exists`) {
+		if j.Status != jobs.StatusFailed || !strings.Contains(j.StatusText, `a cluster named "taken" exists`) {
 			t.Fatalf("second registration: %s %q", j.Status, j.StatusText)
 		}
 	})
 	t.Run("login refused", func(t *testing.T) {
 		j := e.run(t, 0, "register_cluster", registerJobData("nologin", sshd, sshd.Addrs[7:8], map[string]any{"ssh_user": "nosuchuser"}))
-		if j.Status != StatusFailed || !strings.Contains(j.StatusText, "authentication refused") {
+		if j.Status != jobs.StatusFailed || !strings.Contains(j.StatusText, "authentication refused") {
 			t.Fatalf("register: %s %q", j.Status, j.StatusText)
 		}
 	})
@@ -127,7 +127,7 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	c2 := e.register(t, "c2", sshd, []string{b}, nil)
 
 	added := e.run(t, c1.ID, "add_node", map[string]any{"node": map[string]any{"hostname": extra, "role": "arbiter", "tags": []string{"new"}}})
-	if added.Status != StatusFinished {
+	if added.Status != jobs.StatusFinished {
 		t.Fatalf("add_node: %s %q", added.Status, added.StatusText)
 	}
 	got, err := e.inv.Get(context.Background(), c1.ID)
@@ -161,7 +161,7 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
 			j := e.run(t, tt.cluster, tt.command, tt.data)
-			if j.Status != StatusFailed || !strings.Contains(j.StatusText, tt.want) {
+			if j.Status != jobs.StatusFailed || !strings.Contains(j.StatusText, tt.want) {
 				t.Fatalf("%s: %s %q, want FAILED with %q", tt.command, j.Status, j.StatusText, tt.want)
 			}
 		})
@@ -171,7 +171,7 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	}
 
 	removed := e.run(t, c1.ID, "remove_node", map[string]any{"node": map[string]any{"hostname": extra}})
-	if removed.Status != StatusFinished {
+	if removed.Status != jobs.StatusFinished {
 		t.Fatalf("remove_node: %s %q", removed.Status, removed.StatusText)
 	}
 	if got, _ := e.inv.Get(context.Background(), c1.ID); len(got.Hosts) != 2 || got.State != hosts.StateStarted {
@@ -181,9 +181,9 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 		t.Error("the key of a node no cluster uses is kept")
 	}
 
-	// Named in job_data only, as the seed's examples name clusters.
+	// Named in job_data only, as the reference's clients name clusters.
 	gone := e.run(t, 0, "remove_cluster", map[string]any{"cluster_id": c1.ID})
-	if gone.Status != StatusFinished {
+	if gone.Status != jobs.StatusFinished {
 		t.Fatalf("remove_cluster: %s %q", gone.Status, gone.StatusText)
 	}
 	if _, err := e.inv.Get(context.Background(), c1.ID); err == nil {
@@ -199,7 +199,7 @@ func TestAddAndRemoveNodesAndClusters(t *testing.T) {
 	if j, err := e.svc.Get(context.Background(), added.ID); err != nil || j.ClusterID != c1.ID {
 		t.Errorf("the removed cluster's job history: %v %v", j, err)
 	}
-	if j := e.run(t, c2.ID, "remove_cluster", map[string]any{}); j.Status != StatusFinished || e.hostKeyKnown(t, sshd, b) {
+	if j := e.run(t, c2.ID, "remove_cluster", map[string]any{}); j.Status != jobs.StatusFinished || e.hostKeyKnown(t, sshd, b) {
 		t.Errorf("remove_cluster c2: %s %q; key of %s kept: %v", j.Status, j.StatusText, b, e.hostKeyKnown(t, sshd, b))
 	}
 }
@@ -211,24 +211,24 @@ func TestStrictHostKeyAfterRegistration(t *testing.T) {
 	sshd := services.NewSSHD(t, "127.0.0.2", "127.0.0.3")
 	e := newNodeEnv(t, services.OpenSQLite(t))
 	c := e.register(t, "rekey", sshd, sshd.Addrs, nil)
-	if j := e.run(t, c.ID, "exec", map[string]any{"command": "true"}); j.Status != StatusFinished {
+	if j := e.run(t, c.ID, "exec", map[string]any{"command": "true"}); j.Status != jobs.StatusFinished {
 		t.Fatalf("exec before: %s %q", j.Status, j.StatusText)
 	}
 	if err := sshd.RestartWithNewHostKey(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	j := e.run(t, c.ID, "exec", map[string]any{"command": "true", "execute_concurrently": true})
-	if j.Status != StatusFailed || !strings.Contains(j.StatusText, "2 of 2 nodes failed: 127.0.0.2 unreachable: host key mismatch") {
+	if j.Status != jobs.StatusFailed || !strings.Contains(j.StatusText, "2 of 2 nodes failed: 127.0.0.2 unreachable: host key mismatch") {
 		t.Fatalf("exec after the key changed: %s %q", j.Status, j.StatusText)
 	}
 	if r := resultOf(t, j); len(r.Unreachable) != 2 || !strings.Contains(fmt.Sprint(r.Nodes[1]["error"]), "host key mismatch") {
 		t.Fatalf("result: %s", j.Result)
 	}
 	again := e.run(t, 0, "register_cluster", registerJobData("rekey2", sshd, sshd.Addrs, nil))
-	if again.Status != StatusFailed || !strings.Contains(again.StatusText, "host key mismatch") {
+	if again.Status != jobs.StatusFailed || !strings.Contains(again.StatusText, "host key mismatch") {
 		t.Fatalf("registration with a changed key: %s %q", again.Status, again.StatusText)
 	}
-	if j := e.run(t, c.ID, "remove_cluster", nil); j.Status != StatusFinished {
+	if j := e.run(t, c.ID, "remove_cluster", nil); j.Status != jobs.StatusFinished {
 		t.Fatalf("remove_cluster: %s %q", j.Status, j.StatusText)
 	}
 	e.register(t, "rekey2", sshd, sshd.Addrs, nil)

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -18,8 +19,8 @@ type nodeRef struct {
 	Hostname string `json:"hostname"`
 }
 
-// serviceData is the job_data of start, stop and restart: the seed's stop
-// example, {"clusterid": 21, "node": {"hostname": "192.168.20.53"}}.
+// serviceData is the job_data of start, stop and restart, as the
+// reference's clients send it: {"clusterid": 21, "node": {"hostname": "192.168.20.53"}}.
 type serviceData struct {
 	ClusterID  int64    `json:"clusterid"`
 	ClusterID2 int64    `json:"cluster_id"`
@@ -47,19 +48,19 @@ func (d *serviceData) checkNode() error {
 // serviceCommand is "start", "stop" or "restart": the cluster's service
 // command template, with {action} and {service} filled in, on one node, with
 // the cluster's sudo setting.
-func (n *nodes) serviceCommand(action string) Command {
-	c := Command{
+func (n *nodes) serviceCommand(action string) jobs.Command {
+	c := jobs.Command{
 		Name:      action,
 		Exclusive: true,
-		Access:    Access{Need: rbac.Execute, ClusterInJobData: true},
+		Access:    jobs.Access{Need: rbac.Execute, ClusterInJobData: true},
 	}
-	c.Validate, c.Handler = Parsed(parseServiceData, func(ctx context.Context, job *Job, d *serviceData, log Logger) (any, error) {
+	c.Validate, c.Handler = jobs.Parsed(parseServiceData, func(ctx context.Context, job *jobs.Job, d *serviceData, log jobs.Logger) (any, error) {
 		return n.service(ctx, job, d, log, action)
 	})
 	return c
 }
 
-func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logger, action string) (any, error) {
+func (n *nodes) service(ctx context.Context, job *jobs.Job, d *serviceData, log jobs.Logger, action string) (any, error) {
 	c, err := n.clusterOf(ctx, action, job)
 	if err != nil {
 		return nil, err
@@ -74,14 +75,14 @@ func (n *nodes) service(ctx context.Context, job *Job, d *serviceData, log Logge
 // serviceOn runs the cluster's service command for action on hs, one node
 // after another in the order given, each bounded by timeout (0: the job's
 // bound only). The result reports every node; the job fails if one did.
-func (n *nodes) serviceOn(ctx context.Context, job *Job, log Logger, c *hosts.Cluster, hs []hosts.Host, action string,
+func (n *nodes) serviceOn(ctx context.Context, job *jobs.Job, log jobs.Logger, c *hosts.Cluster, hs []hosts.Host, action string,
 	opt remote.FanOut, timeout time.Duration) (any, error) {
 	command, err := serviceCommandLine(c, action)
 	if err != nil {
 		return nil, err
 	}
 	names := hostnames(hs)
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s: %s", strings.Join(names, ", "), command))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s: %s", strings.Join(names, ", "), command))
 	n.Log.InfoContext(ctx, "service action", "job_id", job.ID, "cluster_id", c.ID, "nodes", names,
 		"action", action, "service", c.ServiceName)
 	rep := n.run(ctx, log, nodeRun{client: n.SSH, cluster: c, hosts: hs, opt: opt,
@@ -96,13 +97,13 @@ func (n *nodes) serviceOn(ctx context.Context, job *Job, log Logger, c *hosts.Cl
 	}
 	if len(hs) == 1 {
 		if problem := rep.Nodes[0].problem; problem != "" {
-			return result, &ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)), Signal: rep.Nodes[0].ExitSignal,
+			return result, &jobs.ExitError{Code: max(1, min(rep.Nodes[0].ExitStatus, 255)), Signal: rep.Nodes[0].ExitSignal,
 				Err: fmt.Errorf("%s on %s failed: %s", what, hs[0].Hostname, problem)}
 		}
 	} else if err := rep.err(); err != nil {
 		return result, fmt.Errorf("%s: %w", what, err) // its *ExitError holds the code
 	}
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("%s on %s: done.", upperFirst(what), strings.Join(names, ", ")))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("%s on %s: done.", upperFirst(what), strings.Join(names, ", ")))
 	return result, nil
 }
 

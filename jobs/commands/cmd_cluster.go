@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cmon-dev/cmon/hosts"
+	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 )
 
@@ -38,7 +39,7 @@ type registration struct {
 // parseRegister checks register_cluster's job_data.
 func parseRegister(raw json.RawMessage) (*registration, error) {
 	var d registerData
-	if err := DecodeJobData(raw, &d); err != nil {
+	if err := jobs.DecodeJobData(raw, &d); err != nil {
 		return nil, err
 	}
 	fps := fingerprints{}
@@ -87,18 +88,18 @@ func parseRegister(raw json.RawMessage) (*registration, error) {
 // registerClusterCommand is "register_cluster" (alias "add_cluster"): it
 // connects to every node (learning host keys), reads their facts, and stores
 // the cluster only if every node answered; the job's user owns it.
-func (n *nodes) registerClusterCommand() Command {
-	c := Command{
+func (n *nodes) registerClusterCommand() jobs.Command {
+	c := jobs.Command{
 		Name:      "register_cluster",
-		Access:    Access{Need: rbac.Write, OnRoot: true, ClusterOptional: true, SuperuserFields: []string{"ssh_keyfile"}},
+		Access:    jobs.Access{Need: rbac.Write, OnRoot: true, ClusterOptional: true, SuperuserFields: []string{"ssh_keyfile"}},
 		Aliases:   []string{"add_cluster"},
 		Exclusive: true,
 	}
-	c.Validate, c.Handler = Parsed(parseRegister, n.registerCluster)
+	c.Validate, c.Handler = jobs.Parsed(parseRegister, n.registerCluster)
 	return c
 }
 
-func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, log Logger) (any, error) {
+func (n *nodes) registerCluster(ctx context.Context, job *jobs.Job, r *registration, log jobs.Logger) (any, error) {
 	if err := n.ready("register_cluster"); err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, 
 	} else if err != nil {
 		return nil, err
 	}
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Registering cluster %q with %d nodes.", c.Name, len(c.Hosts)))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Registering cluster %q with %d nodes.", c.Name, len(c.Hosts)))
 	filled, reports, err := n.probe(ctx, log, c, c.Hosts, fps)
 	result := map[string]any{"cluster_name": c.Name, "nodes": reports}
 	if err != nil {
@@ -134,7 +135,7 @@ func (n *nodes) registerCluster(ctx context.Context, job *Job, r *registration, 
 	result["cluster_id"] = c.ID
 	n.Log.InfoContext(ctx, "cluster registered", "job_id", job.ID, "cluster_id", c.ID, "cluster", c.Name, "nodes", len(c.Hosts))
 	n.event(ctx, c.ID, "", fmt.Sprintf("Cluster %s registered with %d node(s) by %s (job %d).", c.Name, len(c.Hosts), job.UserName, job.ID))
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster %q registered with id %d and %d nodes.", c.Name, c.ID, len(c.Hosts)))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Cluster %q registered with id %d and %d nodes.", c.Name, c.ID, len(c.Hosts)))
 	return result, nil
 }
 
@@ -148,17 +149,17 @@ type clusterRefData struct {
 // removeClusterCommand is "remove_cluster": it deletes the cluster and its
 // hosts from the inventory (its jobs stay) and forgets the host keys of its
 // nodes that no other cluster uses.
-func (n *nodes) removeClusterCommand() Command {
-	c := Command{
+func (n *nodes) removeClusterCommand() jobs.Command {
+	c := jobs.Command{
 		Name:      "remove_cluster",
-		Access:    Access{Need: rbac.Write, OnRoot: true, ClusterInJobData: true},
+		Access:    jobs.Access{Need: rbac.Write, OnRoot: true, ClusterInJobData: true},
 		Exclusive: true,
 	}
-	c.Validate, c.Handler = Parsed(decoded[clusterRefData], n.removeCluster)
+	c.Validate, c.Handler = jobs.Parsed(decoded[clusterRefData], n.removeCluster)
 	return c
 }
 
-func (n *nodes) removeCluster(ctx context.Context, job *Job, _ *clusterRefData, log Logger) (any, error) {
+func (n *nodes) removeCluster(ctx context.Context, job *jobs.Job, _ *clusterRefData, log jobs.Logger) (any, error) {
 	c, err := n.clusterOf(ctx, "remove_cluster", job)
 	if err != nil {
 		return nil, err
@@ -169,11 +170,11 @@ func (n *nodes) removeCluster(ctx context.Context, job *Job, _ *clusterRefData, 
 	if err := n.Tree.DeleteObject(ctx, rbac.ClusterPath(c.Name)); err != nil {
 		// The cluster is gone; a stale object is replaced when the name is
 		// registered again.
-		log.Message(ctx, MessageWarning, fmt.Sprintf("The access-control object of cluster %q was not removed: %v.", c.Name, err))
+		log.Message(ctx, jobs.MessageWarning, fmt.Sprintf("The access-control object of cluster %q was not removed: %v.", c.Name, err))
 	}
 	n.Log.InfoContext(ctx, "cluster removed", "job_id", job.ID, "cluster_id", c.ID, "cluster", c.Name)
 	n.event(ctx, c.ID, "", fmt.Sprintf("Cluster %s removed by %s (job %d).", c.Name, job.UserName, job.ID))
-	log.Message(ctx, MessageSuccess, fmt.Sprintf("Cluster %q (id %d) removed with its %d nodes.", c.Name, c.ID, len(c.Hosts)))
+	log.Message(ctx, jobs.MessageSuccess, fmt.Sprintf("Cluster %q (id %d) removed with its %d nodes.", c.Name, c.ID, len(c.Hosts)))
 	addrs := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {
 		addrs[i] = hosts.TargetOf(c, h).Addr()

@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/hosts/remote"
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 // cannedRunner answers RunMany with one canned outcome per node, as the
@@ -80,7 +81,7 @@ func TestRunReport(t *testing.T) {
 				}
 			}
 			err := rep.err()
-			var exit *ExitError
+			var exit *jobs.ExitError
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Errorf("err = %v, want none", err)
@@ -98,7 +99,7 @@ type batchRecorder struct {
 	batches int
 }
 
-func (b *batchRecorder) Messages(ctx context.Context, lines []LogLine) {
+func (b *batchRecorder) Messages(ctx context.Context, lines []jobs.LogLine) {
 	b.mu.Lock()
 	b.batches++
 	b.mu.Unlock()

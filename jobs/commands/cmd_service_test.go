@@ -1,4 +1,4 @@
-package jobs
+package commands
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cmon-dev/cmon/hosts"
 	"github.com/cmon-dev/cmon/integration/services"
+	"github.com/cmon-dev/cmon/jobs"
 )
 
 func TestServiceCommands(t *testing.T) {
@@ -30,7 +31,7 @@ func TestServiceCommands(t *testing.T) {
 		wantExit int
 		wantFile string
 	}{
-		{name: "the seed's stop example", cluster: c.ID,
+		{name: "the reference's stop job, job_dat spelling", cluster: c.ID,
 			spec:     fmt.Sprintf(`{"command": "stop", "job_dat": {"clusterid": %d, "node": {"hostname": %q}}}`, c.ID, addrs[1]),
 			wantFile: "stop maria db's\n"},
 		{name: "cluster named in job_data only", spec: fmt.Sprintf(`{"command": "start", "job_data": {"clusterid": %d, "node": {"hostname": %q}}}`, c.ID, addrs[0]),
@@ -45,18 +46,18 @@ func TestServiceCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var spec Spec
+			var spec jobs.Spec
 			if err := json.Unmarshal([]byte(tt.spec), &spec); err != nil {
 				t.Fatal(err)
 			}
-			j := create(t, e.svc, CreateRequest{ClusterID: tt.cluster, Command: spec.Command, JobData: spec.JobData, Owner: testOwner})
+			j := create(t, e.svc, jobs.CreateRequest{ClusterID: tt.cluster, Command: spec.Command, JobData: spec.JobData, Owner: testOwner})
 			if !j.Exclusive {
 				t.Errorf("%s is not exclusive", spec.Command)
 			}
 			j = waitEnded(t, e.svc, j.ID)
-			wantStatus := StatusFinished
+			wantStatus := jobs.StatusFinished
 			if tt.wantText != "" {
-				wantStatus = StatusFailed
+				wantStatus = jobs.StatusFailed
 			}
 			if j.Status != wantStatus || (tt.wantText != "" && j.StatusText != tt.wantText) || j.ExitCode != tt.wantExit {
 				t.Fatalf("got %s %q exit %d, want %s %q exit %d", j.Status, j.StatusText, j.ExitCode, wantStatus, tt.wantText, tt.wantExit)
@@ -77,11 +78,11 @@ func TestServiceCommands(t *testing.T) {
 		})
 	}
 	// The failing command's stderr is in its log.
-	list, _, err := e.svc.List(t.Context(), Filter{ClusterIDs: []int64{broken.ID}})
+	list, _, err := e.svc.List(t.Context(), jobs.Filter{ClusterIDs: []int64{broken.ID}})
 	if err != nil || len(list) == 0 {
 		t.Fatalf("jobs of svc-broken: %v", err)
 	}
-	if !e.hasMessage(t, list[0].ID, MessageWarning, sshd.Addrs[19]+": cannot stop") {
+	if !e.hasMessage(t, list[0].ID, jobs.MessageWarning, sshd.Addrs[19]+": cannot stop") {
 		t.Errorf("log: %v", e.messages(t, list[0].ID))
 	}
 }
