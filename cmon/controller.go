@@ -262,6 +262,7 @@ func (c *controller) buildServer(context.Context) error {
 		return err
 	}
 	server := rpc.NewServer(rpc.Options{Log: c.log, Version: releaseVersion(), ControllerID: c.controllerID, Node: c.nodeID, Authn: c.authn,
+		Sessions: c.authn.Sessions(), Users: c.users, Passwords: c.authn.Hasher(),
 		Changes: c.db, Audit: c.audit, Metrics: c.metrics, System: system, Alarms: c.alarms,
 		Inventory: c.inventory, Jobs: c.engine, Authz: c.authz, AllowedOrigins: c.cfg.AllowedOrigins, Console: web})
 	c.loops = append(c.loops, func(ctx context.Context) error {

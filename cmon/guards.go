@@ -12,10 +12,14 @@ import (
 // declares for it; a change on either side fails the build here, next to
 // the wiring, instead of at the call.
 var (
-	_ rpc.Authorizer = (*rbac.Authorizer)(nil)
-	_ rpc.Auditor    = (*rbac.AuditLog)(nil)
-	_ rpc.Inventory  = (*hosts.Inventory)(nil)
-	_ rpc.AlarmStore = (*hosts.Alarms)(nil)
-	_ rpc.JobEngine  = (*jobs.Service)(nil)
-	_ rpc.Pinner     = (*sql.DB)(nil)
+	_ rpc.Logins        = (*rbac.Authn)(nil)
+	_ rpc.SessionStore  = (*rbac.Sessions)(nil)
+	_ rpc.Directory     = (*rbac.Store)(nil)
+	_ rpc.PasswordRules = (*rbac.Hasher)(nil)
+	_ rpc.Authorizer    = (*rbac.Authorizer)(nil)
+	_ rpc.Auditor       = (*rbac.AuditLog)(nil)
+	_ rpc.Inventory     = (*hosts.Inventory)(nil)
+	_ rpc.AlarmStore    = (*hosts.Alarms)(nil)
+	_ rpc.JobEngine     = (*jobs.Service)(nil)
+	_ rpc.Pinner        = (*sql.DB)(nil)
 )

@@ -32,16 +32,33 @@ func isToken(s string) bool {
 	return true
 }
 
+// Logins checks credentials and changes passwords (rbac.Authn).
+type Logins interface {
+	Password(ctx context.Context, name, password, remote string) (*rbac.User, error)
+	Inline(ctx context.Context, name, password, remote string) (*rbac.User, error)
+	Challenge(ctx context.Context, name, remote string) (token, challenge string, err error)
+	Respond(ctx context.Context, token, signature, remote string) (*rbac.User, error)
+	SetPassword(ctx context.Context, u *rbac.User, password, keep string) error
+}
+
+// SessionStore keeps login sessions by token (rbac.Sessions).
+type SessionStore interface {
+	Create(ctx context.Context, userID int64) (string, error)
+	User(ctx context.Context, token string) (*rbac.User, error)
+	Delete(ctx context.Context, token string) error
+	Limits() rbac.SessionLimits
+}
+
 // sessionStore is a gorilla/sessions Store whose session data lives in the
 // database (rbac.Sessions): the cookie carries only the random session token.
 type sessionStore struct {
-	sessions *rbac.Sessions
+	sessions SessionStore
 	options  sessions.Options
 }
 
 var _ sessions.Store = (*sessionStore)(nil)
 
-func newSessionStore(s *rbac.Sessions) *sessionStore {
+func newSessionStore(s SessionStore) *sessionStore {
 	return &sessionStore{sessions: s, options: sessions.Options{
 		Path:     "/",
 		MaxAge:   int(s.Limits().Absolute.Seconds()),
@@ -95,13 +112,14 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 
 // authenticator identifies callers by inline credentials or by session cookie.
 type authenticator struct {
-	authn   *rbac.Authn
-	store   *sessionStore
-	metrics *Metrics // nil: not counted
+	authn    Logins
+	sessions SessionStore
+	store    *sessionStore
+	metrics  *Metrics // nil: not counted
 }
 
-func newAuthenticator(authn *rbac.Authn, metrics *Metrics) *authenticator {
-	return &authenticator{authn: authn, store: newSessionStore(authn.Sessions()), metrics: metrics}
+func newAuthenticator(authn Logins, sessions SessionStore, metrics *Metrics) *authenticator {
+	return &authenticator{authn: authn, sessions: sessions, store: newSessionStore(sessions), metrics: metrics}
 }
 
 // credentials are a user name (either spelling) and a password.
@@ -147,7 +165,7 @@ func (a *authenticator) Authenticate(ctx context.Context, req *Request) (*rbac.U
 	if token == "" {
 		return nil, &Error{Status: StatusAuthRequired, Message: "Authentication required."}
 	}
-	u, err := a.authn.Sessions().User(ctx, token)
+	u, err := a.sessions.User(ctx, token)
 	if errors.Is(err, rbac.ErrNoSession) {
 		return nil, &Error{Status: StatusAuthRequired, Message: "The session is expired, logged out or unknown; log in again."}
 	}
@@ -217,11 +235,11 @@ func (a *authenticator) authOperations() []Operation {
 func (a *authenticator) startSession(ctx context.Context, req *Request, u *rbac.User) (Reply, error) {
 	sess, _ := a.store.Get(req.HTTP, SessionCookie)
 	if !sess.IsNew {
-		if err := a.authn.Sessions().Delete(ctx, sess.ID); err != nil {
+		if err := a.sessions.Delete(ctx, sess.ID); err != nil {
 			return nil, err
 		}
 	}
-	token, err := a.authn.Sessions().Create(ctx, u.ID)
+	token, err := a.sessions.Create(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +307,7 @@ func (a *authenticator) respond(ctx context.Context, req *Request, in *signature
 func (a *authenticator) logout(ctx context.Context, req *Request, _ *none) (Reply, error) {
 	sess, _ := a.store.Get(req.HTTP, SessionCookie)
 	if !sess.IsNew {
-		req.Caller, _ = a.authn.Sessions().User(ctx, sess.ID) // who logs out, for the audit trail
+		req.Caller, _ = a.sessions.User(ctx, sess.ID) // who logs out, for the audit trail
 	}
 	sess.Options.MaxAge = -1
 	if err := sess.Save(req.HTTP, req.Writer); err != nil {

@@ -26,12 +26,11 @@ func benchServer(b *testing.B, clusters, nodes int) (*Server, string) {
 			b.Fatal(err)
 		}
 	}
-	authn := s.auth.(*authenticator).authn
-	admin, err := authn.Store().UserByName(ctx, rbac.AdminUser)
+	admin, err := rbac.NewStore(db).UserByName(ctx, rbac.AdminUser)
 	if err != nil {
 		b.Fatal(err)
 	}
-	token, err := authn.Sessions().Create(ctx, admin.ID)
+	token, err := s.auth.(*authenticator).sessions.Create(ctx, admin.ID)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 // fuzzServer is a Server with every module over a fresh SQLite database, the
 // caller fixed to the superuser, so that every operation's handler runs.
 func fuzzServer(t testing.TB) *Server {
-	s, _ := fullServer(t)
-	admin, err := s.auth.(*authenticator).authn.Store().UserByName(context.Background(), rbac.AdminUser)
+	s, db := fullServer(t)
+	admin, err := rbac.NewStore(db).UserByName(context.Background(), rbac.AdminUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 	}
 	inv := hosts.NewInventory(db)
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
-		Authn: authn, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz,
+		Authn: authn, Sessions: authn.Sessions(), Users: store, Passwords: hasher, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz,
 		Alarms: hosts.NewAlarms(db, time.Hour, nil)})
 	s.metrics.Watch(MetricsState{Sessions: authn.Sessions(), Jobs: engine, Inventory: inv})
 	return s, db

@@ -12,19 +12,19 @@ import (
 // TestMetricsServedToLoopbackAndSuperusers: /metrics answers loopback
 // clients, and from elsewhere only a superuser's session.
 func TestMetricsServedToLoopbackAndSuperusers(t *testing.T) {
-	s, _ := fullServer(t)
+	s, db := fullServer(t)
 	ctx := context.Background()
-	authn := s.auth.(*authenticator).authn
-	admin, err := authn.Store().UserByName(ctx, rbac.AdminUser)
+	store, sessions := rbac.NewStore(db), s.auth.(*authenticator).sessions
+	admin, err := store.UserByName(ctx, rbac.AdminUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := authn.Store().CreateUser(ctx, rbac.NewUser{Name: "bob", PasswordHash: "x"})
+	bob, err := store.CreateUser(ctx, rbac.NewUser{Name: "bob", PasswordHash: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cookie := func(u *rbac.User) string {
-		token, err := authn.Sessions().Create(ctx, u.ID)
+		token, err := sessions.Create(ctx, u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -97,9 +97,13 @@ type Options struct {
 	Log          *slog.Logger
 	Version      string
 	ControllerID string
-	// Authn checks logins and sessions; with none, every operation that needs
-	// a caller answers AuthRequired.
-	Authn *rbac.Authn
+	// Authn checks logins and changes passwords; with none, every operation
+	// that needs a caller answers AuthRequired. Sessions, Users and
+	// Passwords come with it (rbac.Authn's own, as cmon wires them).
+	Authn     Logins
+	Sessions  SessionStore
+	Users     Directory
+	Passwords PasswordRules
 	// Inventory holds the clusters; with none, /v2/clusters is not served.
 	Inventory Inventory
 	// Jobs is the job engine; with none, /v2/jobs is not served.
@@ -158,14 +162,14 @@ func NewServer(o Options) *Server {
 	if o.Authn == nil {
 		return s
 	}
-	a := newAuthenticator(o.Authn, o.Metrics)
+	a := newAuthenticator(o.Authn, o.Sessions, o.Metrics)
 	s.auth = a
 	s.Handle("auth", a.authOperations()...)
 	if o.Audit != nil {
 		s.Handle("audit", s.auditOperations()...)
 	}
 	if o.Authz != nil {
-		s.Handle("users", (&users{authn: o.Authn, sessions: a, store: o.Authn.Store(), policy: policiesOf(o.Authz)}).operations()...)
+		s.Handle("users", (&users{authn: o.Authn, hasher: o.Passwords, sessions: a, store: o.Users, policy: policiesOf(o.Authz)}).operations()...)
 	}
 	if o.Inventory != nil && o.Authz != nil {
 		g := &guard{policy: policiesOf(o.Authz), inventory: o.Inventory, jobs: o.Jobs}
@@ -182,7 +186,7 @@ func NewServer(o Options) *Server {
 			s.Handle("maintenance", al.maintenanceOperations()...)
 			s.Handle("log", al.logOperations()...)
 		}
-		s.Handle("tree", (&tree{guard: g, store: o.Authn.Store()}).operations()...)
+		s.Handle("tree", (&tree{guard: g, store: o.Users}).operations()...)
 	}
 	return s
 }

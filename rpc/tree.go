@@ -11,7 +11,14 @@ import (
 // cluster, with POSIX-style owners and ACLs.
 type tree struct {
 	*guard
-	store *rbac.Store
+	store ACLStore
+}
+
+// ACLStore changes the owners and ACLs of the tree's objects (rbac.Store).
+type ACLStore interface {
+	AddACL(ctx context.Context, path string, entries []rbac.ACLEntry) error
+	RemoveACL(ctx context.Context, path string, entries []rbac.ACLEntry) error
+	Chown(ctx context.Context, path, userName, groupName string) error
 }
 
 // operations is the /v2/tree table with what each needs.

@@ -17,10 +17,44 @@ import (
 // users serves /v2/users. Superusers manage everyone; any user may read
 // itself, change its own password (with the old one) and manage its own keys.
 type users struct {
-	authn    *rbac.Authn
+	authn    Logins
+	hasher   PasswordRules
 	sessions *authenticator // the caller's own session, kept on its own password change
-	store    *rbac.Store
+	store    UserStore
 	policy   policies
+}
+
+// UserStore is what /v2/users reads and changes of users, their groups and
+// keys (rbac.Store).
+type UserStore interface {
+	UserByID(ctx context.Context, id int64) (*rbac.User, error)
+	UserByName(ctx context.Context, name string) (*rbac.User, error)
+	Users(ctx context.Context) ([]*rbac.User, error)
+	CreateUser(ctx context.Context, nu rbac.NewUser) (*rbac.User, error)
+	UpdateUser(ctx context.Context, id int64, up rbac.UserUpdate) error
+	DeleteUser(ctx context.Context, u *rbac.User) error
+	SetDisabled(ctx context.Context, u *rbac.User, disabled bool) error
+	Groups(ctx context.Context) ([]rbac.Group, error)
+	CreateGroup(ctx context.Context, name string) (*rbac.Group, error)
+	DeleteGroup(ctx context.Context, name string) error
+	AddToGroup(ctx context.Context, u *rbac.User, group string) error
+	RemoveFromGroup(ctx context.Context, u *rbac.User, group string) error
+	Keys(ctx context.Context, userID int64) ([]*rbac.PublicKey, error)
+	AddKey(ctx context.Context, userID int64, name string, key *rbac.PublicKey) error
+	DeleteKey(ctx context.Context, userID int64, name, text string) error
+}
+
+// Directory is the store of users and of the tree's ACLs (rbac.Store).
+type Directory interface {
+	UserStore
+	ACLStore
+}
+
+// PasswordRules hash new passwords and check them against the rules
+// (rbac.Hasher).
+type PasswordRules interface {
+	Hash(password string) (string, error)
+	CheckNew(password string) error
 }
 
 // operations is the /v2/users table with who may call each. For the
@@ -242,7 +276,7 @@ func (h *users) createUser(ctx context.Context, _ *Request, in *createUserReques
 		password = *p
 	}
 	if password != "" {
-		hash, err := h.authn.Hasher().Hash(password)
+		hash, err := h.hasher.Hash(password)
 		if err != nil {
 			return nil, InvalidRequest("Invalid password: %s.", err)
 		}
@@ -375,7 +409,7 @@ type passwordRequest struct {
 }
 
 func (h *users) changePassword(ctx context.Context, req *Request, u *rbac.User, in *passwordRequest) (Reply, error) {
-	if err := h.authn.Hasher().CheckNew(in.NewPassword); err != nil {
+	if err := h.hasher.CheckNew(in.NewPassword); err != nil {
 		return nil, InvalidRequest("Invalid new password: %s.", err)
 	}
 	// Changing one's own password needs the old one, even for a superuser: a
