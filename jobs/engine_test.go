@@ -216,16 +216,7 @@ func TestWakeUp(t *testing.T) {
 			default:
 			}
 		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatalf("start: %v", err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := s.Stop(ctx); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		})
+		startService(t, s)
 		select {
 		case <-idle:
 		case <-time.After(20 * time.Second):

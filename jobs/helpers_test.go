@@ -58,9 +58,15 @@ func newService(t *testing.T, db *sql.DB, cfg Config, start bool, cmds ...Comman
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !start {
-		return s
+	if start {
+		startService(t, s)
 	}
+	return s
+}
+
+// startService starts s and stops it when the test ends.
+func startService(t *testing.T, s *Service) {
+	t.Helper()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -71,7 +77,6 @@ func newService(t *testing.T, db *sql.DB, cfg Config, start bool, cmds ...Comman
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return s
 }
 
 // forEachShared runs fn on each backend with two handles on one database, as
