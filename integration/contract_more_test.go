@@ -826,3 +826,52 @@ func TestAlarmStatisticsAndMaintenanceAsS9sReadsThem(t *testing.T) {
 		}
 	})
 }
+
+// s9sJobRegistered is what S9sBusinessLogic::maybeJobRegistered reads of a
+// reply that made a job (createJobInstance, cloneJobInstance).
+type s9sJobRegistered struct {
+	Job struct {
+		JobID  int    `json:"job_id"`
+		Status string `json:"status"`
+	} `json:"job"`
+}
+
+// TestJobActionsAsS9sSendsThem: s9s job --clone, --disable, --enable, --kill
+// and --delete, each as s9srpcclient.cpp sends it.
+func TestJobActionsAsS9sSendsThem(t *testing.T) {
+	_, admin, id := clusterOfOne(t, controllerOptions{}, "127.0.5.7", "ja1")
+	finished := admin.createJob(t, id, "exec", map[string]any{"command": "true"})
+	mustStatus(t, admin.waitJob(t, finished, time.Minute), "FINISHED")
+
+	clone := decodeContract[s9sJobRegistered](t, mustOk(t, admin.call(t, "jobs",
+		fmt.Sprintf(`{"operation":"cloneJobInstance","job_id":%d}`, finished))).Raw)
+	if clone.Job.JobID == 0 || int64(clone.Job.JobID) == finished {
+		t.Fatalf("s9s job --clone reads job id %d", clone.Job.JobID)
+	}
+	mustStatus(t, admin.waitJob(t, int64(clone.Job.JobID), time.Minute), "FINISHED")
+
+	// --disable and --enable: updateJobInstance with the job's id and
+	// status inside "job".
+	recurring := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"createJobInstance","cluster_id":%d,
+		"job":{"recurrence":"0 3 * * *","job_spec":{"command":"exec","job_data":{"command":"true"}}}}`, id)))
+	rid := int64(recurring.Reply["job"].(map[string]any)["job_id"].(float64))
+	for _, status := range []string{"PAUSED", "SCHEDULED"} {
+		mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"updateJobInstance","job":{"class_name":"CmonJobInstance","status":%q,"job_id":%d}}`, status, rid)))
+		got := mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstance","job_id":%d}`, rid)))
+		if s := got.Reply["job"].(map[string]any)["status"]; s != status {
+			t.Errorf("after updateJobInstance %s the job is %v", status, s)
+		}
+	}
+
+	// --kill: s9s prints "Signal sent." on Ok.
+	long := admin.createJob(t, id, "exec", map[string]any{"command": "sleep 60"})
+	admin.waitJob(t, long, time.Minute, "RUNNING")
+	mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"killJobInstance","job_id":%d}`, long)))
+	admin.waitJob(t, long, time.Minute, "ABORTED", "FAILED")
+
+	// --delete: s9s prints "Deleted." on Ok; the job is gone after it.
+	mustOk(t, admin.call(t, "jobs", fmt.Sprintf(`{"operation":"deleteJobInstance","job_id":%d}`, finished)))
+	if r := admin.call(t, "jobs", fmt.Sprintf(`{"operation":"getJobInstance","job_id":%d}`, finished)); r.Status() != "ObjectNotFound" {
+		t.Errorf("a deleted job: %s", r.Raw)
+	}
+}
