@@ -492,3 +492,33 @@ func ExampleService_Create() {
 	fmt.Println(req.Command, strings.TrimSpace(string(req.JobData)))
 	// Output: success {"message": "hi"}
 }
+
+// TestClaimsOnlyWhileAlive: a controller whose own heartbeat is stale (back
+// from a database outage, say) claims nothing until its heartbeat is current
+// again; the others would fail what it took as the jobs of a dead
+// controller.
+func TestClaimsOnlyWhileAlive(t *testing.T) {
+	services.ForEach(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		cfg := testConfig("c1")
+		// No workers and no heartbeat within the test: it claims by hand.
+		cfg.Workers, cfg.HeartbeatInterval, cfg.StaleAfter = -1, time.Hour, 3*time.Hour
+		s := newService(t, db, cfg, true)
+		id := create(t, s, CreateRequest{Command: "success"}).ID
+		setHeartbeat := func(at time.Time) {
+			t.Helper()
+			if _, err := db.ExecContext(ctx, "UPDATE job_controllers SET heartbeat = ? WHERE controller_id = ?", sql.Millis(at), "c1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setHeartbeat(time.Now().Add(-cfg.StaleAfter))
+		if j, err := s.claim(ctx); err != nil || j != nil {
+			t.Fatalf("claim with a stale heartbeat: %v, %v", j, err)
+		}
+		setHeartbeat(time.Now())
+		j, err := s.claim(ctx)
+		if err != nil || j == nil || j.ID != id {
+			t.Fatalf("claim with a current heartbeat: %v, %v, want job %d", j, err, id)
+		}
+	})
+}

@@ -100,9 +100,14 @@ func (s *Service) claim(ctx context.Context) (*Job, error) {
 			if exclusive != 0 && clusterID != 0 {
 				lock = clusterID
 			}
+			// Only while this run's own heartbeat is current: a controller
+			// back from a database outage must not take jobs that the others
+			// would fail as its before its next heartbeat says it is alive.
 			res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, status_text = ?, controller_id = ?,
-				instance_id = ?, exclusive_lock = ? WHERE job_id = ? AND status = ?`,
-				StatusDequeued, TextDequeued, s.cfg.ControllerID, s.instanceID, lock, id, StatusDefined)
+				instance_id = ?, exclusive_lock = ? WHERE job_id = ? AND status = ?
+				AND EXISTS (SELECT 1 FROM job_controllers c WHERE c.controller_id = ? AND c.instance_id = ? AND c.heartbeat >= ?)`,
+				StatusDequeued, TextDequeued, s.cfg.ControllerID, s.instanceID, lock, id, StatusDefined,
+				s.cfg.ControllerID, s.instanceID, sql.Millis(s.clock.Now().Add(-s.cfg.StaleAfter/2)))
 			if err != nil {
 				return fmt.Errorf("claim job %d: %w", id, err)
 			}
