@@ -8,9 +8,11 @@ import (
 	stdsql "database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -35,6 +37,8 @@ type DB struct {
 	Where string
 	// changes coalesces reads of the change versions (changes.go).
 	changes changeClock
+	// conflicts counts transactions run again after a conflict.
+	conflicts atomic.Int64
 }
 
 // SQLiteFile is the embedded database's file name inside the data directory.
@@ -114,6 +118,26 @@ func openMySQL(ctx context.Context, dsn string) (*DB, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
+	d, err := connectMySQL(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	galera, err := d.isGalera(ctx)
+	if err != nil || !galera {
+		if err != nil {
+			d.Close()
+		}
+		return d, err
+	}
+	// A Galera node applies other nodes' commits asynchronously: without a
+	// causality wait a controller could read data older than a change another
+	// controller has already committed through another node, and serve it.
+	d.Close()
+	cfg.Params["wsrep_sync_wait"] = "1" // reads wait until the node has applied what the cluster committed before
+	return connectMySQL(ctx, cfg)
+}
+
+func connectMySQL(ctx context.Context, cfg *mysql.Config) (*DB, error) {
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
@@ -129,6 +153,20 @@ func openMySQL(ctx context.Context, dsn string) (*DB, error) {
 	return d, nil
 }
 
+// isGalera tells whether the server is a node of a Galera cluster; MySQL,
+// which has no wsrep variables, is not.
+func (db *DB) isGalera(ctx context.Context) (bool, error) {
+	var name, value string
+	err := db.QueryRowContext(ctx, "SHOW VARIABLES LIKE 'wsrep_on'").Scan(&name, &value)
+	if errors.Is(err, stdsql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read wsrep_on of %s: %w", db.Where, err)
+	}
+	return strings.EqualFold(value, "ON"), nil
+}
+
 func (db *DB) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -139,11 +177,40 @@ func (db *DB) ping(ctx context.Context) error {
 	return nil
 }
 
+// conflictAttempts bounds how often InTx runs a transaction that keeps
+// losing to concurrent ones.
+const conflictAttempts = 5
+
 // InTx runs fn in a transaction, committing when fn returns nil. MySQL runs it
 // READ COMMITTED: the claims and counters here want the latest rows, and
 // REPEATABLE READ's gap locks would make concurrent inserts wait on each other.
-// SQLite transactions take the single write lock at BEGIN.
+// SQLite transactions take the single write lock at BEGIN. A transaction
+// that loses to a concurrent one (a deadlock victim, or on Galera a failed
+// certification) runs again after a short jittered wait, up to
+// conflictAttempts times in all: fn must do nothing but its transaction's
+// work, as every caller's does.
 func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.inTx(ctx, fn)
+		if !IsConflict(err) || attempt == conflictAttempts {
+			return err
+		}
+		db.conflicts.Add(1)
+		// Jittered, growing waits: the transactions that collided must not
+		// collide again in step.
+		wait := time.Duration(rand.Int64N(int64(5*time.Millisecond) << attempt))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ConflictsRetried counts the transactions InTx ran again after a conflict.
+func (db *DB) ConflictsRetried() int64 { return db.conflicts.Load() }
+
+func (db *DB) inTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
 	var opts *stdsql.TxOptions
 	if db.Dialect == MySQL {
 		opts = &stdsql.TxOptions{Isolation: stdsql.LevelReadCommitted}
@@ -184,6 +251,14 @@ func (db *DB) ForUpdateSkipLocked() string {
 		return " FOR UPDATE SKIP LOCKED"
 	}
 	return ""
+}
+
+// IsConflict tells whether err is a transaction that lost to a concurrent
+// one and may be run again: InnoDB's deadlock victim and Galera's failed
+// certification (both 1213), or a lock wait timeout (1205).
+func IsConflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
 // IsUniqueViolation tells whether err is a duplicate-key error on either backend.

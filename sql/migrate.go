@@ -4,9 +4,9 @@ import (
 	"context"
 	stdsql "database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"sort"
 	"strconv"
@@ -89,7 +89,8 @@ func (e *ErrSchemaTooNew) Error() string {
 
 // Migrate applies every migration the database lacks, in order, and refuses a
 // database whose schema is newer than this binary. Controllers sharing a MySQL
-// database serialize on a named lock, so running it twice or concurrently is safe.
+// database take turns through a lock row, so running it twice or concurrently,
+// even through different nodes of a Galera cluster, is safe.
 func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 	steps, err := Migrations(db.Dialect)
 	if err != nil {
@@ -100,21 +101,18 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 		return nil, fmt.Errorf("migration connection: %w", err)
 	}
 	defer conn.Close()
-	if db.Dialect == MySQL {
-		var got stdsql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('cmon_schema_migration', 60)").Scan(&got); err != nil {
-			return nil, fmt.Errorf("take the schema migration lock: %w", err)
-		}
-		if got.Int64 != 1 {
-			return nil, errors.New("take the schema migration lock: another controller held it for 60 s")
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('cmon_schema_migration')")
-	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER NOT NULL PRIMARY KEY,
 		name VARCHAR(255) NOT NULL,
 		applied_at BIGINT NOT NULL)`); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if db.Dialect == MySQL {
+		release, err := db.lockMigrations(ctx, conn)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	done, maxDone, err := appliedVersions(ctx, conn)
 	if err != nil {
@@ -133,6 +131,80 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// The migration lock: how long a controller waits for it, and after how many
+// seconds without a heartbeat its holder is taken for dead.
+const (
+	migrationLockWait  = 2 * time.Minute
+	migrationLockStale = 60
+)
+
+// lockMigrations claims the single row of schema_migration_lock, committed on
+// its own. A named lock (GET_LOCK) would hold on one Galera node only; a row
+// insert is certified cluster-wide, so of concurrent claims through different
+// nodes one commits and the others fail with a duplicate key or a deadlock,
+// wait a little and try again. The holder refreshes the row until release, so
+// the row of a controller that died is reclaimed once stale.
+func (db *DB) lockMigrations(ctx context.Context, conn *stdsql.Conn) (release func(), err error) {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migration_lock (
+		id INTEGER NOT NULL PRIMARY KEY,
+		holder VARCHAR(64) NOT NULL,
+		taken_at BIGINT NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("create schema_migration_lock: %w", err)
+	}
+	holder := strconv.FormatUint(rand.Uint64(), 36)
+	deadline := time.Now().Add(migrationLockWait)
+	for {
+		_, err := conn.ExecContext(ctx, "INSERT INTO schema_migration_lock (id, holder, taken_at) VALUES (1, ?, UNIX_TIMESTAMP())", holder)
+		if err == nil {
+			break
+		}
+		if !isLockConflict(err) {
+			return nil, fmt.Errorf("take the schema migration lock: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("take the schema migration lock: another controller held it for %s", migrationLockWait)
+		}
+		if _, err := conn.ExecContext(ctx, "DELETE FROM schema_migration_lock WHERE id = 1 AND taken_at < UNIX_TIMESTAMP() - ?",
+			migrationLockStale); err != nil && !isLockConflict(err) {
+			return nil, fmt.Errorf("reclaim a stale schema migration lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("take the schema migration lock: %w", ctx.Err())
+		case <-time.After(50*time.Millisecond + rand.N(200*time.Millisecond)):
+		}
+	}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(migrationLockStale * time.Second / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				// A failed refresh is retried on the next tick; only a holder
+				// silent for migrationLockStale loses the lock.
+				_, _ = db.ExecContext(ctx, "UPDATE schema_migration_lock SET taken_at = UNIX_TIMESTAMP() WHERE id = 1 AND holder = ?", holder)
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DELETE FROM schema_migration_lock WHERE id = 1 AND holder = ?", holder)
+	}, nil
+}
+
+// isLockConflict tells whether a claim lost to another: a duplicate key where
+// the winner's row is already seen, a deadlock where Galera's certification
+// or InnoDB chose this one as the victim, or a lock wait timeout.
+func isLockConflict(err error) bool {
+	return IsUniqueViolation(err) || IsConflict(err)
 }
 
 func appliedVersions(ctx context.Context, conn *stdsql.Conn) (map[int]bool, int, error) {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,7 +19,10 @@ type MariaDB struct {
 	dir    string
 	sock   string
 	Port   int
+	server string
 	client string
+	// userArgs run mariadbd as root when the tests do.
+	userArgs []string
 	// serverArgs are mariadbd options beyond the tests' defaults.
 	serverArgs []string
 	cmd        *exec.Cmd
@@ -36,6 +41,22 @@ func SharedMariaDB(t testing.TB) *MariaDB {
 // StartMariaDB starts a fresh server, with serverArgs added to (and
 // overriding) the tests' mariadbd options; mariadb-server must be installed.
 func StartMariaDB(ctx context.Context, serverArgs ...string) (*MariaDB, error) {
+	m, err := installMariaDB(ctx, "cmon-mariadb-", serverArgs)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = m.start(ctx); err == nil {
+			return m, nil
+		}
+	}
+	os.RemoveAll(m.dir)
+	return nil, err
+}
+
+// installMariaDB finds the programs and creates a fresh data directory in a new
+// temporary directory named after prefix, without starting the server.
+func installMariaDB(ctx context.Context, prefix string, serverArgs []string) (*MariaDB, error) {
 	server, err := Find("mariadbd")
 	if err != nil {
 		return nil, err
@@ -48,31 +69,24 @@ func StartMariaDB(ctx context.Context, serverArgs ...string) (*MariaDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "cmon-mariadb-")
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	m := &MariaDB{dir: dir, sock: filepath.Join(dir, "sock"), client: client, serverArgs: serverArgs}
-	userArgs := []string{}
+	m := &MariaDB{dir: dir, sock: filepath.Join(dir, "sock"), server: server, client: client, serverArgs: serverArgs}
 	if os.Geteuid() == 0 {
-		userArgs = []string{"--user=root"}
+		m.userArgs = []string{"--user=root"}
 	}
-	install := exec.CommandContext(ctx, installDB, append([]string{"--datadir=" + filepath.Join(dir, "data"),
-		"--auth-root-authentication-method=normal", "--skip-test-db"}, userArgs...)...)
+	install := exec.CommandContext(ctx, installDB, append([]string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"),
+		"--auth-root-authentication-method=normal", "--skip-test-db"}, m.userArgs...)...)
 	if out, err := install.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, lastLines(out, 5))
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = m.start(ctx, server, userArgs); err == nil {
-			return m, nil
-		}
-	}
-	os.RemoveAll(dir)
-	return nil, err
+	return m, nil
 }
 
-func (m *MariaDB) start(ctx context.Context, server string, userArgs []string) error {
+func (m *MariaDB) start(ctx context.Context) error {
 	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
@@ -81,9 +95,9 @@ func (m *MariaDB) start(ctx context.Context, server string, userArgs []string) e
 	args := append([]string{"--no-defaults", "--datadir=" + filepath.Join(m.dir, "data"), "--socket=" + m.sock,
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--pid-file=" + filepath.Join(m.dir, "pid"),
 		"--log-error=" + filepath.Join(m.dir, "err.log"), "--skip-name-resolve",
-		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"}, userArgs...)
+		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"}, m.userArgs...)
 	args = append(args, m.serverArgs...) // later options win
-	m.cmd = exec.Command(server, args...)
+	m.cmd = exec.Command(m.server, args...)
 	m.done = make(chan error, 1)
 	if err := m.cmd.Start(); err != nil {
 		return fmt.Errorf("start mariadbd: %w", err)
@@ -107,11 +121,22 @@ func (m *MariaDB) start(ctx context.Context, server string, userArgs []string) e
 }
 
 func (m *MariaDB) exec(ctx context.Context, query string) error {
-	out, err := exec.CommandContext(ctx, m.client, "--no-defaults", "-S", m.sock, "-uroot", "-e", query).CombinedOutput()
+	_, err := m.query(ctx, query)
+	return err
+}
+
+// query runs statements as root and returns what they print, tab-separated
+// without column names.
+func (m *MariaDB) query(ctx context.Context, query string) (string, error) {
+	out, err := exec.CommandContext(ctx, m.client, "--no-defaults", "-S", m.sock, "-uroot", "-N", "-B", "-e", query).Output()
 	if err != nil {
-		return fmt.Errorf("%w: %s", err, lastLines(out, 3))
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			out = append(out, ee.Stderr...)
+		}
+		return "", fmt.Errorf("%w: %s", err, lastLines(out, 3))
 	}
-	return nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 // NewDatabase creates an empty database with its own user and returns a
@@ -128,19 +153,33 @@ func (m *MariaDB) NewDatabase(t testing.TB) string {
 
 // CreateDatabase is NewDatabase for callers without a testing.TB.
 func (m *MariaDB) CreateDatabase(ctx context.Context) (dsn string, drop func(), err error) {
+	name, password, drop, err := m.createDatabase(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return databaseDSN(name, password, m.Port), drop, nil
+}
+
+// createDatabase makes a database and a user of the same name owning it.
+func (m *MariaDB) createDatabase(ctx context.Context) (name, password string, drop func(), err error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
-	name := "cmon_" + hex.EncodeToString(suffix)
-	password := hex.EncodeToString(suffix) + "Pw"
+	name = "cmon_" + hex.EncodeToString(suffix)
+	password = hex.EncodeToString(suffix) + "Pw"
 	q := fmt.Sprintf("CREATE DATABASE %[1]s; CREATE USER '%[1]s'@'127.0.0.1' IDENTIFIED BY '%[2]s';"+
 		" GRANT ALL ON %[1]s.* TO '%[1]s'@'127.0.0.1';", name, password)
 	if err := m.exec(ctx, q); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	drop = func() {
 		_ = m.exec(context.Background(), fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; DROP USER IF EXISTS '%[1]s'@'127.0.0.1';", name))
 	}
-	return fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/%s", name, password, m.Port, name), drop, nil
+	return name, password, drop, nil
+}
+
+// databaseDSN is the go-sql-driver/mysql DSN of a database made by createDatabase.
+func databaseDSN(name, password string, port int) string {
+	return fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/%s", name, password, port, name)
 }
 
 // Stop ends the server and removes its data.

@@ -90,8 +90,15 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// lookPath also searches the sbin folders, which a non-root PATH may lack.
+// lookPath also searches the sbin folders, which a non-root PATH may lack. An
+// absolute path names a file that need not be executable, such as a library.
 func lookPath(program string) (string, error) {
+	if filepath.IsAbs(program) {
+		if _, err := os.Stat(program); err != nil {
+			return "", fmt.Errorf("%s not found", program)
+		}
+		return program, nil
+	}
 	if p, err := exec.LookPath(program); err == nil {
 		return p, nil
 	}

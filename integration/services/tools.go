@@ -18,6 +18,9 @@ func TestTools() []Tool {
 		{Program: "mariadbd", Package: "mariadb-server"},
 		{Program: "sshd", Package: "openssh-server"},
 		{Program: "sudo", Package: "sudo"},
+		// A three-node Galera cluster (StartGalera) and its state transfer.
+		{Program: GaleraProvider, Package: "galera-4"},
+		{Program: "rsync", Package: "rsync"},
 		// The console's browser test (integration TestConsole).
 		{Program: "chromium", Package: "chromium"},
 		{Program: "node", Package: "nodejs"},

@@ -1,0 +1,94 @@
+package integration
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/cmon-dev/cmon/integration/services"
+)
+
+// galeraControllers starts one controller per node of the shared Galera
+// cluster, all at the same moment, on a fresh empty database.
+func galeraControllers(t *testing.T) []*controller {
+	t.Helper()
+	dsns := services.SharedGalera(t).NewDatabase(t)
+	ctrls := make([]*controller, len(dsns))
+	failures := make([]string, len(dsns))
+	var wg sync.WaitGroup
+	for i, dsn := range dsns {
+		wg.Go(func() {
+			tb := &goroutineTB{TB: t, failure: &failures[i]}
+			ctrls[i] = startController(tb, controllerOptions{backend: backend{name: "galera", dsn: dsn}})
+		})
+	}
+	wg.Wait()
+	for i, f := range failures {
+		if f != "" {
+			t.Errorf("controller on node %d: %s", i+1, f)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return ctrls
+}
+
+// goroutineTB lets startController run outside the test's goroutine: a fatal
+// failure is recorded, for the test to report, and ends only that goroutine.
+type goroutineTB struct {
+	testing.TB
+	failure *string
+}
+
+func (g *goroutineTB) Fatal(args ...any) { *g.failure = fmt.Sprint(args...); runtime.Goexit() }
+
+func (g *goroutineTB) Fatalf(format string, args ...any) {
+	*g.failure = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestGaleraControllersStartTogether: controllers started at once on an empty
+// database, each through another Galera node, all migrate it and serve; a
+// named lock, which holds on one node only, let two of three die.
+func TestGaleraControllersStartTogether(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprintf("round %d", round+1), func(t *testing.T) {
+			for i, c := range galeraControllers(t) {
+				mustOk(t, c.curl(t, "controller", `{"operation":"ping"}`))
+				if r := c.session(t, "admin", adminPassword).call(t, "users", `{"operation":"whoAmI"}`); r.Status() != "Ok" {
+					t.Errorf("whoAmI on the controller of node %d: %s", i+1, r.Raw)
+				}
+			}
+		})
+	}
+}
+
+// TestGaleraAclChangesReachOtherNodes: an ACL change through the controller of
+// one node is seen by the very next check on the controller of another, every
+// time: cmon makes its reads wait for what the cluster committed before.
+func TestGaleraAclChangesReachOtherNodes(t *testing.T) {
+	ctrls := galeraControllers(t)
+	ctrls[0].createUser(t, "odo", "pw-odo-12345")
+	admin := ctrls[0].session(t, "admin", adminPassword)
+	odo := ctrls[0].session(t, "odo", "pw-odo-12345")
+	wrong := 0
+	for n := range 120 {
+		writer, reader := ctrls[n%len(ctrls)], ctrls[(n+1)%len(ctrls)]
+		grant := n%2 == 0
+		op := `{"operation":"removeAcl","path":"/","acl":"user:odo"}`
+		if grant {
+			op = `{"operation":"addAcl","path":"/","acl":"user:odo:rw-"}`
+		}
+		mustOk(t, (&session{c: writer, jar: admin.jar}).call(t, "tree", op))
+		r := (&session{c: reader, jar: odo.jar}).call(t, "tree", `{"operation":"checkAccess","path":"/","privileges":"w"}`)
+		if granted := r.Status() == "Ok"; granted != grant {
+			wrong++
+			t.Logf("change %d (grant %v) through node %d: node %d answers %s", n, grant, n%len(ctrls)+1, (n+1)%len(ctrls)+1, r.Raw)
+		}
+	}
+	if wrong > 0 {
+		t.Fatalf("%d of 120 checks right after an ACL change on another node were stale", wrong)
+	}
+}
