@@ -247,7 +247,7 @@ func (c *controller) startEngine(ctx context.Context) error {
 // buildServer makes the RPC server, and the metrics server when asked for,
 // and adds their loops.
 func (c *controller) buildServer(context.Context) error {
-	c.metrics.Watch(rpc.MetricsState{Sessions: c.sessions, Jobs: c.engine, Inventory: c.inventory})
+	c.metrics.Watch(rpc.MetricsState{Sessions: c.sessions, Jobs: c.engine, Inventory: c.inventory, Database: c.db})
 	if addr := c.cfg.MetricsAddress; addr != "" {
 		c.loops = append(c.loops, untilDone(func(ctx context.Context) { serveMetrics(ctx, c.log, addr, c.metrics) }))
 	}

@@ -71,7 +71,7 @@ func fullServer(t testing.TB) (*Server, *sql.DB) {
 	s := NewServer(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "fuzz", ControllerID: "fuzz",
 		Authn: authn, Sessions: authn.Sessions(), Users: store, Passwords: hasher, Changes: db, Audit: rbac.NewAuditLog(db, time.Hour), Node: "fuzz-node", Metrics: NewMetrics(), Inventory: inv, Jobs: engine, Authz: authz,
 		Alarms: hosts.NewAlarms(db, time.Hour, nil)})
-	s.metrics.Watch(MetricsState{Sessions: authn.Sessions(), Jobs: engine, Inventory: inv})
+	s.metrics.Watch(MetricsState{Sessions: authn.Sessions(), Jobs: engine, Inventory: inv, Database: db})
 	return s, db
 }
 

@@ -44,6 +44,11 @@ type MetricsState struct {
 	Inventory interface {
 		Snapshot(context.Context) (*hosts.Snapshot, error)
 	}
+	// Database, when set, counts the transactions it ran again after a
+	// conflict with another (sql.DB; on Galera, certification conflicts).
+	Database interface {
+		ConflictsRetried() int64
+	}
 }
 
 // NewMetrics registers cmon's metrics and the Go runtime's; Watch adds the
@@ -146,10 +151,12 @@ var (
 	hostsDesc    = prometheus.NewDesc("cmon_hosts", "Hosts by status.", []string{"status"}, nil)
 	clustersDesc = prometheus.NewDesc("cmon_clusters", "Clusters by state.", []string{"state"}, nil)
 	scrapeDesc   = prometheus.NewDesc("cmon_state_scrape_errors", "Shared state that could not be read for this scrape.", nil, nil)
+	retriedDesc  = prometheus.NewDesc("cmon_db_conflicts_retried_total",
+		"Database transactions run again after losing to a concurrent one (a deadlock, or on Galera a certification conflict).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{sessionsDesc, jobsDesc, hostsDesc, clustersDesc, scrapeDesc} {
+	for _, d := range []*prometheus.Desc{sessionsDesc, jobsDesc, hostsDesc, clustersDesc, scrapeDesc, retriedDesc} {
 		ch <- d
 	}
 }
@@ -189,6 +196,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		failed++
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeDesc, prometheus.GaugeValue, float64(failed))
+	if c.state.Database != nil {
+		ch <- prometheus.MustNewConstMetric(retriedDesc, prometheus.CounterValue, float64(c.state.Database.ConflictsRetried()))
+	}
 }
 
 // serveMetrics answers /metrics on the TLS port: to loopback clients, and
