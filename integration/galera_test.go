@@ -2,8 +2,12 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cmon-dev/cmon/integration/services"
@@ -90,5 +94,53 @@ func TestGaleraAclChangesReachOtherNodes(t *testing.T) {
 	}
 	if wrong > 0 {
 		t.Fatalf("%d of 120 checks right after an ACL change on another node were stale", wrong)
+	}
+}
+
+// TestGaleraLoginsAcrossControllers: correct logins spread over the three
+// controllers at once all succeed, and none counts against the address
+// they share: the throttle's rows, written through every node, conflict on
+// Galera, and a conflict is run again rather than failed.
+func TestGaleraLoginsAcrossControllers(t *testing.T) {
+	ctrls := galeraControllers(t)
+	const logins, parallel = 120, 6
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range parallel {
+		wg.Go(func() {
+			for n := range next {
+				c := ctrls[n%len(ctrls)]
+				if r := c.login(t, "admin", adminPassword, filepath.Join(t.TempDir(), "jar")); r.Status() != "Ok" {
+					failed.Add(1)
+					t.Logf("login %d through node %d: %s", n, n%len(ctrls)+1, r.Raw)
+				}
+			}
+		})
+	}
+	for n := range logins {
+		next <- n
+	}
+	close(next)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		for i, c := range ctrls {
+			log, _ := os.ReadFile(c.logPath)
+			for line := range strings.Lines(string(log)) {
+				if strings.Contains(line, "level=ERROR") {
+					t.Logf("controller on node %d: %s", i+1, line)
+				}
+			}
+		}
+		t.Fatalf("%d of %d correct logins failed", n, logins)
+	}
+	// Nothing was counted against the address: a wrong password now is
+	// refused as wrong, not as locked out, and the right one still works.
+	for _, c := range ctrls {
+		if r := c.login(t, "admin", "wrong-password-1", filepath.Join(t.TempDir(), "jar")); r.Status() != "AccessDenied" ||
+			!strings.Contains(fmt.Sprint(r.Reply["error_string"]), "Username or password is incorrect.") {
+			t.Fatalf("a wrong password after the logins: %s", r.Raw)
+		}
+		mustOk(t, c.login(t, "admin", adminPassword, filepath.Join(t.TempDir(), "jar")))
 	}
 }

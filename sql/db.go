@@ -190,14 +190,32 @@ const conflictAttempts = 5
 // conflictAttempts times in all: fn must do nothing but its transaction's
 // work, as every caller's does.
 func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
+	return db.retryConflicts(ctx, func() error { return db.inTx(ctx, fn) })
+}
+
+// ExecContext runs one statement in a transaction of its own, run again
+// after a conflict as InTx runs a transaction: a statement that lost was
+// rolled back, so running it again applies it once.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error) {
+	var res stdsql.Result
+	err := db.retryConflicts(ctx, func() error {
+		var err error
+		res, err = db.DB.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// retryConflicts runs work until it does not lose to a concurrent
+// transaction, at most conflictAttempts times, with jittered, growing waits
+// between: the transactions that collided must not collide again in step.
+func (db *DB) retryConflicts(ctx context.Context, work func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.inTx(ctx, fn)
+		err := work()
 		if !IsConflict(err) || attempt == conflictAttempts {
 			return err
 		}
 		db.conflicts.Add(1)
-		// Jittered, growing waits: the transactions that collided must not
-		// collide again in step.
 		wait := time.Duration(rand.Int64N(int64(5*time.Millisecond) << attempt))
 		select {
 		case <-ctx.Done():
@@ -207,7 +225,8 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
 	}
 }
 
-// ConflictsRetried counts the transactions InTx ran again after a conflict.
+// ConflictsRetried counts the transactions and statements run again after a
+// conflict.
 func (db *DB) ConflictsRetried() int64 { return db.conflicts.Load() }
 
 func (db *DB) inTx(ctx context.Context, fn func(tx *stdsql.Tx) error) error {
