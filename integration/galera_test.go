@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cmon-dev/cmon/integration/services"
 )
@@ -142,5 +143,62 @@ func TestGaleraLoginsAcrossControllers(t *testing.T) {
 			t.Fatalf("a wrong password after the logins: %s", r.Raw)
 		}
 		mustOk(t, c.login(t, "admin", adminPassword, filepath.Join(t.TempDir(), "jar")))
+	}
+}
+
+// TestGaleraJobsRunOnceThroughThreeControllers: jobs submitted at once
+// through the three controllers, whose workers claim them through three
+// nodes, each run exactly once and none fails by a conflict.
+func TestGaleraJobsRunOnceThroughThreeControllers(t *testing.T) {
+	ctrls := galeraControllers(t)
+	sessions := make([]*session, len(ctrls))
+	for i, c := range ctrls {
+		sessions[i] = c.session(t, "admin", adminPassword)
+	}
+	const total, parallel = 150, 6
+	ids := make([]int64, total)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range parallel {
+		wg.Go(func() {
+			for n := range next {
+				ids[n] = sessions[n%len(sessions)].createJob(t, 0, "success", map[string]any{"message": "ran"})
+			}
+		})
+	}
+	for n := range total {
+		next <- n
+	}
+	close(next)
+	wg.Wait()
+	waitFor(t, 2*time.Minute, func() error {
+		r := mustOk(t, sessions[0].call(t, "jobs", `{"operation":"getJobInstances","limit":1000}`))
+		ended := 0
+		for _, j := range r.Reply["jobs"].([]any) {
+			j := j.(map[string]any)
+			switch j["status"] {
+			case "FINISHED":
+				ended++
+			case "FAILED", "ABORTED":
+				t.Fatalf("job %v ended %v: %v", j["job_id"], j["status"], j["status_text"])
+			}
+		}
+		if ended < total {
+			return fmt.Errorf("%d of %d jobs finished", ended, total)
+		}
+		return nil
+	})
+	// A job run twice would say so twice in its log.
+	for n, id := range ids {
+		log := mustOk(t, sessions[n%len(sessions)].call(t, "jobs", fmt.Sprintf(`{"operation":"getJobLog","job_id":%d,"limit":-1}`, id)))
+		ran := 0
+		for _, m := range log.Reply["messages"].([]any) {
+			if m.(map[string]any)["message_text"] == "ran" {
+				ran++
+			}
+		}
+		if ran != 1 {
+			t.Errorf("job %d ran %d times", id, ran)
+		}
 	}
 }
