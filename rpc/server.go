@@ -21,6 +21,7 @@ import (
 	"github.com/cmon-dev/cmon/jobs"
 	"github.com/cmon-dev/cmon/rbac"
 	"github.com/cmon-dev/cmon/rpc/console"
+	"github.com/cmon-dev/cmon/sql"
 )
 
 // MaxBodyBytes bounds a request body; larger requests are refused unread.
@@ -291,9 +292,15 @@ func (s *Server) serve(ctx context.Context, req *Request) (reply Reply, err erro
 	}
 	req.Operation, req.known, req.readOnly = op.Name, true, op.ReadOnly
 	if s.changes != nil && module.Name != infoModule {
-		if ctx, err = s.changes.Pin(ctx); err != nil {
+		pinned, err := s.changes.Pin(ctx)
+		switch {
+		case err == nil:
+			ctx = pinned
+		case op.Auth == AuthRequired:
 			return nil, err
 		}
+		// An operation that answers without a caller (ping) answers without
+		// the database too: a controller whose database is down says so.
 	}
 	switch op.Auth {
 	case AuthRequired:
@@ -450,7 +457,12 @@ func (s *Server) asError(req *Request, err error) *Error {
 		return nil
 	}
 	var rpcErr *Error
-	if !errors.As(err, &rpcErr) {
+	switch {
+	case errors.As(err, &rpcErr):
+	case sql.IsUnavailable(err):
+		s.log.Error("rpc operation failed: the database is unreachable", "module", req.Module, "operation", req.Operation, "err", err)
+		rpcErr = &Error{Status: StatusTryAgain, Message: "The database is unreachable; try again shortly."}
+	default:
 		s.log.Error("rpc operation failed", "module", req.Module, "operation", req.Operation, "err", err)
 		rpcErr = &Error{Status: StatusUnknownError, Message: "Internal error."}
 	}

@@ -6,9 +6,11 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,6 +280,16 @@ func (db *DB) ForUpdateSkipLocked() string {
 func IsConflict(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// IsUnavailable tells whether err says the database server could not be
+// reached or is not ready to serve (a Galera node not yet synced, 1047),
+// rather than that a statement failed.
+func IsUnavailable(err error) bool {
+	var opErr *net.OpError
+	var me *mysql.MySQLError
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &opErr) ||
+		(errors.As(err, &me) && me.Number == 1047)
 }
 
 // IsUniqueViolation tells whether err is a duplicate-key error on either backend.

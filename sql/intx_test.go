@@ -3,9 +3,16 @@ package sql_test
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/cmon-dev/cmon/integration/services"
 	"github.com/cmon-dev/cmon/sql"
@@ -56,5 +63,34 @@ func TestInTxRunsAConflictAgain(t *testing.T) {
 	}
 	if db.ConflictsRetried() == 0 {
 		t.Fatal("no conflict was retried")
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	tests := []struct {
+		name                  string
+		err                   error
+		unavailable, conflict bool
+	}{
+		{name: "none", err: nil},
+		{name: "connection refused", err: fmt.Errorf("ping: %w", refused), unavailable: true},
+		{name: "bad connection", err: driver.ErrBadConn, unavailable: true},
+		{name: "invalid connection", err: fmt.Errorf("query: %w", mysql.ErrInvalidConn), unavailable: true},
+		{name: "galera node not ready", err: &mysql.MySQLError{Number: 1047, Message: "WSREP has not yet prepared node for application use"}, unavailable: true},
+		{name: "deadlock or certification", err: fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1213}), conflict: true},
+		{name: "lock wait timeout", err: &mysql.MySQLError{Number: 1205}, conflict: true},
+		{name: "syntax", err: &mysql.MySQLError{Number: 1064}},
+		{name: "other", err: errors.New("boom")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sql.IsUnavailable(tt.err); got != tt.unavailable {
+				t.Errorf("IsUnavailable = %v, want %v", got, tt.unavailable)
+			}
+			if got := sql.IsConflict(tt.err); got != tt.conflict {
+				t.Errorf("IsConflict = %v, want %v", got, tt.conflict)
+			}
+		})
 	}
 }
