@@ -2,7 +2,6 @@ package sql_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/cmon-dev/cmon/integration/services"
@@ -16,22 +15,7 @@ func TestGaleraConcurrentMigrate(t *testing.T) {
 	ctx := context.Background()
 	cluster := services.SharedGalera(t)
 	for round := range 3 {
-		dsns := cluster.NewDatabase(t)
-		var wg sync.WaitGroup
-		errs := make([]error, len(dsns))
-		for i, dsn := range dsns {
-			wg.Go(func() {
-				db, err := sql.Open(ctx, dsn, "")
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				defer db.Close()
-				_, errs[i] = db.Migrate(ctx)
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
+		for i, err := range migrateAtOnce(ctx, cluster.NewDatabase(t)) {
 			if err != nil {
 				t.Errorf("round %d, node %d: %v", round, i+1, err)
 			}

@@ -129,12 +129,7 @@ func freePorts(addr string, n int) ([]int, error) {
 // every node, and returns one DSN per node; it is dropped when the test ends.
 func (g *Galera) NewDatabase(t testing.TB) []string {
 	t.Helper()
-	dsns, drop, err := g.CreateDatabase(context.Background())
-	if err != nil {
-		t.Fatalf("create Galera database: %v", err)
-	}
-	t.Cleanup(drop)
-	return dsns
+	return newDatabase(t, "Galera", g.CreateDatabase)
 }
 
 // CreateDatabase is NewDatabase for callers without a testing.TB. It returns

@@ -143,9 +143,16 @@ func (m *MariaDB) query(ctx context.Context, query string) (string, error) {
 // go-sql-driver/mysql DSN for it; the database is dropped when the test ends.
 func (m *MariaDB) NewDatabase(t testing.TB) string {
 	t.Helper()
-	dsn, drop, err := m.CreateDatabase(context.Background())
+	return newDatabase(t, "MariaDB", m.CreateDatabase)
+}
+
+// newDatabase is NewDatabase of either server: what create made, dropped
+// when the test ends.
+func newDatabase[DSN any](t testing.TB, server string, create func(context.Context) (DSN, func(), error)) DSN {
+	t.Helper()
+	dsn, drop, err := create(context.Background())
 	if err != nil {
-		t.Fatalf("create MariaDB database: %v", err)
+		t.Fatalf("create %s database: %v", server, err)
 	}
 	t.Cleanup(drop)
 	return dsn
