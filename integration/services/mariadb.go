@@ -78,13 +78,19 @@ func installMariaDB(ctx context.Context, prefix string, serverArgs []string) (*M
 		m.userArgs = []string{"--user=root"}
 	}
 	install := exec.CommandContext(ctx, installDB, append([]string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"),
-		"--auth-root-authentication-method=normal", "--skip-test-db"}, m.userArgs...)...)
+		"--auth-root-authentication-method=normal", "--skip-test-db", noNativeAIO}, m.userArgs...)...)
 	if out, err := install.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, lastLines(out, 5))
+		return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, errorLines(out, 5))
 	}
 	return m, nil
 }
+
+// noNativeAIO keeps InnoDB off the kernel's asynchronous I/O: a test run
+// starts many servers at once (a shared one per test binary, Galera's
+// three, private ones), and together they can exhaust the system's AIO
+// contexts or locked memory, which fails a server's start.
+const noNativeAIO = "--innodb-use-native-aio=0"
 
 func (m *MariaDB) start(ctx context.Context) error {
 	port, err := FreePort("127.0.0.1")
@@ -95,7 +101,7 @@ func (m *MariaDB) start(ctx context.Context) error {
 	args := append([]string{"--no-defaults", "--datadir=" + filepath.Join(m.dir, "data"), "--socket=" + m.sock,
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--pid-file=" + filepath.Join(m.dir, "pid"),
 		"--log-error=" + filepath.Join(m.dir, "err.log"), "--skip-name-resolve",
-		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"}, m.userArgs...)
+		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500", noNativeAIO}, m.userArgs...)
 	args = append(args, m.serverArgs...) // later options win
 	m.cmd = exec.Command(m.server, args...)
 	m.done = make(chan error, 1)

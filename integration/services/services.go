@@ -138,6 +138,21 @@ func WaitFor(ctx context.Context, timeout time.Duration, ready func() error) err
 	}
 }
 
+// errorLines are the lines of out that report errors, at most n, or its
+// last n lines when none does: a tool's error can sit above its footer.
+func errorLines(out []byte, n int) string {
+	var errs []string
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "ERROR") {
+			errs = append(errs, strings.TrimSpace(line))
+		}
+	}
+	if len(errs) == 0 {
+		return lastLines(out, n)
+	}
+	return strings.Join(errs[:min(n, len(errs))], " | ")
+}
+
 func lastLines(out []byte, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) > n {
