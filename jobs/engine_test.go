@@ -241,12 +241,28 @@ func TestExclusive(t *testing.T) {
 		most := map[int64]int{}
 		var shared atomic.Int32
 		var sharedMost atomic.Int32
+		// An exclusive job holds until the next job starts beside it (one of
+		// its own cluster would show in most) or the other cluster has none
+		// left to start, so that a wrong overlap has every chance to happen.
+		const perCluster = 6
+		started := map[int64]int{}
+		nextStart := make(chan struct{})
 		change := Command{Name: "change", Access: testAccess, Exclusive: true, Handler: HandlerFunc(func(ctx context.Context, j *Job, log Logger) (any, error) {
 			mu.Lock()
 			active[j.ClusterID]++
 			most[j.ClusterID] = max(most[j.ClusterID], active[j.ClusterID])
+			started[j.ClusterID]++
+			close(nextStart)
+			nextStart = make(chan struct{})
+			next, otherDone := nextStart, started[3-j.ClusterID] == perCluster
 			mu.Unlock()
-			time.Sleep(40 * time.Millisecond)
+			if !otherDone {
+				select {
+				case <-next:
+				case <-ctx.Done():
+				case <-time.After(10 * time.Second):
+				}
+			}
 			mu.Lock()
 			active[j.ClusterID]--
 			mu.Unlock()
@@ -279,7 +295,7 @@ func TestExclusive(t *testing.T) {
 		s1 := newService(t, db1, testConfig("c1"), true, change, look)
 		s2 := newService(t, db2, testConfig("c2"), true, change, look)
 		var ids []int64
-		for i := range 12 {
+		for i := range 2 * perCluster {
 			ids = append(ids, create(t, []*Service{s1, s2}[i%2], CreateRequest{ClusterID: int64(1 + i%2), Command: "change"}).ID)
 		}
 		for range 3 {
