@@ -59,7 +59,7 @@ func TestMetricsFollowTheController(t *testing.T) {
 			t.Errorf("%s did not grow: %v then %v", m, scrape(before, m), scrape(after, m))
 		}
 	}
-	for _, m := range []string{"cmon_sessions", `cmon_jobs{status="DEFINED"}`, "cmon_db_conflicts_retried_total", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, m := range []string{"cmon_sessions", `cmon_jobs{status="DEFINED"}`, "cmon_db_conflicts_retried_total", "cmon_db_failovers_total", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(after, m) {
 			t.Errorf("no %s in /metrics", m)
 		}

@@ -45,9 +45,11 @@ type MetricsState struct {
 		Snapshot(context.Context) (*hosts.Snapshot, error)
 	}
 	// Database, when set, counts the transactions it ran again after a
-	// conflict with another (sql.DB; on Galera, certification conflicts).
+	// conflict with another (sql.DB; on Galera, certification conflicts)
+	// and its moves to another of the listed database servers.
 	Database interface {
 		ConflictsRetried() int64
+		Failovers() int64
 	}
 }
 
@@ -153,10 +155,12 @@ var (
 	scrapeDesc   = prometheus.NewDesc("cmon_state_scrape_errors", "Shared state that could not be read for this scrape.", nil, nil)
 	retriedDesc  = prometheus.NewDesc("cmon_db_conflicts_retried_total",
 		"Database transactions run again after losing to a concurrent one (a deadlock, or on Galera a certification conflict).", nil, nil)
+	failoversDesc = prometheus.NewDesc("cmon_db_failovers_total",
+		"Times the controller moved to another of the database servers its DSN lists because the one it used was not live.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{sessionsDesc, jobsDesc, hostsDesc, clustersDesc, scrapeDesc, retriedDesc} {
+	for _, d := range []*prometheus.Desc{sessionsDesc, jobsDesc, hostsDesc, clustersDesc, scrapeDesc, retriedDesc, failoversDesc} {
 		ch <- d
 	}
 }
@@ -198,6 +202,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(scrapeDesc, prometheus.GaugeValue, float64(failed))
 	if c.state.Database != nil {
 		ch <- prometheus.MustNewConstMetric(retriedDesc, prometheus.CounterValue, float64(c.state.Database.ConflictsRetried()))
+		ch <- prometheus.MustNewConstMetric(failoversDesc, prometheus.CounterValue, float64(c.state.Database.Failovers()))
 	}
 }
 

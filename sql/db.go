@@ -41,6 +41,8 @@ type DB struct {
 	changes changeClock
 	// conflicts counts transactions run again after a conflict.
 	conflicts atomic.Int64
+	// failover, when the DSN lists several servers, picks the live one.
+	failover *failoverConnector
 }
 
 // SQLiteFile is the embedded database's file name inside the data directory.
@@ -96,21 +98,28 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 // CheckMySQLDSN tells whether dsn parses, without connecting, so that start-up
 // can report a bad one before it binds a port.
 func CheckMySQLDSN(dsn string) error {
-	_, err := parseMySQLDSN(dsn)
+	_, _, err := parseMySQLDSN(dsn)
 	return err
 }
 
-func parseMySQLDSN(dsn string) (*mysql.Config, error) {
-	cfg, err := mysql.ParseDSN(dsn)
+// parseMySQLDSN reads dsn, which may list several servers, the nodes of a
+// Galera cluster, as tcp(db1:3306,db2:3306,db3:3306); addrs holds them, or
+// nothing when dsn names one server.
+func parseMySQLDSN(dsn string) (cfg *mysql.Config, addrs []string, err error) {
+	// The driver's message may quote the DSN, password included: say only what is wrong.
+	invalid := errors.New("not a valid MySQL DSN (user:password@tcp(host:port)/dbname)")
+	single, addrs, err := splitAddresses(dsn)
 	if err != nil {
-		// The driver's message may quote the DSN, password included: say only what is wrong.
-		return nil, errors.New("not a valid MySQL DSN (user:password@tcp(host:port)/dbname)")
+		return nil, nil, fmt.Errorf("%w: %w", invalid, err)
 	}
-	return cfg, nil
+	if cfg, err = mysql.ParseDSN(single); err != nil {
+		return nil, nil, invalid
+	}
+	return cfg, addrs, nil
 }
 
 func openMySQL(ctx context.Context, dsn string) (*DB, error) {
-	cfg, err := parseMySQLDSN(dsn)
+	cfg, addrs, err := parseMySQLDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("CMON_MYSQL_DSN: %w", err)
 	}
@@ -120,7 +129,7 @@ func openMySQL(ctx context.Context, dsn string) (*DB, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
-	d, err := connectMySQL(ctx, cfg)
+	d, err := connectMySQL(ctx, cfg, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -133,14 +142,28 @@ func openMySQL(ctx context.Context, dsn string) (*DB, error) {
 	}
 	// A Galera node applies other nodes' commits asynchronously: without a
 	// causality wait a controller could read data older than a change another
-	// controller has already committed through another node, and serve it.
+	// controller has already committed through another node, and serve it, or
+	// run a compare-and-set UPDATE against a row it has not yet received and
+	// match nothing. 7 makes reads, updates, deletes, inserts and replaces
+	// wait until the node has applied what the cluster committed before them.
 	d.Close()
-	cfg.Params["wsrep_sync_wait"] = "1" // reads wait until the node has applied what the cluster committed before
-	return connectMySQL(ctx, cfg)
+	cfg.Params["wsrep_sync_wait"] = "7"
+	return connectMySQL(ctx, cfg, addrs)
 }
 
-func connectMySQL(ctx context.Context, cfg *mysql.Config) (*DB, error) {
-	connector, err := mysql.NewConnector(cfg)
+// connectMySQL opens a pool on cfg's server or, when addrs lists several,
+// on the first live one of them, moving to another when it fails.
+func connectMySQL(ctx context.Context, cfg *mysql.Config, addrs []string) (*DB, error) {
+	var connector driver.Connector
+	var failover *failoverConnector
+	var err error
+	where := cfg.Addr
+	if len(addrs) > 1 {
+		failover, err = newFailoverConnector(cfg, addrs)
+		connector, where = failover, strings.Join(addrs, ",")
+	} else {
+		connector, err = mysql.NewConnector(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
 	}
@@ -148,11 +171,20 @@ func connectMySQL(ctx context.Context, cfg *mysql.Config) (*DB, error) {
 	db.SetConnMaxLifetime(5 * time.Minute)
 	db.SetMaxOpenConns(maxOpenMySQL) // several controllers share the server's max_connections
 	db.SetMaxIdleConns(8)
-	d := &DB{DB: db, Dialect: MySQL, Where: fmt.Sprintf("mysql:%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName)}
+	d := &DB{DB: db, Dialect: MySQL, Where: fmt.Sprintf("mysql:%s@%s/%s", cfg.User, where, cfg.DBName), failover: failover}
 	if err := d.ping(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Failovers counts the times the pool moved to another of the listed
+// database servers because the one it used was not live.
+func (db *DB) Failovers() int64 {
+	if db.failover == nil {
+		return 0
+	}
+	return db.failover.failovers.Load()
 }
 
 // isGalera tells whether the server is a node of a Galera cluster; MySQL,
@@ -289,7 +321,7 @@ func IsUnavailable(err error) bool {
 	var opErr *net.OpError
 	var me *mysql.MySQLError
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &opErr) ||
-		(errors.As(err, &me) && me.Number == 1047)
+		errors.Is(err, errNotSynced) || (errors.As(err, &me) && me.Number == 1047)
 }
 
 // IsUniqueViolation tells whether err is a duplicate-key error on either backend.
