@@ -118,7 +118,11 @@ func (s *Service) every(ctx context.Context, interval time.Duration, now bool, w
 		defer t.Stop()
 		for {
 			if now {
-				if err := fn(ctx); err != nil && ctx.Err() == nil {
+				switch err := fn(ctx); {
+				case err == nil:
+					s.outage.answered(s.log)
+				case ctx.Err() != nil, s.outage.failed(s.log, err):
+				default:
 					s.log.Warn("job engine "+what, "err", err)
 				}
 			}

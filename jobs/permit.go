@@ -87,7 +87,11 @@ func (s *Service) permit(ctx context.Context, j *Job) error {
 	if err != nil {
 		return &RefusedError{err.Error()}
 	}
-	return s.cfg.Permit.Permit(ctx, j, d)
+	// Not yet run: an unreachable database is waited for, not taken for a
+	// refusal or a failure.
+	ctx, cancel := context.WithTimeout(ctx, finishRetryFor)
+	defer cancel()
+	return s.whileUnreachable(ctx, func() error { return s.cfg.Permit.Permit(ctx, j, d) })
 }
 
 // pauseRefused pauses a recurring template whose owner may no longer run it,

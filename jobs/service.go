@@ -30,6 +30,8 @@ type Service struct {
 	wake chan struct{}
 	// retention is cfg.Retention, changeable while running (SetRetention).
 	retention atomic.Pointer[Retention]
+	// outage says whether the database is unreachable, for the loops.
+	outage dbOutage
 
 	mu         sync.Mutex
 	running    map[int64]context.CancelCauseFunc // jobs this controller runs
@@ -432,7 +434,7 @@ func (s *Service) SetStatus(ctx context.Context, id int64, to Status) (*Job, err
 func (s *Service) addMessage(ctx context.Context, jobID int64, st MessageStatus, text string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := insertMessage(ctx, s.db, jobID, s.clock.Now(), st, text); err != nil {
+	if err := s.whileUnreachable(ctx, func() error { return insertMessage(ctx, s.db, jobID, s.clock.Now(), st, text) }); err != nil {
 		s.log.Warn("store job message", "job_id", jobID, "err", err)
 	}
 }

@@ -18,19 +18,34 @@ import (
 // wakes another idle worker, so a burst of jobs fans out over all workers.
 func (s *Service) worker(ctx context.Context) {
 	defer s.workers.Done()
+	var outageWait time.Duration
 	for {
 		if ctx.Err() != nil {
 			return
 		}
 		j, err := s.claim(ctx)
 		if err != nil && ctx.Err() == nil {
-			// Lock waits and deadlocks end up here on MySQL: retry soon, not after a poll.
-			s.log.Warn("claim job", "err", err)
-			if !sleep(ctx, min(s.cfg.PollInterval, 200*time.Millisecond)) {
+			// Lock waits end up here on MySQL: retry soon, not after a poll;
+			// an unreachable database, later and later.
+			wait := min(s.cfg.PollInterval, 200*time.Millisecond)
+			switch {
+			case s.outage.failed(s.log, err):
+				outageWait = min(max(2*outageWait, wait), maxOutageWait)
+				wait = outageWait
+			case sql.IsConflict(err):
+				// Other controllers won the jobs at the head of the queue
+				// each time (on Galera, certification): routine under load.
+				s.log.Debug("claim job lost to other controllers", "err", err)
+			default:
+				s.log.Warn("claim job", "err", err)
+			}
+			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
+		outageWait = 0
+		s.outage.answered(s.log)
 		if j == nil {
 			if s.idleHook != nil {
 				s.idleHook()
@@ -87,6 +102,7 @@ func (s *Service) claim(ctx context.Context) (*Job, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		var j *Job
 		err := s.db.InTx(ctx, func(tx *stdsql.Tx) error {
+			j = nil // a try that lost to a conflict must not leave its job behind
 			var id, clusterID int64
 			var exclusive int
 			err := tx.QueryRowContext(ctx, query, args...).Scan(&id, &clusterID, &exclusive)
@@ -120,6 +136,9 @@ func (s *Service) claim(ctx context.Context) (*Job, error) {
 		if sql.IsUniqueViolation(err) {
 			continue // another controller took the cluster just now
 		}
+		if j != nil && err == nil {
+			s.log.Debug("job claimed", "job_id", j.ID, "attempt", attempt)
+		}
 		return j, err
 	}
 	return nil, nil
@@ -142,20 +161,22 @@ func (s *Service) run(j *Job) {
 		s.mu.Unlock()
 	}()
 
-	dbctx, dbcancel := dbContext()
-	started := s.clock.Now()
-	res, err := s.db.ExecContext(dbctx, `UPDATE jobs SET status = ?, status_text = ?, started = ?
-		WHERE job_id = ? AND instance_id = ? AND status = ? AND kill_requested = 0`,
-		StatusRunning, TextRunning, sql.Millis(started), j.ID, s.instanceID, StatusDequeued)
-	dbcancel()
+	started, marked, err := s.markRunning(engine, j)
 	if err != nil {
 		log.Error("mark job running", "err", err)
 		s.finish(engine, j, outcome{status: StatusFailed, text: "Could not start the job: " + err.Error(), exitCode: 1})
 		return
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// Killed between claim and start (or taken from us): do not run it.
-		s.finish(engine, j, killedOutcome(s.killedBy(j.ID)))
+	if !marked {
+		instance, killedBy := s.heldBy(j.ID)
+		if instance != s.instanceID {
+			// On Galera two controllers' claims of one job can both commit;
+			// the last in the cluster's order holds it and runs it.
+			log.Info("job claimed by another controller as well: it runs there")
+			return
+		}
+		// Killed between claim and start: do not run it.
+		s.finish(engine, j, killedOutcome(killedBy))
 		return
 	}
 	j.Status, j.StatusText, j.Started = StatusRunning, TextRunning, started
@@ -192,6 +213,30 @@ func (s *Service) run(j *Job) {
 	o := s.judge(tctx, timeout, err, abandoned)
 	o.result = encodeResult(result, log)
 	s.finish(engine, j, o)
+}
+
+// markRunning moves a claimed job to RUNNING, unless it was killed or taken
+// from this controller since the claim. The job has not started: while the
+// database is unreachable the write is tried again, and the job runs once
+// it is recorded, rather than failing for the outage.
+func (s *Service) markRunning(ctx context.Context, j *Job) (started time.Time, marked bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, finishRetryFor)
+	defer cancel()
+	err = s.whileUnreachable(ctx, func() error {
+		dbctx, cancel := dbContext()
+		defer cancel()
+		started = s.clock.Now()
+		res, err := s.db.ExecContext(dbctx, `UPDATE jobs SET status = ?, status_text = ?, started = ?
+			WHERE job_id = ? AND instance_id = ? AND status = ? AND kill_requested = 0`,
+			StatusRunning, TextRunning, sql.Millis(started), j.ID, s.instanceID, StatusDequeued)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		marked = n == 1
+		return nil
+	})
+	return started, marked, err
 }
 
 // jobsContext is the parent of running jobs' contexts.
@@ -333,23 +378,25 @@ func (s *Service) finish(ctx context.Context, j *Job, o outcome) {
 	}
 	var ended time.Time
 	var n int64
-	var err error
-	for wait, deadline := 100*time.Millisecond, time.Now().Add(finishRetryFor); ; wait = min(2*wait, 5*time.Second) {
-		ended = s.clock.Now()
-		if n, err = s.recordEnd(j.ID, o, ended); err == nil {
-			break
-		}
-		if time.Now().Add(wait).After(deadline) {
-			log.Error("record job end: giving up, the job stays active until this controller restarts",
-				"status", o.status, "err", err)
-			return
-		}
+	retryCtx, cancel := context.WithTimeout(ctx, finishRetryFor)
+	defer cancel()
+	err := retryWrite(retryCtx, func(error) bool { return true }, func(err error) {
 		log.Warn("record job end: retrying", "status", o.status, "err", err)
-		if !sleep(ctx, wait) {
+	}, func() error {
+		var err error
+		ended = s.clock.Now()
+		n, err = s.recordEnd(j.ID, o, ended)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
 			log.Error("record job end: giving up, the engine is stopping; the job stays active until a controller recovers it",
 				"status", o.status, "err", err)
-			return
+		} else {
+			log.Error("record job end: giving up, the job stays active until this controller restarts",
+				"status", o.status, "err", err)
 		}
+		return
 	}
 	if n == 0 {
 		log.Warn("job was ended by another controller meanwhile", "status", o.status)
@@ -416,12 +463,12 @@ func dbContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-func (s *Service) killedBy(id int64) string {
+// heldBy reads which controller run holds a job and who asked to kill it.
+func (s *Service) heldBy(id int64) (instance, killedBy string) {
 	ctx, cancel := dbContext()
 	defer cancel()
-	var by string
-	_ = s.db.QueryRowContext(ctx, "SELECT killed_by FROM jobs WHERE job_id = ?", id).Scan(&by)
-	return by
+	_ = s.db.QueryRowContext(ctx, "SELECT instance_id, killed_by FROM jobs WHERE job_id = ?", id).Scan(&instance, &killedBy)
+	return instance, killedBy
 }
 
 // jobLogger is the Logger of one running job.
@@ -438,7 +485,8 @@ func (l *jobLogger) Message(ctx context.Context, st MessageStatus, text string) 
 func (l *jobLogger) Messages(ctx context.Context, lines []LogLine) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := insertMessages(ctx, l.s.db, l.jobID, l.s.clock.Now(), lines); err != nil {
+	err := l.s.whileUnreachable(ctx, func() error { return insertMessages(ctx, l.s.db, l.jobID, l.s.clock.Now(), lines) })
+	if err != nil {
 		l.s.log.Warn("store job messages", "job_id", l.jobID, "lines", len(lines), "err", err)
 	}
 }
