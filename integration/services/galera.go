@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,6 +22,9 @@ const GaleraProvider = "/usr/lib/galera/libgalera_smm.so"
 // node is a MariaDB of its own, with its own data directory and ports.
 type Galera struct {
 	Nodes []*MariaDB
+	mu    sync.Mutex
+	// killed are the nodes Kill ended that Restart has not started again.
+	killed map[int]bool
 }
 
 var sharedGalera shared[*Galera]
@@ -61,7 +66,10 @@ func StartGalera(ctx context.Context) (*Galera, error) {
 		args := []string{"--binlog-format=ROW", "--innodb-autoinc-lock-mode=2", "--wsrep-on=ON",
 			"--wsrep-provider=" + provider, "--wsrep-cluster-address=gcomm://" + strings.Join(members, ","),
 			fmt.Sprintf("--wsrep-node-address=127.0.0.1:%d", gcomm),
-			fmt.Sprintf("--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d", gcomm, ist),
+			// A killed node is noticed in about 2 s (the default is 5 to 15 s,
+			// for real networks), which is how long the others' commits stall.
+			fmt.Sprintf("--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;"+
+				"evs.suspect_timeout=PT2S;evs.inactive_timeout=PT8S;evs.keepalive_period=PT0.5S", gcomm, ist),
 			fmt.Sprintf("--wsrep-sst-receive-address=127.0.0.1:%d", sst), "--wsrep-sst-method=rsync"}
 		if i == 0 {
 			args = append(args, "--wsrep-new-cluster")
@@ -157,6 +165,66 @@ func (g *Galera) CreateDatabase(ctx context.Context) (dsns []string, drop func()
 		dsns = append(dsns, databaseDSN(name, password, node.Port))
 	}
 	return dsns, drop, nil
+}
+
+// Kill ends node i (from 0) with SIGKILL, as a crash would, keeping its data
+// directory for Restart.
+func (g *Galera) Kill(i int) {
+	node := g.Nodes[i]
+	_ = node.cmd.Process.Kill()
+	node.done <- <-node.done // Stop still finds the exit
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.killed == nil {
+		g.killed = map[int]bool{}
+	}
+	g.killed[i] = true
+}
+
+// Restart starts node i again after Kill, on its old ports, and returns once
+// it has rejoined the cluster and is Synced.
+func (g *Galera) Restart(ctx context.Context, i int) error {
+	node := g.Nodes[i]
+	// The first node bootstrapped the cluster; it now joins the survivors.
+	node.serverArgs = slices.DeleteFunc(node.serverArgs, func(arg string) bool { return arg == "--wsrep-new-cluster" })
+	if err := join(ctx, node, true); err != nil {
+		return fmt.Errorf("galera node %d: %w", i+1, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.killed, i)
+	return nil
+}
+
+// Heal restarts the nodes Kill left dead: a test that kills a node of the
+// shared cluster hands it on whole, whatever became of the test.
+func (g *Galera) Heal(ctx context.Context) error {
+	g.mu.Lock()
+	var dead []int
+	for i := range g.killed {
+		dead = append(dead, i)
+	}
+	g.mu.Unlock()
+	for _, i := range dead {
+		if err := g.Restart(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServerList is one DSN naming every node of dsns (as NewDatabase returns
+// them), node first first: what a controller that moves to a live node
+// when its own dies is given.
+func ServerList(dsns []string, first int) string {
+	var addrs []string
+	for k := range dsns {
+		dsn := dsns[(first+k)%len(dsns)]
+		open, closing := strings.Index(dsn, "tcp(")+len("tcp("), strings.Index(dsn, ")/")
+		addrs = append(addrs, dsn[open:closing])
+	}
+	dsn := dsns[first]
+	return dsn[:strings.Index(dsn, "tcp(")] + "tcp(" + strings.Join(addrs, ",") + dsn[strings.Index(dsn, ")/"):]
 }
 
 // Stop ends the nodes, joiners first, and removes their data.
