@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,8 +16,9 @@ import (
 )
 
 // galeraControllers starts one controller per node of the shared Galera
-// cluster, all at the same moment, on a fresh empty database.
-func galeraControllers(t *testing.T) []*controller {
+// cluster, all at the same moment, on a fresh empty database, with env
+// added to their environment.
+func galeraControllers(t *testing.T, env ...string) []*controller {
 	t.Helper()
 	dsns := services.SharedGalera(t).NewDatabase(t)
 	ctrls := make([]*controller, len(dsns))
@@ -25,7 +27,7 @@ func galeraControllers(t *testing.T) []*controller {
 	for i, dsn := range dsns {
 		wg.Go(func() {
 			tb := &goroutineTB{TB: t, failure: &failures[i]}
-			ctrls[i] = startController(tb, controllerOptions{backend: backend{name: "galera", dsn: dsn}})
+			ctrls[i] = startController(tb, controllerOptions{backend: backend{name: "galera", dsn: dsn}, env: env})
 		})
 	}
 	wg.Wait()
@@ -70,31 +72,97 @@ func TestGaleraControllersStartTogether(t *testing.T) {
 	}
 }
 
-// TestGaleraAclChangesReachOtherNodes: an ACL change through the controller of
-// one node is seen by the very next check on the controller of another, every
-// time: cmon makes its reads wait for what the cluster committed before.
-func TestGaleraAclChangesReachOtherNodes(t *testing.T) {
-	ctrls := galeraControllers(t)
-	ctrls[0].createUser(t, "odo", "pw-odo-12345")
-	admin := ctrls[0].session(t, "admin", adminPassword)
-	odo := ctrls[0].session(t, "odo", "pw-odo-12345")
-	wrong := 0
-	for n := range 120 {
-		writer, reader := ctrls[n%len(ctrls)], ctrls[(n+1)%len(ctrls)]
+// TestGaleraChangesReachOtherNodes: an ACL change, a logout or a password
+// change through the controller of one node holds on the very next request
+// to the controller of another, every time, while jobs run through all
+// three: cmon makes its reads wait for what the cluster committed before.
+func TestGaleraChangesReachOtherNodes(t *testing.T) {
+	galeraVisibility(t, galeraControllers(t, "CMON_LOGIN_MAX_FAILURES=1000"), 30)
+}
+
+// galeraVisibility runs rounds of changes, each through one controller and
+// checked through the others, under a steady job load.
+func galeraVisibility(t *testing.T, ctrls []*controller, rounds int) {
+	sessions := adminSessions(t, ctrls)
+	stopLoad := jobLoad(t, sessions)
+	ctrls[0].createUser(t, "odo", "pw-odo-0")
+	password := "pw-odo-0"
+	odo := ctrls[0].session(t, "odo", password)
+	as := func(c *controller, s *session) *session { return &session{c: c, jar: s.jar} }
+	var wrong []string
+	for n := range rounds {
+		writer, reader, third := ctrls[n%len(ctrls)], ctrls[(n+1)%len(ctrls)], ctrls[(n+2)%len(ctrls)]
+		where := fmt.Sprintf("round %d (through %s, read through %s)", n, writer.URL, reader.URL)
+
 		grant := n%2 == 0
 		op := `{"operation":"removeAcl","path":"/","acl":"user:odo"}`
 		if grant {
 			op = `{"operation":"addAcl","path":"/","acl":"user:odo:rw-"}`
 		}
-		mustOk(t, (&session{c: writer, jar: admin.jar}).call(t, "tree", op))
-		r := (&session{c: reader, jar: odo.jar}).call(t, "tree", `{"operation":"checkAccess","path":"/","privileges":"w"}`)
+		mustOk(t, as(writer, sessions[0]).call(t, "tree", op))
+		r := as(reader, odo).call(t, "tree", `{"operation":"checkAccess","path":"/","privileges":"w"}`)
 		if granted := r.Status() == "Ok"; granted != grant {
-			wrong++
-			t.Logf("change %d (grant %v) through node %d: node %d answers %s", n, grant, n%len(ctrls)+1, (n+1)%len(ctrls)+1, r.Raw)
+			wrong = append(wrong, fmt.Sprintf("%s: an ACL change (grant %v): %s", where, grant, r.Raw))
 		}
+
+		other := writer.session(t, "odo", password)
+		mustOk(t, as(reader, other).call(t, "auth", `{"operation":"logout"}`))
+		if r := as(third, other).call(t, "users", `{"operation":"whoAmI"}`); r.Status() != "AuthRequired" {
+			wrong = append(wrong, fmt.Sprintf("%s: a session logged out: %s", where, r.Raw))
+		}
+
+		if n%5 != 4 {
+			continue
+		}
+		old := password
+		password = fmt.Sprintf("pw-odo-%d", n)
+		mustOk(t, as(writer, sessions[0]).call(t, "users",
+			fmt.Sprintf(`{"operation":"changePassword","user":{"user_name":"odo"},"new_password":%q}`, password)))
+		if r := as(reader, odo).call(t, "users", `{"operation":"whoAmI"}`); r.Status() != "AuthRequired" {
+			wrong = append(wrong, fmt.Sprintf("%s: a session from before a password change: %s", where, r.Raw))
+		}
+		if r := third.login(t, "odo", old, jar(t)); r.Status() != "AccessDenied" {
+			wrong = append(wrong, fmt.Sprintf("%s: the old password: %s", where, r.Raw))
+		}
+		odo = reader.session(t, "odo", password)
 	}
-	if wrong > 0 {
-		t.Fatalf("%d of 120 checks right after an ACL change on another node were stale", wrong)
+	ids := stopLoad()
+	if len(wrong) > 0 {
+		t.Fatalf("%d checks right after a change on another node were stale:\n%s", len(wrong), strings.Join(wrong, "\n"))
+	}
+	waitJobsRanOnce(t, sessions, ids)
+	t.Logf("%d rounds beside %d jobs; conflicts retried: %d", rounds, len(ids), conflictsRetried(t, ctrls))
+}
+
+// jobLoad runs jobs through the sessions, one client per session, each
+// creating a job once its last has ended, until the returned stop is
+// called; stop returns the jobs' ids.
+func jobLoad(t *testing.T, sessions []*session) (stop func() []int64) {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var ids []int64
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				// One job at a time per client: a steady load, not a flood.
+				id := s.createJob(t, 0, "success", map[string]any{"message": "ran"})
+				s.waitJob(t, id, time.Minute)
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+			}
+		})
+	}
+	return func() []int64 {
+		close(done)
+		wg.Wait()
+		return ids
 	}
 }
 
@@ -103,8 +171,11 @@ func TestGaleraAclChangesReachOtherNodes(t *testing.T) {
 // they share: the throttle's rows, written through every node, conflict on
 // Galera, and a conflict is run again rather than failed.
 func TestGaleraLoginsAcrossControllers(t *testing.T) {
-	ctrls := galeraControllers(t)
-	const logins, parallel = 120, 6
+	galeraLogins(t, galeraControllers(t), 120)
+}
+
+func galeraLogins(t *testing.T, ctrls []*controller, logins int) {
+	const parallel = 6
 	var failed atomic.Int32
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -144,6 +215,7 @@ func TestGaleraLoginsAcrossControllers(t *testing.T) {
 		}
 		mustOk(t, c.login(t, "admin", adminPassword, filepath.Join(t.TempDir(), "jar")))
 	}
+	t.Logf("%d logins; conflicts retried: %d", logins, conflictsRetried(t, ctrls))
 }
 
 // TestGaleraJobsRunOnceThroughThreeControllers: jobs submitted at once
@@ -151,18 +223,62 @@ func TestGaleraLoginsAcrossControllers(t *testing.T) {
 // nodes, each run exactly once and none fails by a conflict.
 func TestGaleraJobsRunOnceThroughThreeControllers(t *testing.T) {
 	ctrls := galeraControllers(t)
+	sessions := adminSessions(t, ctrls)
+	ids := submitJobs(t, sessions, 150, nil)
+	waitJobsRanOnce(t, sessions, ids)
+	// A claim that lost a conflict and was run again takes the job its
+	// last try found, not one an earlier try lost to another controller;
+	// a job two claims took is run by the one that holds it, and left
+	// alone by the other.
+	for i, c := range ctrls {
+		for line := range strings.Lines(c.Log()) {
+			if strings.Contains(line, "ended by another controller") {
+				t.Errorf("controller on node %d: %s", i+1, line)
+			}
+		}
+	}
+	t.Logf("%d jobs; conflicts retried: %d", len(ids), conflictsRetried(t, ctrls))
+}
+
+// adminSessions logs in as admin once and returns a session of that login
+// on each controller: the session is the database's, any controller serves it.
+func adminSessions(t *testing.T, ctrls []*controller) []*session {
+	admin := ctrls[0].session(t, "admin", adminPassword)
 	sessions := make([]*session, len(ctrls))
 	for i, c := range ctrls {
-		sessions[i] = c.session(t, "admin", adminPassword)
+		sessions[i] = &session{c: c, jar: admin.jar}
 	}
-	const total, parallel = 150, 6
+	return sessions
+}
+
+// submitJobs creates total "success" jobs from several clients at once,
+// round robin over sessions, and returns their ids. A TryAgain reply (the
+// controller's database node just died) is sent again, as a client would;
+// created, when set, hears the count after each job.
+func submitJobs(t *testing.T, sessions []*session, total int, created func(n int)) []int64 {
+	const parallel = 6
 	ids := make([]int64, total)
+	var done, retried atomic.Int32
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range parallel {
 		wg.Go(func() {
 			for n := range next {
-				ids[n] = sessions[n%len(sessions)].createJob(t, 0, "success", map[string]any{"message": "ran"})
+				s := sessions[n%len(sessions)]
+				body := fmt.Sprintf(`{"operation":"createJobInstance","job":{"class_name":"CmonJobInstance","title":"drill %d",
+					"job_spec":{"command":"success","job_data":{"message":"ran"}}}}`, n)
+				waitFor(t, time.Minute, func() error {
+					r := s.call(t, "jobs", body)
+					if r.Status() == "TryAgain" {
+						retried.Add(1)
+						return fmt.Errorf("job %d through %s: %s", n, s.c.URL, r.Raw)
+					}
+					ids[n] = int64(mustOk(t, r).Reply["job"].(map[string]any)["job_id"].(float64))
+					return nil
+				})
+				if created != nil {
+					created(int(done.Add(1)))
+				}
 			}
 		})
 	}
@@ -171,20 +287,31 @@ func TestGaleraJobsRunOnceThroughThreeControllers(t *testing.T) {
 	}
 	close(next)
 	wg.Wait()
-	waitFor(t, 2*time.Minute, func() error {
-		r := mustOk(t, sessions[0].call(t, "jobs", `{"operation":"getJobInstances","limit":1000}`))
-		ended := 0
+	if n := retried.Load(); n > 0 {
+		t.Logf("%d submissions answered TryAgain and were sent again", n)
+	}
+	return ids
+}
+
+// waitJobsRanOnce waits until every job of ids has FINISHED, failing at the
+// first that ends otherwise, and checks from each job's log that it ran once.
+func waitJobsRanOnce(t *testing.T, sessions []*session, ids []int64) {
+	t.Helper()
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	waitFor(t, 3*time.Minute, func() error {
+		r := mustOk(t, sessions[0].call(t, "jobs", `{"operation":"getJobInstances","show_failed":true,"show_aborted":true,"limit":1000}`))
 		for _, j := range r.Reply["jobs"].([]any) {
 			j := j.(map[string]any)
-			switch j["status"] {
-			case "FINISHED":
-				ended++
-			case "FAILED", "ABORTED":
+			if want[int64(j["job_id"].(float64))] {
 				t.Fatalf("job %v ended %v: %v", j["job_id"], j["status"], j["status_text"])
 			}
 		}
-		if ended < total {
-			return fmt.Errorf("%d of %d jobs finished", ended, total)
+		r = mustOk(t, sessions[0].call(t, "jobs", `{"operation":"getJobInstances","show_finished":true,"limit":1}`))
+		if finished := int(r.Reply["total"].(float64)); finished < len(ids) {
+			return fmt.Errorf("%d of %d jobs finished", finished, len(ids))
 		}
 		return nil
 	})
@@ -201,4 +328,36 @@ func TestGaleraJobsRunOnceThroughThreeControllers(t *testing.T) {
 			t.Errorf("job %d ran %d times", id, ran)
 		}
 	}
+}
+
+// conflictsRetried sums the controllers' cmon_db_conflicts_retried_total.
+func conflictsRetried(t *testing.T, ctrls []*controller) int {
+	return sumMetric(t, ctrls, "cmon_db_conflicts_retried_total")
+}
+
+// sumMetric sums an unlabelled metric over the controllers' /metrics.
+func sumMetric(t *testing.T, ctrls []*controller, name string) int {
+	t.Helper()
+	sum := 0
+	for _, c := range ctrls {
+		out, err := runCurl("-sk", "--max-time", "30", c.URL+"/metrics")
+		if err != nil {
+			t.Fatalf("metrics of %s: %v", c.URL, err)
+		}
+		found := false
+		for line := range strings.Lines(out) {
+			if value, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+				n, err := strconv.ParseFloat(value, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				sum += int(n)
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("no %s in the metrics of %s", name, c.URL)
+		}
+	}
+	return sum
 }
