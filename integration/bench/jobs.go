@@ -53,18 +53,10 @@ func (b *bench) dispatch(ctx context.Context, c *cmonProc, backend string) error
 	if err != nil {
 		return err
 	}
-	var running, finished []time.Duration
-	for range b.size.dispatchJobs {
-		job, err := c.runJob(ctx, 0, "success", map[string]any{})
-		if err != nil {
-			return err
-		}
-		created := jobTime(job, "created")
-		running = append(running, jobTime(job, "started").Sub(created))
-		finished = append(finished, jobTime(job, "ended").Sub(created))
+	running, finished, err := b.dispatchTimes(ctx, []*cmonProc{c})
+	if err != nil {
+		return err
 	}
-	slices.Sort(running)
-	slices.Sort(finished)
 	for _, q := range []struct {
 		name string
 		q    float64
@@ -75,14 +67,52 @@ func (b *bench) dispatch(ctx context.Context, c *cmonProc, backend string) error
 	return nil
 }
 
+// dispatchTimes runs dispatchJobs "success" jobs one at a time, created
+// round robin through the controllers cs and each waited for through the
+// one that created it, and returns, sorted, how long each took from creation
+// to RUNNING and to FINISHED by its own timestamps.
+func (b *bench) dispatchTimes(ctx context.Context, cs []*cmonProc) (running, finished []time.Duration, err error) {
+	for i := range b.size.dispatchJobs {
+		job, err := cs[i%len(cs)].runJob(ctx, 0, "success", map[string]any{})
+		if err != nil {
+			return nil, nil, err
+		}
+		created := jobTime(job, "created")
+		running = append(running, jobTime(job, "started").Sub(created))
+		finished = append(finished, jobTime(job, "ended").Sub(created))
+	}
+	slices.Sort(running)
+	slices.Sort(finished)
+	return running, finished, nil
+}
+
 // queue submits queueJobs "success" jobs at once from many clients and
 // measures how fast they all finish, against how fast they were accepted.
 func (b *bench) queue(ctx context.Context, c *cmonProc, backend string) error {
-	before, err := c.call("jobs", `{"operation":"getJobInstances","show_finished":true,"limit":1}`)
+	drained, arrived, err := b.drain(ctx, []*cmonProc{c})
 	if err != nil {
 		return err
 	}
-	done0 := int(before["total"].(float64))
+	b.add(fmt.Sprintf("queue %d jobs at once (%s)", b.size.queueJobs, backend), "jobs/s", drained, arrived,
+		"createJobInstance submissions/s, the rate they arrived")
+	return nil
+}
+
+// drain submits queueJobs "success" jobs at once from rpcClients clients
+// spread over the controllers cs, which share one database, and returns in
+// jobs/s how fast they all finished and how fast they were accepted.
+func (b *bench) drain(ctx context.Context, cs []*cmonProc) (drained, arrived float64, err error) {
+	finishedJobs := func() (int, error) {
+		r, err := cs[0].call("jobs", `{"operation":"getJobInstances","show_finished":true,"limit":1}`)
+		if err != nil {
+			return 0, err
+		}
+		return int(r["total"].(float64)), nil
+	}
+	done0, err := finishedJobs()
+	if err != nil {
+		return 0, 0, err
+	}
 	start := time.Now()
 	jobs := make(chan struct{}, b.size.queueJobs)
 	for range b.size.queueJobs {
@@ -91,7 +121,8 @@ func (b *bench) queue(ctx context.Context, c *cmonProc, backend string) error {
 	close(jobs)
 	errs := make(chan error, rpcClients)
 	var wg sync.WaitGroup
-	for range rpcClients {
+	for i := range rpcClients {
+		c := cs[i%len(cs)]
 		wg.Go(func() {
 			for range jobs {
 				if _, err := c.createJob(0, "success", map[string]any{}); err != nil {
@@ -105,27 +136,24 @@ func (b *bench) queue(ctx context.Context, c *cmonProc, backend string) error {
 	submitted := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return err
+		return 0, 0, err
 	}
 	for {
-		r, err := c.call("jobs", `{"operation":"getJobInstances","show_finished":true,"limit":1}`)
+		done, err := finishedJobs()
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
-		if int(r["total"].(float64))-done0 >= b.size.queueJobs {
+		if done-done0 >= b.size.queueJobs {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, 0, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	elapsed := time.Since(start)
 	n := float64(b.size.queueJobs)
-	b.add(fmt.Sprintf("queue %d jobs at once (%s)", b.size.queueJobs, backend), "jobs/s", n/elapsed.Seconds(), n/submitted.Seconds(),
-		"createJobInstance submissions/s, the rate they arrived")
-	return nil
+	return n / time.Since(start).Seconds(), n / submitted.Seconds(), nil
 }
 
 // latencies runs fn n times and returns its sorted durations.

@@ -2,12 +2,13 @@
 // same run, and prints each figure as "name: value unit (baseline: value,
 // ratio: x)", also as JSON:
 //
-//	bench [--smoke] [--only rpc,jobs,history,fanout,fleet] <cmon binary> <results.json>
+//	bench [--smoke] [--only rpc,jobs,galera,history,fanout,fleet] <cmon binary> <results.json>
 //
 // It starts what it needs: cmon itself, a bare Go HTTPS server (this
-// program, re-run as "bench bare"), MariaDB, OpenSSH sshd nodes and the fleet
-// simulator, all on loopback, and stops them at the end. --smoke runs every
-// part at a token size, to prove the bench still works (make test runs it).
+// program, re-run as "bench bare"), MariaDB, a three-node Galera cluster,
+// OpenSSH sshd nodes and the fleet simulator, all on loopback, and stops them
+// at the end. --smoke runs every part at a token size, to prove the bench
+// still works (make test runs it).
 package main
 
 import (
@@ -67,7 +68,7 @@ var smoke = sizes{rounds: 1, round: 200 * time.Millisecond, clusters: 3, nodes: 
 	fleetHosts: 20, fleetClusters: 2, fleetWide: 10, fleetRounds: 1}
 
 // parts are the bench's sections, in the order they run.
-var parts = []string{"rpc", "jobs", "history", "fanout", "fleet"}
+var parts = []string{"rpc", "jobs", "galera", "history", "fanout", "fleet"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "bare" {
@@ -105,6 +106,7 @@ type bench struct {
 	out     io.Writer
 	figures []figure
 	mariadb *services.MariaDB
+	galera  *services.Galera
 }
 
 func run(ctx context.Context, out io.Writer, bin, results string, size sizes, only []string) error {
@@ -122,8 +124,11 @@ func run(ctx context.Context, out io.Writer, bin, results string, size sizes, on
 		if b.mariadb != nil {
 			b.mariadb.Stop()
 		}
+		if b.galera != nil {
+			b.galera.Stop()
+		}
 	}()
-	steps := map[string]func(context.Context) error{"rpc": b.rpc, "jobs": b.jobs, "history": b.history, "fanout": b.fanout, "fleet": b.fleet}
+	steps := map[string]func(context.Context) error{"rpc": b.rpc, "jobs": b.jobs, "galera": b.galeraJobs, "history": b.history, "fanout": b.fanout, "fleet": b.fleet}
 	for _, part := range parts {
 		if len(only) > 0 && !slices.Contains(only, part) {
 			continue
@@ -165,6 +170,16 @@ func num(v float64) string {
 // backends are the databases the job figures run on: the embedded one and
 // a MariaDB database of the bench's own MariaDB.
 func (b *bench) backends(ctx context.Context) ([]backend, error) {
+	mariadb, err := b.mariadbBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []backend{{name: "sqlite"}, mariadb}, nil
+}
+
+// mariadbBackend is a new database on the bench's own MariaDB, which it
+// starts on first use.
+func (b *bench) mariadbBackend(ctx context.Context) (backend, error) {
 	if b.mariadb == nil {
 		// A production-sized buffer pool (the history figures read several
 		// hundred MiB, which the tests' 64 MiB would turn into a disk
@@ -173,14 +188,14 @@ func (b *bench) backends(ctx context.Context) ([]backend, error) {
 		m, err := services.StartMariaDB(ctx, "--innodb-buffer-pool-size=1G", "--innodb-io-capacity=10000",
 			"--innodb-io-capacity-max=20000", "--innodb-change-buffering=none")
 		if err != nil {
-			return nil, fmt.Errorf("start mariadb: %w", err)
+			return backend{}, fmt.Errorf("start mariadb: %w", err)
 		}
 		b.mariadb = m
 	}
-	return []backend{{name: "sqlite"}, {name: "mariadb", newDSN: func() (string, error) {
+	return backend{name: "mariadb", newDSN: func() (string, error) {
 		dsn, _, err := b.mariadb.CreateDatabase(ctx)
 		return dsn, err
-	}}}, nil
+	}}, nil
 }
 
 // backend is a database cmon runs on in a figure.

@@ -54,8 +54,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, prefix := range []string{"rpc ping", "rpc getAllClusterInfo", "controller RSS", "password login",
-		"dispatch to RUNNING", "queue", "history getJobInstances", "history getJobLog", "fan-out exec true on",
-		"fleet: register", "fleet: health monitor", "fleet: fan-out"} {
+		"dispatch to RUNNING", "queue", "dispatch to RUNNING p50 (galera", "queue drain", "history getJobInstances",
+		"history getJobLog", "fan-out exec true on", "fleet: register", "fleet: health monitor", "fleet: fan-out"} {
 		found := false
 		for _, f := range figures {
 			if strings.HasPrefix(f.Name, prefix) {
