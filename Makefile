@@ -74,11 +74,13 @@ fuzz:
 		rm -f .fuzz-$$fn.log; \
 	done
 
-# Longer fuzzing, then the hostile-input and connection-flood drills against
-# the real binary; one summary line per drill.
+# Longer fuzzing, then the hostile-input, connection-flood and output-storm
+# drills against the real binary, and the Galera drills (jobs, logins,
+# changes under load, a node killed) at a thousand and more each; one
+# summary line per drill.
 soak: build test-deps
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$${SOAK_FUZZTIME:-100000x}
-	@CMON_BIN=$(abspath $(BIN)) $(GO) test -tags soak -count=1 -timeout 20m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
+	@CMON_BIN=$(abspath $(BIN)) $(GO) test -tags soak -count=1 -timeout 60m -run '^TestSoak' -v ./integration > .soak.log 2>&1; \
 		rc=$$?; grep -E '^(hostile-input|connection-flood|output-storm):|^(ok|FAIL|--- FAIL)|_test.go:' .soak.log; rm -f .soak.log; exit $$rc
 
 # Statement coverage of the unit tests, of the integration suite against a

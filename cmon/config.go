@@ -144,7 +144,7 @@ func settings() []setting {
 				return nil
 			}},
 		{key: "CMON_MYSQL_DSN", flag: "mysql-dsn", secret: true,
-			usage: "MySQL/MariaDB DSN user:password@tcp(host:port)/db; empty uses SQLite in the data directory (prefer the file or environment: flags show in the process list)",
+			usage: "MySQL/MariaDB DSN user:password@tcp(host:port)/db, or tcp(host1:port,host2:port,...) for the nodes of a Galera cluster; empty uses SQLite in the data directory (prefer the file or environment: flags show in the process list)",
 			set: func(c *Config, v string) error {
 				if v != "" {
 					if err := sql.CheckMySQLDSN(v); err != nil {

@@ -15,7 +15,8 @@ import (
 // through three controllers, and its return; then a controller that knows
 // only that node, silent long enough to be thought dead, coming back.
 func TestGaleraNodeKilledUnderLoad(t *testing.T) {
-	galeraKillDrill(t, 150)
+	t.Parallel()
+	galeraKillDrill(t, 90)
 }
 
 // drillTimeout is the drill's CMON_CONTROLLER_TIMEOUT: far above the stall
@@ -23,18 +24,15 @@ func TestGaleraNodeKilledUnderLoad(t *testing.T) {
 // wait for a controller to be thought dead.
 const drillTimeout = "12s"
 
-// galeraKillDrill runs the drill on the shared Galera cluster, whose third
-// node it kills twice, with jobs created through the controllers. The
-// package's tests run one at a time: no other test uses the cluster
-// meanwhile, and the drill leaves it whole.
+// galeraKillDrill runs the drill on a Galera cluster of its own, whose third
+// node it kills twice, with jobs created through the controllers.
 func galeraKillDrill(t *testing.T, jobs int) {
 	ctx := context.Background()
-	g := services.SharedGalera(t)
-	t.Cleanup(func() {
-		if err := g.Heal(ctx); err != nil {
-			t.Errorf("restart the killed node: %v", err)
-		}
-	})
+	g, err := services.StartGalera(ctx)
+	if err != nil {
+		services.Unavailable(t, "Galera", err)
+	}
+	t.Cleanup(g.Stop)
 	dsns := g.NewDatabase(t)
 	const victim = 2
 	env := []string{"CMON_CONTROLLER_TIMEOUT=" + drillTimeout}

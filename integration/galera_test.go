@@ -15,6 +15,11 @@ import (
 	"github.com/cmon-dev/cmon/integration/services"
 )
 
+// The Galera tests run beside each other (t.Parallel), after the package's
+// other tests: each works on a database of its own on the shared cluster
+// (the kill drill on a cluster of its own), and one's CPU-bound replication
+// fills another's waits.
+
 // galeraControllers starts one controller per node of the shared Galera
 // cluster, all at the same moment, on a fresh empty database, with env
 // added to their environment.
@@ -60,6 +65,7 @@ func (g *goroutineTB) Fatalf(format string, args ...any) {
 // database, each through another Galera node, all migrate it and serve; a
 // named lock, which holds on one node only, let two of three die.
 func TestGaleraControllersStartTogether(t *testing.T) {
+	t.Parallel()
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round %d", round+1), func(t *testing.T) {
 			for i, c := range galeraControllers(t) {
@@ -77,7 +83,8 @@ func TestGaleraControllersStartTogether(t *testing.T) {
 // to the controller of another, every time, while jobs run through all
 // three: cmon makes its reads wait for what the cluster committed before.
 func TestGaleraChangesReachOtherNodes(t *testing.T) {
-	galeraVisibility(t, galeraControllers(t, "CMON_LOGIN_MAX_FAILURES=1000"), 30)
+	t.Parallel()
+	galeraVisibility(t, galeraControllers(t, "CMON_LOGIN_MAX_FAILURES=1000"), 15)
 }
 
 // galeraVisibility runs rounds of changes, each through one controller and
@@ -171,7 +178,8 @@ func jobLoad(t *testing.T, sessions []*session) (stop func() []int64) {
 // they share: the throttle's rows, written through every node, conflict on
 // Galera, and a conflict is run again rather than failed.
 func TestGaleraLoginsAcrossControllers(t *testing.T) {
-	galeraLogins(t, galeraControllers(t), 120)
+	t.Parallel()
+	galeraLogins(t, galeraControllers(t), 60)
 }
 
 func galeraLogins(t *testing.T, ctrls []*controller, logins int) {
@@ -222,6 +230,7 @@ func galeraLogins(t *testing.T, ctrls []*controller, logins int) {
 // through the three controllers, whose workers claim them through three
 // nodes, each run exactly once and none fails by a conflict.
 func TestGaleraJobsRunOnceThroughThreeControllers(t *testing.T) {
+	t.Parallel()
 	ctrls := galeraControllers(t)
 	sessions := adminSessions(t, ctrls)
 	ids := submitJobs(t, sessions, 150, nil)

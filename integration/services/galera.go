@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,9 +21,6 @@ const GaleraProvider = "/usr/lib/galera/libgalera_smm.so"
 // node is a MariaDB of its own, with its own data directory and ports.
 type Galera struct {
 	Nodes []*MariaDB
-	mu    sync.Mutex
-	// killed are the nodes Kill ended that Restart has not started again.
-	killed map[int]bool
 }
 
 var sharedGalera shared[*Galera]
@@ -173,12 +169,6 @@ func (g *Galera) Kill(i int) {
 	node := g.Nodes[i]
 	_ = node.cmd.Process.Kill()
 	node.done <- <-node.done // Stop still finds the exit
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.killed == nil {
-		g.killed = map[int]bool{}
-	}
-	g.killed[i] = true
 }
 
 // Restart starts node i again after Kill, on its old ports, and returns once
@@ -189,26 +179,6 @@ func (g *Galera) Restart(ctx context.Context, i int) error {
 	node.serverArgs = slices.DeleteFunc(node.serverArgs, func(arg string) bool { return arg == "--wsrep-new-cluster" })
 	if err := join(ctx, node, true); err != nil {
 		return fmt.Errorf("galera node %d: %w", i+1, err)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.killed, i)
-	return nil
-}
-
-// Heal restarts the nodes Kill left dead: a test that kills a node of the
-// shared cluster hands it on whole, whatever became of the test.
-func (g *Galera) Heal(ctx context.Context) error {
-	g.mu.Lock()
-	var dead []int
-	for i := range g.killed {
-		dead = append(dead, i)
-	}
-	g.mu.Unlock()
-	for _, i := range dead {
-		if err := g.Restart(ctx, i); err != nil {
-			return err
-		}
 	}
 	return nil
 }
