@@ -24,15 +24,12 @@ func TestGaleraNodeKilledUnderLoad(t *testing.T) {
 // wait for a controller to be thought dead.
 const drillTimeout = "12s"
 
-// galeraKillDrill runs the drill on a Galera cluster of its own, whose third
-// node it kills twice, with jobs created through the controllers.
+// galeraKillDrill runs the drill on the breakable Galera cluster, whose third
+// node it kills twice, with jobs created through the controllers; it leaves
+// the cluster whole.
 func galeraKillDrill(t *testing.T, jobs int) {
 	ctx := context.Background()
-	g, err := services.StartGalera(ctx)
-	if err != nil {
-		services.Unavailable(t, "Galera", err)
-	}
-	t.Cleanup(g.Stop)
+	g := services.BreakableGalera(t)
 	dsns := g.NewDatabase(t)
 	const victim = 2
 	env := []string{"CMON_CONTROLLER_TIMEOUT=" + drillTimeout}

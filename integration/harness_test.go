@@ -34,8 +34,12 @@ func TestMain(m *testing.M) {
 	}
 	cmonBinary = bin
 	flag.Parse()
-	if run := flag.Lookup("test.run").Value.String(); run == "" || matches(run, "TestConsole") {
+	run := flag.Lookup("test.run").Value.String()
+	if run == "" || matches(run, "TestConsole") {
 		go e2eReady() // fetches playwright-core, if need be, while the other tests run
+	}
+	if run == "" || matches(run, "TestGalera") || matches(run, "TestSoakGalera") {
+		services.WarmGalera() // the clusters start while the other tests run
 	}
 	code := services.Main(m)
 	cleanup()

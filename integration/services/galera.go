@@ -23,13 +23,30 @@ type Galera struct {
 	Nodes []*MariaDB
 }
 
-var sharedGalera shared[*Galera]
+var sharedGalera, breakableGalera shared[*Galera]
+
+func startGalera() (*Galera, error) { return StartGalera(context.Background()) }
 
 // SharedGalera starts one cluster for the test binary on first use; Main stops
 // it. Tests get their own database on it with NewDatabase.
 func SharedGalera(t testing.TB) *Galera {
 	t.Helper()
-	return sharedGalera.get(t, "Galera", func() (*Galera, error) { return StartGalera(context.Background()) })
+	return sharedGalera.get(t, "Galera", startGalera)
+}
+
+// BreakableGalera is a second cluster of the test binary, for a test that
+// kills its nodes while others use the shared one: one test at a time may
+// use it, and must leave it whole.
+func BreakableGalera(t testing.TB) *Galera {
+	t.Helper()
+	return breakableGalera.get(t, "Galera", startGalera)
+}
+
+// WarmGalera starts both clusters in the background, for the tests that use
+// them to find them running.
+func WarmGalera() {
+	sharedGalera.warm(startGalera)
+	breakableGalera.warm(startGalera)
 }
 
 // galeraNodes is the cluster's size: the smallest that keeps a majority when

@@ -44,6 +44,8 @@ func Unavailable(t testing.TB, what string, err error) {
 var registry struct {
 	sync.Mutex
 	stops []func()
+	// warming are the services started ahead of their first use.
+	warming sync.WaitGroup
 }
 
 func onStop(stop func()) {
@@ -65,22 +67,41 @@ func (s *shared[T]) get(t testing.TB, what string, start func() (T, error)) T {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ok && s.err == nil {
-		s.v, s.err = start()
-		if s.ok = s.err == nil; s.ok {
-			onStop(s.v.Stop)
-		}
-	}
+	s.start(start)
 	if s.err != nil {
 		Unavailable(t, what, s.err)
 	}
 	return s.v
 }
 
+// start starts the service unless it runs or failed; s.mu is held.
+func (s *shared[T]) start(start func() (T, error)) {
+	if s.ok || s.err != nil {
+		return
+	}
+	s.v, s.err = start()
+	if s.ok = s.err == nil; s.ok {
+		onStop(s.v.Stop)
+	}
+}
+
+// warm starts the service in the background, so that a slow start overlaps
+// other tests instead of adding to the run; its first get waits for it.
+func (s *shared[T]) warm(start func() (T, error)) {
+	registry.warming.Add(1)
+	go func() {
+		defer registry.warming.Done()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.start(start)
+	}()
+}
+
 // Main runs a package's tests and then stops every service they started. Use it
 // from TestMain: func TestMain(m *testing.M) { os.Exit(services.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
+	registry.warming.Wait() // a start still under way is stopped too
 	registry.Lock()
 	defer registry.Unlock()
 	for i := len(registry.stops) - 1; i >= 0; i-- {
