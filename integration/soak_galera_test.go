@@ -20,7 +20,7 @@ func TestSoakGaleraLogins(t *testing.T) {
 }
 
 func TestSoakGaleraChanges(t *testing.T) {
-	galeraVisibility(t, galeraControllers(t, "CMON_LOGIN_MAX_FAILURES=1000"), 300)
+	galeraVisibility(t, galeraControllers(t, "CMON_LOGIN_MAX_FAILURES=1000"), 150)
 }
 
 func TestSoakGaleraNodeKill(t *testing.T) {
