@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,20 +352,10 @@ func sumMetric(t *testing.T, ctrls []*controller, name string) int {
 		if err != nil {
 			t.Fatalf("metrics of %s: %v", c.URL, err)
 		}
-		found := false
-		for line := range strings.Lines(out) {
-			if value, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-				n, err := strconv.ParseFloat(value, 64)
-				if err != nil {
-					t.Fatalf("%s: %v", line, err)
-				}
-				sum += int(n)
-				found = true
-			}
-		}
-		if !found {
+		if !strings.Contains(out, "\n"+name+" ") {
 			t.Fatalf("no %s in the metrics of %s", name, c.URL)
 		}
+		sum += int(scrape(out, name))
 	}
 	return sum
 }
