@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -20,14 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
-
-// testLogger discards the engine's log unless JOBS_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("JOBS_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // testConfig is quick: short polls and heartbeats.
 func testConfig(id string) Config {
@@ -43,7 +33,7 @@ func testConfig(id string) Config {
 		KillGrace:    2 * time.Second,
 		DrainTimeout: 5 * time.Second,
 		Retention:    Retention{Interval: -1},
-		Logger:       testLogger(),
+		Logger:       services.TestLogger(),
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -36,6 +38,15 @@ func Unavailable(t testing.TB, what string, err error) {
 		t.Fatalf("%s is required under CI: %v", what, err)
 	}
 	t.Skipf("%s unavailable (set CI=true to make this a failure): %v", what, err)
+}
+
+// TestLogger is the log of the code under test: discarded unless
+// JOBS_TEST_LOG is set, then everything down to debug on stderr.
+func TestLogger() *slog.Logger {
+	if os.Getenv("JOBS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // registry holds the services started lazily by a test binary, so that Main

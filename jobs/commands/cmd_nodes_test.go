@@ -38,7 +38,7 @@ func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 	keys := hosts.NewDBKnownHosts(db)
 	client := func(learn bool) *remote.Client {
 		c, err := remote.New(remote.Config{KnownHosts: keys, LearnHostKeys: learn, KillGrace: 500 * time.Millisecond,
-			Logger: testLogger()})
+			Logger: services.TestLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func newNodeEnv(t *testing.T, db *sql.DB) *nodeEnv {
 	}
 	inv := hosts.NewInventory(db)
 	strict := client(false)
-	deps := NodeDeps{Inventory: inv, Tree: rbac.NewStore(db), SSH: strict, Learn: client(true), HostKeys: keys, Log: testLogger()}
+	deps := NodeDeps{Inventory: inv, Tree: rbac.NewStore(db), SSH: strict, Learn: client(true), HostKeys: keys, Log: services.TestLogger()}
 	cfg := testConfig("nodes")
 	cfg.Workers = 8
 	cfg.KillGrace = strict.StopBound() + time.Second // above the transport's bound, as cmon sets it

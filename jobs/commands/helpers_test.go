@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -16,14 +14,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(services.Main(m)) }
-
-// testLogger discards the log unless JOBS_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("JOBS_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // testConfig is an engine with quick polls and heartbeats.
 func testConfig(id string) jobs.Config {
@@ -37,7 +27,7 @@ func testConfig(id string) jobs.Config {
 		KillGrace:         2 * time.Second,
 		DrainTimeout:      5 * time.Second,
 		Retention:         jobs.Retention{Interval: -1},
-		Logger:            testLogger(),
+		Logger:            services.TestLogger(),
 	}
 }
 
