@@ -64,7 +64,7 @@ test: test-deps fmt-check tidy-check vet staticcheck build fuzz
 # inputs, not durations: Go 1.26's fuzz coordinator can fail a run at the end
 # of a duration with a spurious "context deadline exceeded" on a loaded
 # machine (golang/go#75804, fixed in Go 1.27).
-FUZZ_TARGETS := rpc:FuzzDispatch rbac:FuzzParseACL jobs:FuzzSchedule jobs/commands:FuzzJobData jobs/commands:FuzzOutputLog hosts/remote:FuzzStdout
+FUZZ_TARGETS := rpc:FuzzDispatch sql:FuzzParseMySQLDSN rbac:FuzzParseACL jobs:FuzzSchedule jobs/commands:FuzzJobData jobs/commands:FuzzOutputLog hosts/remote:FuzzStdout
 FUZZTIME ?= 2000x
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

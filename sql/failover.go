@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,11 @@ func splitAddresses(dsn string) (string, []string, error) {
 			return "", nil, errors.New("an empty server address in the list of tcp(...)")
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			addr = net.JoinHostPort(addr, "3306")
+			addr = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "3306")
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return "", nil, fmt.Errorf("server address %q in tcp(...) is not host:port with a port from 1 to 65535", addr)
 		}
 		addrs = append(addrs, addr)
 	}

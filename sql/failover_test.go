@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -22,9 +23,13 @@ func TestParseMySQLDSNServerLists(t *testing.T) {
 			wantList: []string{"127.0.0.1:1", "127.0.0.2:2"}},
 		{name: "ipv6 nodes", dsn: "cmon:pw@tcp([::1]:3306,[::2]:3306)/cmon", wantAddr: "[::1]:3306",
 			wantList: []string{"[::1]:3306", "[::2]:3306"}},
+		{name: "ipv6 nodes without ports", dsn: "cmon:pw@tcp([::1],::2)/cmon", wantAddr: "[::1]:3306",
+			wantList: []string{"[::1]:3306", "[::2]:3306"}},
 		{name: "an @ and a comma in the password", dsn: "cmon:p@ss,w@tcp(db1,db2)/cmon", wantAddr: "db1:3306",
 			wantList: []string{"db1:3306", "db2:3306"}},
 		{name: "an empty address", dsn: "cmon:secret-pw@tcp(db1,,db3)/cmon", wantErr: "an empty server address"},
+		{name: "a port without a host", dsn: "cmon:secret-pw@tcp(db1,:3306)/cmon", wantErr: "is not host:port"},
+		{name: "a port out of range", dsn: "cmon:secret-pw@tcp(db1,db2:99999)/cmon", wantErr: "is not host:port"},
 		{name: "not a DSN", dsn: "cmon:secret-pw@db1/cmon", wantErr: "not a valid MySQL DSN"},
 	}
 	for _, tt := range tests {
@@ -47,4 +52,28 @@ func TestParseMySQLDSNServerLists(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseMySQLDSN: whatever an operator writes as CMON_MYSQL_DSN, parsing
+// never panics, an error never quotes the text, and a list it accepts names
+// every server with a port.
+func FuzzParseMySQLDSN(f *testing.F) {
+	for _, dsn := range []string{"cmon:pw@tcp(db1:3306,db2,db3)/cmon?timeout=2s", "cmon:p@ss,w@tcp(db1,db2)/cmon",
+		"u:secret-pw@tcp(db1,,db3)/cmon", "u:p@tcp([::1]:3306,[::2])/d", "/", "@tcp(,)/", "tcp(a,b)"} {
+		f.Add(dsn)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		_, addrs, err := parseMySQLDSN(dsn)
+		if err != nil {
+			if len(dsn) > 12 && strings.Contains(err.Error(), dsn) {
+				t.Fatalf("the error quotes the DSN: %v", err)
+			}
+			return
+		}
+		for _, addr := range addrs {
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				t.Fatalf("listed server %q has no port: %v", addr, err)
+			}
+		}
+	})
 }
